@@ -1,0 +1,2 @@
+// Package authz decides whether a request for a protected HLS path may be served.
+package authz
