@@ -21,7 +21,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		// Entries are added as the subcommands land; see the files beside this one.
+		"serve": {"run the HLS edge", runServe},
 	}
 }
 

@@ -1,0 +1,36 @@
+# hlsedge: `make run` starts the demo origin and the edge; `make test` installs what the tests need and runs them.
+GO      ?= go
+BIN     := bin/hlsedge
+# Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test.
+TEST_DEBS := ffmpeg
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+
+.PHONY: build run test deps bench fuzz vet clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/hlsedge
+
+run: build
+	./$(BIN) demo
+
+# deps installs the Debian packages the tests need when they are missing and we are root (CI, fresh machines).
+deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+bench: build
+	./scripts/bench.sh
+
+fuzz:
+	for f in $$($(GO) test -list 'Fuzz.*' ./playlist/ | grep ^Fuzz); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 30s ./playlist/; done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/proxy"
+)
+
+// runDemo is what `make run` starts: the synthetic origin and the edge in one process, on the embedded config.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	originAddr := fs.String("origin-listen", "127.0.0.1:8081", "address of the synthetic origin")
+	channels := fs.String("channels", "a001,a002", "channels the origin serves")
+	variants := fs.Int("variants", 2, "variants per channel (a master playlist when > 1)")
+	configPath := fs.String("config", "", "edge config (default: the embedded configs/demo.yaml)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	origin, err := bench.NewOrigin(bench.OriginConfig{Channels: strings.Split(*channels, ","), URIs: "absolute", Variants: *variants})
+	if err != nil {
+		return fmt.Errorf("building demo origin: %w", err)
+	}
+	oln, err := net.Listen("tcp", *originAddr)
+	if err != nil {
+		return fmt.Errorf("listening for the demo origin: %w", err)
+	}
+	go origin.Serve(oln)
+	defer origin.Shutdown()
+
+	cfg, err := loadEdgeConfig(*configPath, "", "http://"+oln.Addr().String(), "")
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	srv, err := proxy.New(cfg, proxy.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	ch := strings.Split(*channels, ",")[0]
+	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), cfg.Listen, cfg.Admin.Listen)
+	fmt.Fprintf(stdout, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", cfg.Listen, ch)
+	fmt.Fprintln(stdout, "stop with Ctrl-C")
+	return srv.ListenAndServe(ctx)
+}

@@ -1,0 +1,353 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the edge's whole configuration, read from YAML. Every field is documented where it is declared and in
+// configs/*.yaml. Zero values are replaced by the defaults in Defaults; Validate names the field that is wrong.
+type Config struct {
+	// Listen is the public address viewers connect to.
+	Listen string `yaml:"listen"`
+	// Admin is the operators' listener: /healthz, /metrics and the admin API. Keep it on loopback or a private
+	// network: it is the only place metrics are served.
+	Admin AdminConfig `yaml:"admin"`
+	// Origins are tried in order; a failing origin is skipped for Upstream.DownFor and the next one is asked.
+	Origins []OriginConfig `yaml:"origins"`
+	// Upstream bounds every call to an origin.
+	Upstream UpstreamConfig `yaml:"upstream"`
+	// Routes map public URL layouts onto origin paths. The first route whose prefix matches wins, so list the
+	// longer prefixes first. The channel is the first path segment after the prefix.
+	Routes []RouteConfig `yaml:"routes"`
+	// Cache is the shared edge cache of playlists and segments.
+	Cache CacheConfig `yaml:"cache"`
+	// Server bounds the public listener.
+	Server ServerConfig `yaml:"server"`
+	// TrustedProxies lists the peers (IPs or CIDRs) whose X-Forwarded-For is believed. Tokens can be bound to the
+	// client IP, so a header from anyone else is ignored and the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// CORS headers on playlists and segments. On by default, as in Astra, because browser players on the
+	// operator's site fetch cross-origin.
+	CORS CORSConfig `yaml:"cors"`
+	// Log controls the operator's logs.
+	Log LogConfig `yaml:"log"`
+
+	trusted []netip.Prefix
+}
+
+// AdminConfig is the operators' listener.
+type AdminConfig struct {
+	// Listen is the admin address; empty disables the admin listener. Default 127.0.0.1:8090.
+	Listen string `yaml:"listen"`
+	// Token, when set, must be sent as "Authorization: Bearer TOKEN" to the /api/ endpoints.
+	Token string `yaml:"token"`
+}
+
+// OriginConfig is one HLS origin (an Astra HTTP output, or any HLS server).
+type OriginConfig struct {
+	// URL is the origin's base, scheme and host only, e.g. http://10.0.0.5:8000.
+	URL string `yaml:"url"`
+
+	host   string
+	scheme string
+}
+
+// UpstreamConfig bounds calls to origins. fasthttp's client has no limits unless they are set, so every one of
+// these has a default.
+type UpstreamConfig struct {
+	// ConnectTimeout bounds the TCP connect. Default 2s: a dead origin must fail fast so failover can act.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Timeout bounds one origin request until the response headers (and the body, for cached objects) arrive.
+	// Default 5s, longer than one live segment so a slow but working origin still serves.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConnsPerOrigin caps pooled connections to one origin. Default 512.
+	MaxConnsPerOrigin int `yaml:"max_conns_per_origin"`
+	// DownFor is how long an origin that failed is skipped (passive health). Default 10s.
+	DownFor time.Duration `yaml:"down_for"`
+}
+
+// RouteConfig maps a public prefix to an origin prefix: PREFIX{channel}/rest -> ORIGIN_PREFIX{channel}/rest.
+type RouteConfig struct {
+	// Prefix is the public path prefix, ending in "/": "/play/" (Astra) or "/" (Flussonic /{stream}/index.m3u8).
+	Prefix string `yaml:"prefix"`
+	// OriginPrefix replaces Prefix on the way to the origin. Default: the same as Prefix.
+	OriginPrefix string `yaml:"origin_prefix"`
+}
+
+// CacheConfig bounds the edge cache.
+type CacheConfig struct {
+	// MaxBytes bounds the bodies held in memory. Default 256 MiB. Accepts 1048576, "512KiB", "256MiB", "2GiB".
+	MaxBytes ByteSize `yaml:"max_bytes"`
+	// SegmentTTL is how long a segment stays. Live segments never change once published. Default 2m.
+	SegmentTTL time.Duration `yaml:"segment_ttl"`
+	// PlaylistTTL micro-caches live playlists. 0 means coalesce only: concurrent misses share one origin fetch
+	// but nothing is kept. Default 1s, a third of Astra's 3 s segment.
+	PlaylistTTL *time.Duration `yaml:"playlist_ttl"`
+	// MaxObjectSize is the largest body buffered and cached; larger segments are streamed to the viewer and not
+	// cached. Default 16 MiB.
+	MaxObjectSize ByteSize `yaml:"max_object_size"`
+	// MaxPlaylistSize is the largest playlist accepted from an origin; a larger one is answered 502, because a
+	// playlist must be buffered to be rewritten. Default 4 MiB.
+	MaxPlaylistSize ByteSize `yaml:"max_playlist_size"`
+}
+
+// ServerConfig bounds the public listener. fasthttp's server has no timeouts unless they are set.
+type ServerConfig struct {
+	// ReadTimeout bounds reading one request, headers and body. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one response. Default 60s: a large segment to a slow set-top box takes a while.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConns caps concurrent connections. Default 100000.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP caps connections from one client address; 0 means no cap (the default, since many viewers
+	// share one carrier-grade NAT address).
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// ShutdownTimeout bounds the graceful shutdown on SIGTERM. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// CORSConfig is the cross-origin policy of playlists and segments.
+type CORSConfig struct {
+	// Disabled turns CORS headers off.
+	Disabled bool `yaml:"disabled"`
+	// AllowOrigins lists the allowed page origins ("https://tv.example.com"); "*" allows any. Default ["*"].
+	AllowOrigins []string `yaml:"allow_origins"`
+	// MaxAge is how long browsers may cache a preflight answer. Default 10m.
+	MaxAge time.Duration `yaml:"max_age"`
+}
+
+// LogConfig is the operator's logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+	// Access turns on one JSON line per request. Tokens are never logged: only the path, never the query.
+	Access bool `yaml:"access"`
+}
+
+// ByteSize is a size in bytes that YAML may write as a number or with a binary suffix.
+type ByteSize int64
+
+// UnmarshalYAML accepts 1048576, "1048576", "512KiB", "256MiB", "2GiB" (and KB/MB/GB as the same binary units).
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize parses a byte count with an optional binary suffix.
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a byte size (use a number or e.g. 256MiB)", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// LoadConfig reads a YAML file. Unknown fields are errors, because a misspelt field silently taking its default
+// is how an edge ends up open.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseConfig(data)
+}
+
+// ParseConfig decodes YAML strictly; call SetDefaults and Validate after applying command-line overrides.
+func ParseConfig(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("parsing config: %w", err)
+	}
+	return &c, nil
+}
+
+// SetDefaults fills every unset field.
+func (c *Config) SetDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:8090"
+	}
+	def(&c.Upstream.ConnectTimeout, 2*time.Second)
+	def(&c.Upstream.Timeout, 5*time.Second)
+	def(&c.Upstream.DownFor, 10*time.Second)
+	if c.Upstream.MaxConnsPerOrigin == 0 {
+		c.Upstream.MaxConnsPerOrigin = 512
+	}
+	if len(c.Routes) == 0 {
+		c.Routes = []RouteConfig{{Prefix: "/play/"}}
+	}
+	for i := range c.Routes {
+		if c.Routes[i].OriginPrefix == "" {
+			c.Routes[i].OriginPrefix = c.Routes[i].Prefix
+		}
+	}
+	if c.Cache.MaxBytes == 0 {
+		c.Cache.MaxBytes = 256 << 20
+	}
+	def(&c.Cache.SegmentTTL, 2*time.Minute)
+	if c.Cache.PlaylistTTL == nil {
+		d := time.Second
+		c.Cache.PlaylistTTL = &d
+	}
+	if c.Cache.MaxObjectSize == 0 {
+		c.Cache.MaxObjectSize = 16 << 20
+	}
+	if c.Cache.MaxPlaylistSize == 0 {
+		c.Cache.MaxPlaylistSize = 4 << 20
+	}
+	def(&c.Server.ReadTimeout, 10*time.Second)
+	def(&c.Server.WriteTimeout, 60*time.Second)
+	def(&c.Server.IdleTimeout, 60*time.Second)
+	def(&c.Server.ShutdownTimeout, 10*time.Second)
+	if c.Server.MaxConns == 0 {
+		c.Server.MaxConns = 100000
+	}
+	if len(c.CORS.AllowOrigins) == 0 {
+		c.CORS.AllowOrigins = []string{"*"}
+	}
+	def(&c.CORS.MaxAge, 10*time.Minute)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+// Validate checks every field and names the first one that is wrong.
+func (c *Config) Validate() error {
+	positive := func(name string, d time.Duration) error {
+		if d <= 0 {
+			return fmt.Errorf("'%s' must be greater than zero", name)
+		}
+		return nil
+	}
+	if _, err := netip.ParseAddrPort(c.Listen); err != nil && !strings.HasPrefix(c.Listen, ":") {
+		return fmt.Errorf("'listen' must be host:port with an IP address, got %q", c.Listen)
+	}
+	if len(c.Origins) == 0 {
+		return errors.New("'origins' must list at least one origin")
+	}
+	for i := range c.Origins {
+		o := &c.Origins[i]
+		u, err := url.Parse(o.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("'origins[%d].url' must be an http(s) URL with a host, got %q", i, o.URL)
+		}
+		if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+			return fmt.Errorf("'origins[%d].url' must be scheme and host only; map paths with 'routes', got %q", i, o.URL)
+		}
+		o.scheme, o.host = u.Scheme, u.Host
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"upstream.connect_timeout", c.Upstream.ConnectTimeout},
+		{"upstream.timeout", c.Upstream.Timeout},
+		{"upstream.down_for", c.Upstream.DownFor},
+		{"cache.segment_ttl", c.Cache.SegmentTTL},
+		{"server.read_timeout", c.Server.ReadTimeout},
+		{"server.write_timeout", c.Server.WriteTimeout},
+		{"server.idle_timeout", c.Server.IdleTimeout},
+		{"server.shutdown_timeout", c.Server.ShutdownTimeout},
+	} {
+		if err := positive(f.name, f.d); err != nil {
+			return err
+		}
+	}
+	if c.Cache.PlaylistTTL != nil && *c.Cache.PlaylistTTL < 0 {
+		return errors.New("'cache.playlist_ttl' must not be negative (0 means coalesce only)")
+	}
+	if c.Upstream.MaxConnsPerOrigin < 0 {
+		return errors.New("'upstream.max_conns_per_origin' must be greater than zero")
+	}
+	if c.Cache.MaxBytes < 1<<20 {
+		return errors.New("'cache.max_bytes' must be at least 1MiB")
+	}
+	if c.Cache.MaxObjectSize <= 0 || c.Cache.MaxObjectSize > c.Cache.MaxBytes {
+		return errors.New("'cache.max_object_size' must be greater than zero and at most 'cache.max_bytes'")
+	}
+	if c.Cache.MaxPlaylistSize <= 0 {
+		return errors.New("'cache.max_playlist_size' must be greater than zero")
+	}
+	for i, r := range c.Routes {
+		if !strings.HasPrefix(r.Prefix, "/") || !strings.HasSuffix(r.Prefix, "/") {
+			return fmt.Errorf("'routes[%d].prefix' must start and end with '/', got %q", i, r.Prefix)
+		}
+		if !strings.HasPrefix(r.OriginPrefix, "/") || !strings.HasSuffix(r.OriginPrefix, "/") {
+			return fmt.Errorf("'routes[%d].origin_prefix' must start and end with '/', got %q", i, r.OriginPrefix)
+		}
+	}
+	c.trusted = c.trusted[:0]
+	for i, s := range c.TrustedProxies {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("'trusted_proxies[%d]' must be an IP or CIDR, got %q", i, s)
+		}
+		c.trusted = append(c.trusted, p)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("'log.level' must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		return fmt.Errorf("'log.format' must be json or text, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

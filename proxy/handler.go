@@ -1,0 +1,260 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// scratch is the per-request buffers, pooled so that a cache hit allocates nothing.
+type scratch struct {
+	originPath []byte
+	key        []byte
+	query      []byte
+	body       []byte
+}
+
+// serveHTTP is the one-way request path: route, authorize, cache or origin (coalesced), rewrite, respond.
+func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
+	start := s.now()
+	sc := s.bufs.Get().(*scratch)
+	k, cacheState := s.handle(ctx, sc)
+	s.bufs.Put(sc)
+	status := ctx.Response.StatusCode()
+	s.m.request(k, status).Inc()
+	s.m.latency[k].UpdateDuration(start)
+	if s.cfg.Log.Access {
+		// Only the path is logged, never the query: tokens travel there.
+		s.log.Info("access", "method", string(ctx.Method()), "path", string(ctx.Request.URI().PathOriginal()),
+			"status", status, "bytes", len(ctx.Response.Body()), "ms", float64(s.now().Sub(start).Microseconds())/1000,
+			"ip", s.clientIP(ctx).String(), "cache", cacheState)
+	}
+}
+
+// handle serves one request and returns what the metrics and the access log need.
+func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
+	path := ctx.Request.URI().PathOriginal()
+	if string(path) == "/healthz" {
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+		return routeAdmin, ""
+	}
+	method := ctx.Method()
+	isOptions := string(method) == fasthttp.MethodOptions
+	if !isOptions && string(method) != fasthttp.MethodGet && string(method) != fasthttp.MethodHead {
+		ctx.Response.Header.Set("Allow", "GET, HEAD, OPTIONS")
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+		return routeAdmin, ""
+	}
+
+	rt, err := matchRoute(s.cfg.Routes, path, sc.originPath[:0])
+	sc.originPath = rt.originPath
+	switch {
+	case errors.Is(err, errNoRoute):
+		s.fail(ctx, fasthttp.StatusNotFound, "not found")
+		return routeAdmin, ""
+	case err != nil:
+		s.log.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad request path")
+		return routeAdmin, ""
+	}
+	s.setCORS(ctx)
+	if isOptions {
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return rt.kind, ""
+	}
+
+	// Authorization plugs in here, before any origin work (see authorize).
+	if !s.authorize(ctx, &rt) {
+		return rt.kind, ""
+	}
+
+	// The cache key is the origin path plus the query the origin needs (LL-HLS _HLS_msn and the like), without any
+	// token parameter, so every viewer of a segment shares one entry.
+	sc.query = appendOriginQuery(sc.query[:0], ctx.URI().QueryArgs(), s.isTokenParam)
+	sc.key = append(append(sc.key[:0], sc.originPath...), sc.query...)
+
+	o := s.cache.Get(sc.key)
+	state := "hit"
+	if o != nil {
+		// Fast path: a fresh shared object.
+		s.m.cacheHit.Inc()
+	} else {
+		// Slow path: one origin fetch per key, however many viewers ask at once.
+		s.m.cacheMiss.Inc()
+		res, err, shared := s.fetches.Do(sc.key, func() (fetchResult, error) {
+			return s.fetch(ctx, rt.kind, sc.key)
+		})
+		state = "miss"
+		if shared {
+			s.m.coalescedWaiters.Inc()
+			state = "coalesced"
+		}
+		if err != nil {
+			s.failOrigin(ctx, err)
+			return rt.kind, state
+		}
+		if res.stream != nil && !shared {
+			s.serveStream(ctx, rt.kind, res.stream)
+			return rt.kind, "stream"
+		}
+		if res.obj == nil {
+			// The leader's object was too large to share; this waiter streams its own copy.
+			s.m.cacheBypass.Inc()
+			st, err := s.fetchStream(ctx, rt.kind, sc.key)
+			if err != nil {
+				s.failOrigin(ctx, err)
+				return rt.kind, "stream"
+			}
+			s.serveStream(ctx, rt.kind, st)
+			return rt.kind, "stream"
+		}
+		o = res.obj
+	}
+	s.serveObject(ctx, &rt, o, sc)
+	return rt.kind, state
+}
+
+// serveObject writes a cached object, rewriting playlists for this viewer.
+func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc *scratch) {
+	h := &ctx.Response.Header
+	h.SetContentType(o.contentType)
+	if o.kind == kindPlaylist {
+		h.Set(fasthttp.HeaderCacheControl, s.playlistCacheControl())
+		tmpl, err := o.template(s.rewriter)
+		if err != nil {
+			// The leader already refused bad playlists; this only guards objects cached before a config change.
+			s.m.rewriteErrors.Inc()
+			s.failOrigin(ctx, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin sent an invalid playlist", Err: err})
+			return
+		}
+		sc.body = tmpl.Append(sc.body[:0], s.childQuery(ctx, rt, sc))
+		// SetBody copies, so the pooled buffer can go back to the pool when the handler returns.
+		ctx.Response.SetBody(sc.body)
+		return
+	}
+	h.Set(fasthttp.HeaderCacheControl, s.segmentCacheControl())
+	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	body := o.body
+	if rng := ctx.Request.Header.Peek(fasthttp.HeaderRange); len(rng) > 0 {
+		start, end, ok := parseRange(rng, len(body))
+		if !ok {
+			h.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.Itoa(len(body)))
+			s.fail(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
+			return
+		}
+		if start != 0 || end != len(body)-1 {
+			h.SetContentRange(start, end, len(body))
+			ctx.SetStatusCode(fasthttp.StatusPartialContent)
+			body = body[start : end+1]
+		}
+	}
+	// The object is immutable, so the response may point at it instead of copying it.
+	ctx.Response.SetBodyRaw(body)
+}
+
+func (s *Server) playlistCacheControl() string {
+	// Each viewer's playlist carries its own token, so shared caches must not keep it; browsers may for a moment.
+	return "private, max-age=1"
+}
+
+func (s *Server) segmentCacheControl() string {
+	return "public, max-age=" + strconv.Itoa(int(s.cfg.Cache.SegmentTTL/time.Second))
+}
+
+// fail answers with a status and a one-line reason the viewer (or the person debugging their player) can read.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason string) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
+	ctx.Response.SetBodyString(reason + "\n")
+}
+
+func (s *Server) failOrigin(ctx *fasthttp.RequestCtx, err error) {
+	var oe *OriginError
+	if !errors.As(err, &oe) {
+		oe = &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin fetch failed", Err: err}
+	}
+	level := slog.LevelWarn
+	if oe.Status == fasthttp.StatusNotFound {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "origin error", "path", string(ctx.Request.URI().PathOriginal()), "status", oe.Status,
+		"reason", oe.Reason, "err", errString(oe.Err))
+	s.fail(ctx, oe.Status, oe.Reason)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// serveMalformed answers requests fasthttp could not parse. Such input is the client's fault: 400, never 500.
+func (s *Server) serveMalformed(ctx *fasthttp.RequestCtx, err error) {
+	s.log.Info("malformed request", "err", err)
+	status := fasthttp.StatusBadRequest
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		status = fasthttp.StatusRequestEntityTooLarge
+	}
+	s.fail(ctx, status, "malformed request")
+}
+
+// parseRange handles one "bytes=a-b", "bytes=a-" or "bytes=-n" range. Several ranges are not worth a multipart
+// answer for HLS; the caller then serves the whole body, which RFC 9110 allows.
+func parseRange(h []byte, size int) (start, end int, ok bool) {
+	if !bytes.HasPrefix(h, []byte("bytes=")) || bytes.IndexByte(h, ',') >= 0 {
+		return 0, size - 1, true
+	}
+	spec := h[len("bytes="):]
+	dash := bytes.IndexByte(spec, '-')
+	if dash < 0 || size == 0 {
+		return 0, 0, false
+	}
+	a, b := spec[:dash], spec[dash+1:]
+	atoi := func(p []byte) (int, bool) {
+		if len(p) == 0 || len(p) > 18 {
+			return 0, false
+		}
+		n := 0
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	if len(a) == 0 {
+		n, ok := atoi(b)
+		if !ok || n == 0 {
+			return 0, 0, false
+		}
+		if n > size {
+			n = size
+		}
+		return size - n, size - 1, true
+	}
+	start, ok = atoi(a)
+	if !ok || start >= size {
+		return 0, 0, false
+	}
+	if len(b) == 0 {
+		return start, size - 1, true
+	}
+	end, ok = atoi(b)
+	if !ok || end < start {
+		return 0, 0, false
+	}
+	if end >= size {
+		end = size - 1
+	}
+	return start, end, true
+}

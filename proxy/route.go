@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+)
+
+// kind is what a path serves; it decides caching, Content-Type and whether the body is rewritten.
+type kind uint8
+
+const (
+	kindOther kind = iota
+	kindPlaylist
+	kindSegment
+	kindKey
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindPlaylist:
+		return "playlist"
+	case kindSegment:
+		return "segment"
+	case kindKey:
+		return "key"
+	}
+	return "other"
+}
+
+// route is a matched request: the channel and the origin path, validated.
+type route struct {
+	channel    []byte
+	originPath []byte // appended into the caller's buffer
+	kind       kind
+}
+
+var (
+	errBadPath    = errors.New("bad path")
+	errNoRoute    = errors.New("no route")
+	errBadChannel = errors.New("bad channel name")
+)
+
+// matchRoute maps a raw request path onto an origin path. It works on the raw path as sent, not fasthttp's
+// normalised one, and refuses anything that could climb out of the channel prefix on the origin: dot segments,
+// encoded dots or slashes, backslashes, NUL and other control bytes. Set-top boxes never send those, so
+// refusing them costs no viewer.
+func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
+	if len(raw) == 0 || raw[0] != '/' {
+		return route{}, errBadPath
+	}
+	for _, c := range raw {
+		if c < 0x20 || c == 0x7f || c == '\\' || c == '%' {
+			// Percent-encoding has no legitimate use in Astra or Flussonic HLS paths; refusing it outright
+			// closes every encoded traversal (%2e%2e, %2f, overlong forms) in one place.
+			return route{}, errBadPath
+		}
+	}
+	for seg := raw[1:]; ; {
+		i := bytes.IndexByte(seg, '/')
+		s := seg
+		if i >= 0 {
+			s = seg[:i]
+		}
+		if bytes.Equal(s, dot) || bytes.Equal(s, dotdot) || (len(s) == 0 && i >= 0) {
+			return route{}, errBadPath
+		}
+		if i < 0 {
+			break
+		}
+		seg = seg[i+1:]
+	}
+	for i := range routes {
+		r := &routes[i]
+		if len(raw) <= len(r.Prefix) || string(raw[:len(r.Prefix)]) != r.Prefix {
+			continue
+		}
+		rest := raw[len(r.Prefix):]
+		slash := bytes.IndexByte(rest, '/')
+		if slash <= 0 || slash == len(rest)-1 {
+			// A channel needs a file under it: "/play/a001/" or "/play/a001" are not HLS resources.
+			continue
+		}
+		ch := rest[:slash]
+		if !validChannel(ch) {
+			return route{}, errBadChannel
+		}
+		dst = append(dst, r.OriginPrefix...)
+		dst = append(dst, rest...)
+		return route{channel: ch, originPath: dst, kind: kindOf(rest)}, nil
+	}
+	return route{}, errNoRoute
+}
+
+var (
+	dot    = []byte(".")
+	dotdot = []byte("..")
+)
+
+func validChannel(ch []byte) bool {
+	if len(ch) == 0 || len(ch) > 128 {
+		return false
+	}
+	for _, c := range ch {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func kindOf(p []byte) kind {
+	switch {
+	case bytes.HasSuffix(p, []byte(".m3u8")), bytes.HasSuffix(p, []byte(".m3u")):
+		return kindPlaylist
+	case bytes.HasSuffix(p, []byte(".ts")), bytes.HasSuffix(p, []byte(".m4s")), bytes.HasSuffix(p, []byte(".mp4")),
+		bytes.HasSuffix(p, []byte(".aac")), bytes.HasSuffix(p, []byte(".m4a")), bytes.HasSuffix(p, []byte(".vtt")),
+		bytes.HasSuffix(p, []byte(".webvtt")), bytes.HasSuffix(p, []byte(".mp3")), bytes.HasSuffix(p, []byte(".cmfv")),
+		bytes.HasSuffix(p, []byte(".cmfa")):
+		return kindSegment
+	case bytes.HasSuffix(p, []byte(".key")):
+		return kindKey
+	}
+	return kindOther
+}
+
+// contentType is what the viewer gets when the origin sent none, or sent a generic one.
+func (k kind) contentType(path []byte) string {
+	switch k {
+	case kindPlaylist:
+		return "application/vnd.apple.mpegurl"
+	case kindKey:
+		return "application/octet-stream"
+	case kindSegment:
+		switch {
+		case bytes.HasSuffix(path, []byte(".ts")):
+			return "video/MP2T"
+		case bytes.HasSuffix(path, []byte(".aac")):
+			return "audio/aac"
+		case bytes.HasSuffix(path, []byte(".vtt")), bytes.HasSuffix(path, []byte(".webvtt")):
+			return "text/vtt"
+		case bytes.HasSuffix(path, []byte(".mp3")):
+			return "audio/mpeg"
+		case bytes.HasSuffix(path, []byte(".m4a")), bytes.HasSuffix(path, []byte(".cmfa")):
+			return "audio/mp4"
+		}
+		return "video/mp4"
+	}
+	return "application/octet-stream"
+}

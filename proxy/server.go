@@ -1,0 +1,175 @@
+// Package proxy is the fasthttp HLS edge: routing, authorization hook, edge cache with coalescing, origin
+// failover and the admin endpoints.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/playlist"
+)
+
+// Server is one edge node: the public listener for viewers and the admin listener for operators.
+type Server struct {
+	cfg      *Config
+	log      *slog.Logger
+	up       *Upstreams
+	cache    *Cache
+	fetches  *Coalescer[fetchResult]
+	m        *edgeMetrics
+	rewriter *playlist.Rewriter
+	now      func() time.Time
+
+	public *fasthttp.Server
+	admin  *fasthttp.Server
+
+	// bufs holds the per-request scratch buffers (cache key, rewritten playlist) so the fast path reuses them.
+	bufs sync.Pool
+}
+
+// Options carries the dependencies the caller builds; nil ones get defaults.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock; tests move it.
+	Now func() time.Time
+}
+
+// New builds a Server from a validated config.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     opts.Log,
+		now:     opts.Now,
+		cache:   NewCache(int64(cfg.Cache.MaxBytes), opts.Now),
+		fetches: NewCoalescer[fetchResult](),
+		m:       newEdgeMetrics(),
+	}
+	s.bufs.New = func() any { return &scratch{} }
+	s.up = newUpstreams(cfg, s.m, opts.Now)
+	hosts := make([]string, 0, len(cfg.Origins))
+	for _, o := range cfg.Origins {
+		hosts = append(hosts, o.host)
+	}
+	rw, err := playlist.NewRewriter(playlist.Options{
+		ParamNames:  []string{"token"},
+		OriginHosts: hosts,
+		MaxSize:     int(cfg.Cache.MaxPlaylistSize),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building playlist rewriter: %w", err)
+	}
+	s.rewriter = rw
+	s.public = &fasthttp.Server{
+		Handler:                      s.serveHTTP,
+		ErrorHandler:                 s.serveMalformed,
+		ReadTimeout:                  cfg.Server.ReadTimeout,
+		WriteTimeout:                 cfg.Server.WriteTimeout,
+		IdleTimeout:                  cfg.Server.IdleTimeout,
+		Concurrency:                  cfg.Server.MaxConns,
+		MaxConnsPerIP:                cfg.Server.MaxConnsPerIP,
+		MaxRequestBodySize:           64 << 10,
+		ReadBufferSize:               8 << 10,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		SecureErrorLogMessage:        true,
+		// Verification and routing work on the raw path; fasthttp's normalised copy is not used.
+		DisableKeepalive: false,
+		Logger:           fasthttpLogger{s.log},
+	}
+	if cfg.Admin.Listen != "" {
+		s.admin = &fasthttp.Server{
+			Handler:               s.serveAdmin,
+			ReadTimeout:           cfg.Server.ReadTimeout,
+			WriteTimeout:          cfg.Server.WriteTimeout,
+			IdleTimeout:           cfg.Server.IdleTimeout,
+			MaxRequestBodySize:    1 << 20,
+			NoDefaultServerHeader: true,
+			Logger:                fasthttpLogger{s.log},
+		}
+	}
+	return s, nil
+}
+
+// Serve runs the public listener on ln and, if configured, the admin listener on adminLn, until Shutdown.
+func (s *Server) Serve(ln, adminLn net.Listener) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.public.Serve(ln) }()
+	n := 1
+	if s.admin != nil && adminLn != nil {
+		n++
+		go func() { errc <- s.admin.Serve(adminLn) }()
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			// One listener failing takes the node down, rather than leaving it half alive.
+			go s.Shutdown(context.Background())
+		}
+	}
+	return first
+}
+
+// ListenAndServe opens the configured listeners and serves until ctx is done, then shuts down gracefully.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on 'listen' %s: %w", s.cfg.Listen, err)
+	}
+	var adminLn net.Listener
+	if s.admin != nil {
+		adminLn, err = net.Listen("tcp", s.cfg.Admin.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on 'admin.listen' %s: %w", s.cfg.Admin.Listen, err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln, adminLn) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return <-done
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.public.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if s.admin != nil {
+		if err := s.admin.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fasthttpLogger sends fasthttp's own messages (malformed requests, accept errors) to the operator's log.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("http server", "msg", fmt.Sprintf(format, args...))
+}
