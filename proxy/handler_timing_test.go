@@ -1,0 +1,45 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// benchHandler warms the cache through a real origin, then measures the handler alone on the fast path.
+func benchHandler(b *testing.B, uri string) {
+	o := startOrigin(&testing.T{}, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".m3u8") {
+			w.Write([]byte(testPlaylist))
+			return
+		}
+		w.Write(make([]byte, 200<<10))
+	})
+	defer o.srv.Close()
+	t := &testing.T{}
+	_, srv := startEdge(t, nil, o.url)
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
+	ctx.Request.SetRequestURI(uri)
+	srv.serveHTTP(&ctx)
+	if ctx.Response.StatusCode() != 200 {
+		b.Fatalf("warm-up: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ctx.Response.Reset()
+		srv.serveHTTP(&ctx)
+	}
+}
+
+func BenchmarkServeCachedSegment(b *testing.B) {
+	benchHandler(b, "/play/a001/seg7.ts?token=abcdef0123456789")
+}
+
+func BenchmarkServeCachedPlaylistRewrite(b *testing.B) {
+	benchHandler(b, "/play/a001/index.m3u8?token=abcdef0123456789")
+}
