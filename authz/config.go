@@ -1,0 +1,520 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the `auth:` section of the edge configuration. Zero values take the defaults named on each field;
+// Validate names the first field that is wrong, with its full YAML path.
+type Config struct {
+	// Disabled turns authorization off: every path is served without a token. It must be said explicitly, so that
+	// a missing or misspelt `auth:` section never silently opens the edge.
+	Disabled bool `yaml:"disabled"`
+	// Protected lists the path prefixes that need a token. Default ["/"]: everything except /healthz and
+	// /metrics, which are always open.
+	Protected []string `yaml:"protected"`
+	// Sources are the places a token is looked for, in order; the first one present is used. Default: the query
+	// parameter `token`, then the cookie `token`, then `Authorization: Bearer`. Set-top boxes and Smart TVs can
+	// only send the query parameter.
+	Sources []SourceConfig `yaml:"sources"`
+	// ChildParam is the query parameter child URIs in rewritten playlists carry. Default: the first query source,
+	// or `token` when there is none.
+	ChildParam string `yaml:"child_param"`
+	// MaxTokenBytes refuses longer tokens before any parsing. Default 4096.
+	MaxTokenBytes int `yaml:"max_token_bytes"`
+	// Cache holds recent decisions so that segment requests skip signature checks.
+	Cache CacheConfig `yaml:"cache"`
+	// JWT verifies JSON Web Tokens. Omit it to refuse JWTs.
+	JWT *JWTConfig `yaml:"jwt"`
+	// SecureToken verifies Flussonic/Astra securetoken links. Omit it to refuse them.
+	SecureToken *SecureTokenConfig `yaml:"securetoken"`
+	// Edge is the edge's own child token, minted into rewritten playlists.
+	Edge EdgeConfig `yaml:"edge"`
+	// Groups give channels their own settings. The first group whose channel globs match decides; a channel no
+	// group matches is refused. Default: one group `default` for every channel.
+	Groups []GroupConfig `yaml:"groups"`
+}
+
+// SourceConfig is one place a token may come from. Exactly one field is set.
+type SourceConfig struct {
+	// Query names a query parameter. It is stripped before the request goes to the origin.
+	Query string `yaml:"query"`
+	// Cookie names a cookie, for browser players on the operator's own domain.
+	Cookie string `yaml:"cookie"`
+	// Bearer reads `Authorization: Bearer TOKEN`, for players that can add headers (hls.js xhrSetup).
+	Bearer bool `yaml:"bearer"`
+}
+
+// CacheConfig bounds the decision cache. The cache is an optimisation only: a decision that is dropped or
+// evicted is simply verified again.
+type CacheConfig struct {
+	// Disabled verifies every request from scratch; for debugging only.
+	Disabled bool `yaml:"disabled"`
+	// MaxEntries bounds the number of decisions kept. Default 100000 (about a viewer-channel each).
+	MaxEntries int64 `yaml:"max_entries"`
+	// MaxTTL caps how long an allow is reused. The token's own expiry always wins when it is sooner. Default 5m;
+	// issue 5's kicks and bans will invalidate entries sooner.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// DenyTTL is how long a refusal is reused, so a flood of bad tokens costs one verification each. Default 2s.
+	DenyTTL time.Duration `yaml:"deny_ttl"`
+}
+
+// JWTConfig verifies JSON Web Tokens (RFC 7519) with an explicit algorithm allow-list.
+type JWTConfig struct {
+	// Algorithms is the allow-list: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
+	// ES512, EdDSA. Required; `none` is never accepted. Each algorithm only ever uses a key of its own type.
+	Algorithms []string `yaml:"algorithms"`
+	// Secret is the HMAC key for HS* (at least 32 bytes). Prefer SecretFile in production.
+	Secret string `yaml:"secret"`
+	// SecretFile reads the HMAC key from a file (surrounding whitespace trimmed).
+	SecretFile string `yaml:"secret_file"`
+	// PublicKeys are PEM files (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) for RS*, PS*, ES* and EdDSA.
+	PublicKeys []PublicKeyConfig `yaml:"public_keys"`
+	// JWKSFile is a JSON Web Key Set file, re-read every JWKSRefresh.
+	JWKSFile string `yaml:"jwks_file"`
+	// JWKSURL is a JSON Web Key Set URL (http or https), fetched at start and every JWKSRefresh. A token with an
+	// unknown `kid` also triggers a fetch, at most once per 30s, so key rotation needs no restart.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSRefresh is how often the key set is reloaded. Default 10m.
+	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
+	// JWKSTimeout bounds one JWKS fetch. Default 5s.
+	JWKSTimeout time.Duration `yaml:"jwks_timeout"`
+	// Issuer, when set, must equal the `iss` claim.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be one of the `aud` claim's values.
+	Audience string `yaml:"audience"`
+	// Leeway absorbs clock skew between the issuer and the edge for `exp` and `nbf`. Default 30s.
+	Leeway *time.Duration `yaml:"leeway"`
+	// AllowNoExp accepts tokens without `exp`; they are then trusted for at most cache.max_ttl at a time. Off by
+	// default: a token without expiry can never be revoked.
+	AllowNoExp bool `yaml:"allow_no_exp"`
+	// AllowMissingStreams lets a token without the streams claim open every channel of the group. Off by default.
+	AllowMissingStreams bool `yaml:"allow_missing_streams"`
+	// RequireIP refuses tokens without the IP claim.
+	RequireIP bool `yaml:"require_ip"`
+	// Claims renames the claims the edge reads.
+	Claims ClaimNames `yaml:"claims"`
+}
+
+// PublicKeyConfig is one PEM public key.
+type PublicKeyConfig struct {
+	// File is the PEM file.
+	File string `yaml:"file"`
+	// KeyID is the `kid` this key answers to. Empty: the key is tried for any token of a matching algorithm.
+	KeyID string `yaml:"kid"`
+}
+
+// ClaimNames names the claims that grant access.
+type ClaimNames struct {
+	// Streams lists the channels the token opens: a string or an array of names or globs (`sport/*`, `*`).
+	// Default `streams`.
+	Streams string `yaml:"streams"`
+	// IP binds the token to a client IP or CIDR. Default `ip`.
+	IP string `yaml:"ip"`
+	// User is the user id, for logs and session limits. Default `sub`.
+	User string `yaml:"user"`
+	// MaxSessions is the user's concurrent session limit. Default `max_sessions`.
+	MaxSessions string `yaml:"max_sessions"`
+}
+
+// SecureTokenConfig verifies Flussonic/Astra securetoken links:
+// sha1(stream + ip + start + end + secret + salt) + "-" + salt + "-" + end + "-" + start.
+type SecureTokenConfig struct {
+	// Secret is the key shared with the website (Flussonic `securetoken://SECRET`). Required.
+	Secret string `yaml:"secret"`
+	// SecretFile reads the key from a file instead (surrounding whitespace trimmed).
+	SecretFile string `yaml:"secret_file"`
+	// NoCheckIP leaves the client IP out of the hash, as Flussonic's `no_check_ip=true`; the website must then
+	// leave it out too.
+	NoCheckIP bool `yaml:"no_check_ip"`
+	// Desync is the allowed clock difference with the website, applied to both ends of the window. Default 0,
+	// because the reference PHP already starts the window 300s early.
+	Desync time.Duration `yaml:"desync"`
+}
+
+// EdgeConfig is the edge's own compact child token.
+type EdgeConfig struct {
+	// Secret is the HMAC-SHA256 key (at least 32 bytes). Every edge node behind one balancer needs the same one.
+	// Empty: a random key per process, so child links die with a restart; a warning is logged.
+	Secret string `yaml:"secret"`
+	// SecretFile reads the key from a file instead (surrounding whitespace trimmed).
+	SecretFile string `yaml:"secret_file"`
+	// MaxTTL caps a child token's life when the parent token lives longer or has no expiry. The child never
+	// outlives its parent. Default 24h: a player keeps its media playlist URL for the whole viewing.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+	// BindIP binds child tokens to the viewer's IP even when the parent token was not bound.
+	BindIP bool `yaml:"bind_ip"`
+}
+
+// GroupConfig is the auth policy of a set of channels.
+type GroupConfig struct {
+	// Name appears in logs and metrics. Default `group<N>`.
+	Name string `yaml:"name"`
+	// Channels are channel names or globs (`*` any run of characters, `?` one). Default ["*"].
+	Channels []string `yaml:"channels"`
+	// Public serves these channels without any token.
+	Public bool `yaml:"public"`
+	// Accept lists the token kinds accepted: jwt, securetoken, edge. Default: every kind configured.
+	Accept []string `yaml:"accept"`
+	// ChildToken is what rewritten playlists carry: `edge` (a short edge token; the viewer's JWT never appears in
+	// segment URLs) or `same` (the incoming token unchanged, as Flussonic does for securetoken). Default edge.
+	ChildToken string `yaml:"child_token"`
+	// JWT replaces the top-level auth.jwt for this group.
+	JWT *JWTConfig `yaml:"jwt"`
+	// SecureToken replaces the top-level auth.securetoken for this group.
+	SecureToken *SecureTokenConfig `yaml:"securetoken"`
+}
+
+// Defaults.
+const (
+	defaultParam         = "token"
+	defaultMaxTokenBytes = 4096
+	defaultMaxEntries    = 100000
+	defaultMaxTTL        = 5 * time.Minute
+	defaultDenyTTL       = 2 * time.Second
+	defaultJWKSRefresh   = 10 * time.Minute
+	defaultJWKSTimeout   = 5 * time.Second
+	defaultLeeway        = 30 * time.Second
+	defaultEdgeMaxTTL    = 24 * time.Hour
+	minSecretBytes       = 32
+	maxUserIDBytes       = 255
+	maxChannelBytes      = 255
+)
+
+// Child token modes.
+const (
+	ChildEdge = "edge"
+	ChildSame = "same"
+)
+
+// SetDefaults fills zero values. Validate and New call it on a copy, so callers need not.
+func (c *Config) SetDefaults() {
+	if len(c.Protected) == 0 {
+		c.Protected = []string{"/"}
+	}
+	if len(c.Sources) == 0 {
+		c.Sources = []SourceConfig{{Query: defaultParam}, {Cookie: defaultParam}, {Bearer: true}}
+	}
+	if c.ChildParam == "" {
+		c.ChildParam = defaultParam
+		for _, s := range c.Sources {
+			if s.Query != "" {
+				c.ChildParam = s.Query
+				break
+			}
+		}
+	}
+	if c.MaxTokenBytes == 0 {
+		c.MaxTokenBytes = defaultMaxTokenBytes
+	}
+	if c.Cache.MaxEntries == 0 {
+		c.Cache.MaxEntries = defaultMaxEntries
+	}
+	if c.Cache.MaxTTL == 0 {
+		c.Cache.MaxTTL = defaultMaxTTL
+	}
+	if c.Cache.DenyTTL == 0 {
+		c.Cache.DenyTTL = defaultDenyTTL
+	}
+	if c.Edge.MaxTTL == 0 {
+		c.Edge.MaxTTL = defaultEdgeMaxTTL
+	}
+	if len(c.Groups) == 0 {
+		c.Groups = []GroupConfig{{Name: "default"}}
+	} else {
+		// The caller's slice is not ours to modify.
+		c.Groups = append([]GroupConfig(nil), c.Groups...)
+	}
+	c.JWT = c.JWT.withDefaults()
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		if g.Name == "" {
+			g.Name = fmt.Sprintf("group%d", i)
+		}
+		if len(g.Channels) == 0 {
+			g.Channels = []string{"*"}
+		}
+		if g.ChildToken == "" {
+			g.ChildToken = ChildEdge
+		}
+		g.JWT = g.JWT.withDefaults()
+		if g.JWT == nil {
+			g.JWT = c.JWT
+		}
+		if g.SecureToken == nil {
+			g.SecureToken = c.SecureToken
+		}
+		if len(g.Accept) == 0 {
+			if g.JWT != nil {
+				g.Accept = append(g.Accept, KindJWT.String())
+			}
+			if g.SecureToken != nil {
+				g.Accept = append(g.Accept, KindSecureToken.String())
+			}
+			g.Accept = append(g.Accept, KindEdge.String())
+		}
+	}
+}
+
+func (j *JWTConfig) withDefaults() *JWTConfig {
+	if j == nil {
+		return nil
+	}
+	c := *j
+	if c.JWKSRefresh == 0 {
+		c.JWKSRefresh = defaultJWKSRefresh
+	}
+	if c.JWKSTimeout == 0 {
+		c.JWKSTimeout = defaultJWKSTimeout
+	}
+	if c.Leeway == nil {
+		l := defaultLeeway
+		c.Leeway = &l
+	}
+	if c.Claims.Streams == "" {
+		c.Claims.Streams = "streams"
+	}
+	if c.Claims.IP == "" {
+		c.Claims.IP = "ip"
+	}
+	if c.Claims.User == "" {
+		c.Claims.User = "sub"
+	}
+	if c.Claims.MaxSessions == "" {
+		c.Claims.MaxSessions = "max_sessions"
+	}
+	return &c
+}
+
+// Validate checks the section without touching the file system beyond reading the secret files' sizes; key
+// files are parsed by New. Errors name the field by its YAML path under `auth`.
+func (c *Config) Validate() error {
+	cc := *c
+	cc.SetDefaults()
+	return cc.validate()
+}
+
+func (c *Config) validate() error {
+	if c.Disabled {
+		return nil
+	}
+	for i, p := range c.Protected {
+		if p == "" || p[0] != '/' {
+			return fmt.Errorf("'auth.protected[%d]' must start with '/', got %q", i, p)
+		}
+	}
+	for i, s := range c.Sources {
+		n := 0
+		if s.Query != "" {
+			n++
+		}
+		if s.Cookie != "" {
+			n++
+		}
+		if s.Bearer {
+			n++
+		}
+		if n != 1 {
+			return fmt.Errorf("'auth.sources[%d]' must set exactly one of query, cookie or bearer", i)
+		}
+		if s.Query != "" && !validParamName(s.Query) {
+			return fmt.Errorf("'auth.sources[%d].query' must be a plain parameter name, got %q", i, s.Query)
+		}
+		if s.Cookie != "" && !validParamName(s.Cookie) {
+			return fmt.Errorf("'auth.sources[%d].cookie' must be a plain cookie name, got %q", i, s.Cookie)
+		}
+	}
+	if !validParamName(c.ChildParam) {
+		return fmt.Errorf("'auth.child_param' must be a plain parameter name, got %q", c.ChildParam)
+	}
+	if c.MaxTokenBytes < 64 || c.MaxTokenBytes > 65535 {
+		return fmt.Errorf("'auth.max_token_bytes' must be between 64 and 65535, got %d", c.MaxTokenBytes)
+	}
+	if c.Cache.MaxEntries < 0 {
+		return errors.New("'auth.cache.max_entries' must be greater than zero")
+	}
+	if c.Cache.MaxTTL < 0 {
+		return errors.New("'auth.cache.max_ttl' must be greater than zero")
+	}
+	if c.Cache.DenyTTL < 0 || c.Cache.DenyTTL > c.Cache.MaxTTL {
+		return errors.New("'auth.cache.deny_ttl' must be greater than zero and at most 'auth.cache.max_ttl'")
+	}
+	if c.JWT != nil {
+		if err := c.JWT.validate("auth.jwt"); err != nil {
+			return err
+		}
+	}
+	if c.SecureToken != nil {
+		if err := c.SecureToken.validate("auth.securetoken"); err != nil {
+			return err
+		}
+	}
+	if err := validateSecret("auth.edge", c.Edge.Secret, c.Edge.SecretFile, minSecretBytes); err != nil {
+		return err
+	}
+	if c.Edge.MaxTTL < 0 {
+		return errors.New("'auth.edge.max_ttl' must be greater than zero")
+	}
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		f := fmt.Sprintf("auth.groups[%d]", i)
+		for j, ch := range g.Channels {
+			if ch == "" || len(ch) > maxChannelBytes {
+				return fmt.Errorf("'%s.channels[%d]' must be a channel name or glob of 1 to %d bytes", f, j, maxChannelBytes)
+			}
+		}
+		if g.ChildToken != ChildEdge && g.ChildToken != ChildSame {
+			return fmt.Errorf("'%s.child_token' must be edge or same, got %q", f, g.ChildToken)
+		}
+		if g.Public {
+			continue
+		}
+		for j, k := range g.Accept {
+			switch parseKind(k) {
+			case KindJWT:
+				if g.JWT == nil {
+					return fmt.Errorf("'%s.accept[%d]' is jwt but neither 'auth.jwt' nor '%s.jwt' is configured", f, j, f)
+				}
+			case KindSecureToken:
+				if g.SecureToken == nil {
+					return fmt.Errorf("'%s.accept[%d]' is securetoken but neither 'auth.securetoken' nor '%s.securetoken' is configured", f, j, f)
+				}
+			case KindEdge:
+			default:
+				return fmt.Errorf("'%s.accept[%d]' must be jwt, securetoken or edge, got %q", f, j, k)
+			}
+		}
+		if g.JWT != nil && g.JWT != c.JWT {
+			if err := g.JWT.validate(f + ".jwt"); err != nil {
+				return err
+			}
+		}
+		if g.SecureToken != nil && g.SecureToken != c.SecureToken {
+			if err := g.SecureToken.validate(f + ".securetoken"); err != nil {
+				return err
+			}
+		}
+		if g.JWT == nil && g.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" {
+			return fmt.Errorf("'%s' must be public or accept a configured verifier: set 'auth.jwt', 'auth.securetoken' or 'auth.edge.secret'", f)
+		}
+	}
+	return nil
+}
+
+func (j *JWTConfig) validate(f string) error {
+	if len(j.Algorithms) == 0 {
+		return fmt.Errorf("'%s.algorithms' must list at least one algorithm", f)
+	}
+	var needSecret, needKeys bool
+	for i, a := range j.Algorithms {
+		switch algFamilyOf(a) {
+		case famHMAC:
+			needSecret = true
+		case famNone:
+			return fmt.Errorf("'%s.algorithms[%d]' must be one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA, got %q", f, i, a)
+		default:
+			needKeys = true
+		}
+	}
+	if needSecret {
+		if j.Secret == "" && j.SecretFile == "" {
+			return fmt.Errorf("'%s.secret' must be set when an HS* algorithm is allowed", f)
+		}
+		if err := validateSecret(f, j.Secret, j.SecretFile, minSecretBytes); err != nil {
+			return err
+		}
+	} else if j.Secret != "" || j.SecretFile != "" {
+		return fmt.Errorf("'%s.secret' must be empty when no HS* algorithm is allowed", f)
+	}
+	if needKeys && len(j.PublicKeys) == 0 && j.JWKSFile == "" && j.JWKSURL == "" {
+		return fmt.Errorf("'%s.public_keys', '%s.jwks_file' or '%s.jwks_url' must be set for RS*/PS*/ES*/EdDSA", f, f, f)
+	}
+	for i, k := range j.PublicKeys {
+		if k.File == "" {
+			return fmt.Errorf("'%s.public_keys[%d].file' must be a PEM file", f, i)
+		}
+	}
+	if j.JWKSFile != "" && j.JWKSURL != "" {
+		return fmt.Errorf("'%s.jwks_file' and '%s.jwks_url' must not both be set", f, f)
+	}
+	if j.JWKSURL != "" {
+		u, err := url.Parse(j.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("'%s.jwks_url' must be an http(s) URL", f)
+		}
+	}
+	if j.JWKSRefresh < time.Second {
+		return fmt.Errorf("'%s.jwks_refresh' must be at least 1s", f)
+	}
+	if j.JWKSTimeout <= 0 {
+		return fmt.Errorf("'%s.jwks_timeout' must be greater than zero", f)
+	}
+	if j.Leeway != nil && (*j.Leeway < 0 || *j.Leeway > 10*time.Minute) {
+		return fmt.Errorf("'%s.leeway' must be between 0 and 10m", f)
+	}
+	return nil
+}
+
+func (s *SecureTokenConfig) validate(f string) error {
+	if s.Secret == "" && s.SecretFile == "" {
+		return fmt.Errorf("'%s.secret' must be set", f)
+	}
+	if s.Desync < 0 || s.Desync > time.Hour {
+		return fmt.Errorf("'%s.desync' must be between 0 and 1h", f)
+	}
+	// Flussonic keys are often short words; only an empty one is refused.
+	return validateSecret(f, s.Secret, s.SecretFile, 1)
+}
+
+// validateSecret checks that at most one of secret and file is set and that a set key has at least minLen
+// bytes, so that HMAC tags resist offline guessing of the key.
+func validateSecret(f, secret, file string, minLen int) error {
+	if secret != "" && file != "" {
+		return fmt.Errorf("'%s.secret' and '%s.secret_file' must not both be set", f, f)
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("'%s.secret_file' must be readable: %w", f, err)
+		}
+		secret = strings.TrimSpace(string(b))
+		if secret == "" {
+			return fmt.Errorf("'%s.secret_file' must not be empty", f)
+		}
+	}
+	if secret != "" && len(secret) < minLen {
+		return fmt.Errorf("'%s.secret' must be at least %d bytes", f, minLen)
+	}
+	return nil
+}
+
+// readSecret returns the configured secret, from the file when one is named.
+func readSecret(secret, file string) ([]byte, error) {
+	if file == "" {
+		return []byte(secret), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// validParamName accepts names that need no escaping in a query string or cookie header.
+func validParamName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

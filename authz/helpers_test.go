@@ -1,0 +1,72 @@
+package authz
+
+import (
+	"crypto"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// carrier is a Carrier over plain maps, as the proxy's fasthttp one is over the parsed request.
+type carrier struct {
+	query, cookie, header map[string]string
+}
+
+func (c *carrier) QueryArg(name string) []byte { return get(c.query, name) }
+func (c *carrier) Cookie(name string) []byte   { return get(c.cookie, name) }
+func (c *carrier) Header(name string) []byte   { return get(c.header, name) }
+
+func get(m map[string]string, k string) []byte {
+	if v, ok := m[k]; ok {
+		return []byte(v)
+	}
+	return nil
+}
+
+func q(tok string) *carrier { return &carrier{query: map[string]string{"token": tok}} }
+
+var (
+	testNow     = time.Unix(1_700_000_000, 0)
+	clientIP    = netip.MustParseAddr("203.0.113.7")
+	otherIP     = netip.MustParseAddr("198.51.100.9")
+	hmacSecret  = []byte("0123456789abcdef0123456789abcdef-test")
+	edgeSecret  = "edge-secret-for-tests-0123456789abcdef"
+	stSecret    = "SECRETKEY"
+	testdataDir = "testdata/keys"
+)
+
+func keyPath(name string) string { return filepath.Join(testdataDir, name) }
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(keyPath(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func privKey(t testing.TB, name string) crypto.Signer {
+	t.Helper()
+	k, err := ParsePrivateKeyPEM(readFile(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func newAuthz(t testing.TB, cfg Config) *Authorizer {
+	t.Helper()
+	a, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+func req(channel string, ip netip.Addr) *Request {
+	return &Request{Path: []byte("/play/" + channel + "/index.m3u8"), Channel: []byte(channel), ClientIP: ip}
+}
