@@ -60,10 +60,10 @@ type Decision struct {
 }
 
 // Allowed reports whether the request may be served.
-func (d *Decision) Allowed() bool { return d.Status == http.StatusOK }
+func (d Decision) Allowed() bool { return d.Status == http.StatusOK }
 
 // Token returns the incoming token; it points into request memory and is valid only until the handler returns.
-func (d *Decision) Token() []byte { return d.token }
+func (d Decision) Token() []byte { return d.token }
 
 // Authorizer decides requests. It is built once from the config and is safe for concurrent use.
 type Authorizer struct {

@@ -1,0 +1,337 @@
+package authz
+
+import (
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+func mintHS(t testing.TB, streams []string, ttl time.Duration, extra ...any) string {
+	t.Helper()
+	claims := map[string]any{"sub": "user-42", "streams": streams, "exp": testNow.Add(ttl).Unix()}
+	for i := 0; i < len(extra); i += 2 {
+		claims[extra[i].(string)] = extra[i+1]
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString(hmacSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func hsConfig() Config {
+	return Config{
+		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, Secret: string(hmacSecret)},
+		SecureToken: &SecureTokenConfig{Secret: stSecret},
+		Edge:        EdgeConfig{Secret: edgeSecret},
+	}
+}
+
+func TestTokenSources(t *testing.T) {
+	a := newAuthz(t, hsConfig())
+	tok := mintHS(t, []string{"a001"}, time.Hour)
+	f := func(name string, c *carrier, status int) {
+		t.Helper()
+		if d := a.Authorize(req("a001", clientIP), c, testNow); d.Status != status {
+			t.Errorf("%s: got %d %q, want %d", name, d.Status, d.Reason, status)
+		}
+	}
+	f("none", &carrier{}, http.StatusUnauthorized)
+	f("query", q(tok), http.StatusOK)
+	f("cookie", &carrier{cookie: map[string]string{"token": tok}}, http.StatusOK)
+	f("bearer", &carrier{header: map[string]string{"Authorization": "Bearer " + tok}}, http.StatusOK)
+	f("bearer lower case", &carrier{header: map[string]string{"Authorization": "bearer  " + tok + " "}}, http.StatusOK)
+	f("basic is not bearer", &carrier{header: map[string]string{"Authorization": "Basic " + tok}}, http.StatusUnauthorized)
+	f("empty query falls through to cookie", &carrier{query: map[string]string{"token": ""}, cookie: map[string]string{"token": tok}}, http.StatusOK)
+	f("query wins over a bad cookie", &carrier{query: map[string]string{"token": tok}, cookie: map[string]string{"token": "garbage"}}, http.StatusOK)
+	f("too long", q(strings.Repeat("x", 5000)), http.StatusForbidden)
+
+	// A custom order: only the cookie `sess`.
+	b := newAuthz(t, Config{JWT: hsConfig().JWT, Edge: EdgeConfig{Secret: edgeSecret}, Sources: []SourceConfig{{Cookie: "sess"}}})
+	if d := b.Authorize(req("a001", clientIP), q(tok), testNow); d.Status != http.StatusUnauthorized {
+		t.Errorf("query must be ignored when not a source: %d", d.Status)
+	}
+	if d := b.Authorize(req("a001", clientIP), &carrier{cookie: map[string]string{"sess": tok}}, testNow); !d.Allowed() {
+		t.Errorf("cookie sess: %d %q", d.Status, d.Reason)
+	}
+	if got := b.TokenParams(); !reflect.DeepEqual(got, []string{"token"}) {
+		t.Errorf("params %v", got)
+	}
+	if got := a.TokenParams(); !reflect.DeepEqual(got, []string{"token"}) {
+		t.Errorf("params %v", got)
+	}
+	c := newAuthz(t, Config{JWT: hsConfig().JWT, Edge: EdgeConfig{Secret: edgeSecret}, Sources: []SourceConfig{{Query: "t"}, {Query: "token"}}, ChildParam: "e"})
+	if got := c.TokenParams(); !reflect.DeepEqual(got, []string{"t", "token", "e"}) {
+		t.Errorf("params %v", got)
+	}
+}
+
+// The viewer arrives with a JWT on the master playlist; the playlist carries an edge token; segments and child
+// playlists verify with the edge token alone, on this channel, from this address, until the JWT's expiry.
+func TestEdgeChildTokenFlow(t *testing.T) {
+	cfg := hsConfig()
+	cfg.Edge.BindIP = true
+	a := newAuthz(t, cfg)
+	parent := mintHS(t, []string{"a001"}, 30*time.Minute)
+	r := req("a001", clientIP)
+	d := a.Authorize(r, q(parent), testNow)
+	if !d.Allowed() {
+		t.Fatalf("parent: %d %q", d.Status, d.Reason)
+	}
+	cq := string(a.AppendChildQuery([]byte("x&"), r, &d, testNow))
+	if !strings.HasPrefix(cq, "x&token=e1.") || strings.Contains(cq, parent) {
+		t.Fatalf("child query %q", cq)
+	}
+	vals, err := url.ParseQuery(strings.TrimPrefix(cq, "x&"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := vals.Get("token")
+	seg := &Request{Path: []byte("/play/a001/113900585_92b9.ts"), Channel: []byte("a001"), ClientIP: clientIP}
+	sd := a.Authorize(seg, q(child), testNow.Add(time.Second))
+	if !sd.Allowed() || sd.Kind != KindEdge || sd.UserID != "user-42" || sd.SessionID != d.SessionID || sd.Expires != d.Expires {
+		t.Fatalf("segment with child token: %+v (parent %+v)", sd, d)
+	}
+	// The child of a child is the same token: its expiry and session stay.
+	if got := string(a.AppendChildQuery(nil, seg, &sd, testNow)); got != "token="+child {
+		t.Fatalf("grandchild %q", got)
+	}
+	f := func(name string, r *Request, now time.Time, status int, reason string) {
+		t.Helper()
+		if d := a.Authorize(r, q(child), now); d.Status != status || !strings.Contains(d.Reason, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, d.Status, d.Reason, status, reason)
+		}
+	}
+	f("other channel", req("b002", clientIP), testNow, http.StatusForbidden, "edge: token not valid for this channel")
+	f("other ip", req("a001", otherIP), testNow, http.StatusForbidden, "edge: token bound to another client ip")
+	f("after the parent's expiry", req("a001", clientIP), testNow.Add(30*time.Minute), http.StatusGone, "edge: token expired")
+
+	// The same viewer refreshing the master playlist gets the same session.
+	d2 := a.Authorize(r, q(parent), testNow.Add(10*time.Second))
+	if d2.SessionID != d.SessionID {
+		t.Errorf("session changed across refreshes")
+	}
+}
+
+func TestEdgeChildNeverOutlivesParentOrCap(t *testing.T) {
+	cfg := hsConfig()
+	cfg.Edge.MaxTTL = time.Hour
+	a := newAuthz(t, cfg)
+	f := func(ttl time.Duration, want int64) {
+		t.Helper()
+		r := req("a001", clientIP)
+		d := a.Authorize(r, q(mintHS(t, []string{"a001"}, ttl)), testNow)
+		child := strings.TrimPrefix(string(a.AppendChildQuery(nil, r, &d, testNow)), "token=")
+		et, err := VerifyEdgeToken([]byte(edgeSecret), child, "a001", otherIP, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if et.Expires != want {
+			t.Errorf("ttl %v: child expires %d, want %d", ttl, et.Expires-testNow.Unix(), want-testNow.Unix())
+		}
+		if et.IP.IsValid() {
+			t.Errorf("unbound parent gave a bound child")
+		}
+	}
+	f(10*time.Minute, testNow.Add(10*time.Minute).Unix())
+	f(48*time.Hour, testNow.Add(time.Hour).Unix())
+}
+
+func TestChildTokenBoundWhenParentBound(t *testing.T) {
+	a := newAuthz(t, hsConfig())
+	r := req("a001", clientIP)
+	d := a.Authorize(r, q(mintHS(t, []string{"a001"}, time.Hour, "ip", clientIP.String())), testNow)
+	child := strings.TrimPrefix(string(a.AppendChildQuery(nil, r, &d, testNow)), "token=")
+	if d := a.Authorize(req("a001", otherIP), q(child), testNow); d.Status != http.StatusForbidden {
+		t.Fatalf("child of an ip-bound parent used elsewhere: %d %q", d.Status, d.Reason)
+	}
+	// securetoken binds the IP too.
+	st := MintSecureToken(stSecret, "a001", clientIP.String(), testNow.Unix()-300, testNow.Unix()+3600, goldenSalt)
+	d = a.Authorize(r, q(st), testNow)
+	child = strings.TrimPrefix(string(a.AppendChildQuery(nil, r, &d, testNow)), "token=")
+	if !strings.HasPrefix(child, edgePrefix) {
+		t.Fatalf("edge mode must mint an edge token for securetoken too: %q", child)
+	}
+	if d := a.Authorize(req("a001", otherIP), q(child), testNow); d.Status != http.StatusForbidden {
+		t.Fatalf("child of a securetoken used elsewhere: %d %q", d.Status, d.Reason)
+	}
+}
+
+func TestSameModeEscapesToken(t *testing.T) {
+	cfg := hsConfig()
+	cfg.Sources = []SourceConfig{{Cookie: "token"}}
+	cfg.Groups = []GroupConfig{{ChildToken: ChildSame}}
+	a := newAuthz(t, cfg)
+	// A cookie can hold bytes a query cannot; the child query must escape them.
+	d := Decision{Status: http.StatusOK, child: string(appendQueryEscape(nil, []byte("a b&c=d/é")))}
+	if got := string(a.AppendChildQuery(nil, nil, &d, testNow)); got != "token=a%20b%26c%3Dd%2F%C3%A9" {
+		t.Fatalf("got %q", got)
+	}
+	denied := Decision{Status: http.StatusForbidden, child: "x"}
+	if got := a.AppendChildQuery([]byte("k"), nil, &denied, testNow); string(got) != "k" {
+		t.Fatalf("a refused request must get no child query: %q", got)
+	}
+}
+
+func TestGroups(t *testing.T) {
+	a := newAuthz(t, Config{
+		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, Secret: string(hmacSecret)},
+		SecureToken: &SecureTokenConfig{Secret: stSecret},
+		Edge:        EdgeConfig{Secret: edgeSecret},
+		Groups: []GroupConfig{
+			{Name: "free", Channels: []string{"free-*"}, Public: true},
+			{Name: "premium", Channels: []string{"sport/*", "movies"}, Accept: []string{"jwt"}},
+			{Name: "partner", Channels: []string{"p?"}, ChildToken: ChildSame, SecureToken: &SecureTokenConfig{Secret: "PARTNERKEY"}},
+			{Name: "rest", Channels: []string{"a*"}},
+		},
+	})
+	st := func(key, ch string) string {
+		return MintSecureToken(key, ch, clientIP.String(), testNow.Unix()-300, testNow.Unix()+3600, goldenSalt)
+	}
+	f := func(name, ch string, c *carrier, status int, group string) {
+		t.Helper()
+		d := a.Authorize(req(ch, clientIP), c, testNow)
+		if d.Status != status || d.Group != group {
+			t.Errorf("%s: got %d %q group %q, want %d %q", name, d.Status, d.Reason, d.Group, status, group)
+		}
+	}
+	f("public", "free-news", &carrier{}, http.StatusOK, "free")
+	f("premium jwt", "sport/f1", q(mintHS(t, []string{"sport/*"}, time.Hour)), http.StatusOK, "premium")
+	f("premium refuses securetoken", "movies", q(st(stSecret, "movies")), http.StatusForbidden, "premium")
+	f("partner own key", "p1", q(st("PARTNERKEY", "p1")), http.StatusOK, "partner")
+	f("partner refuses the global key", "p1", q(st(stSecret, "p1")), http.StatusForbidden, "partner")
+	f("rest global key", "a001", q(st(stSecret, "a001")), http.StatusOK, "rest")
+	f("no group", "zzz", q(st(stSecret, "zzz")), http.StatusForbidden, "")
+	d := a.Authorize(req("p1", clientIP), q(st("PARTNERKEY", "p1")), testNow)
+	if got := string(a.AppendChildQuery(nil, nil, &d, testNow)); got != "token="+st("PARTNERKEY", "p1") {
+		t.Errorf("same mode child %q", got)
+	}
+}
+
+func TestProtectedAndChannelFromPath(t *testing.T) {
+	a := newAuthz(t, Config{JWT: hsConfig().JWT, Edge: EdgeConfig{Secret: edgeSecret}, Protected: []string{"/play/", "/live/"}})
+	f := func(path string, want bool) {
+		t.Helper()
+		if got := a.Protected([]byte(path)); got != want {
+			t.Errorf("Protected(%q) = %v", path, got)
+		}
+	}
+	f("/play/a001/index.m3u8", true)
+	f("/live/x/1.ts", true)
+	f("/healthz", false)
+	f("/metrics", false)
+	f("/other/a/b", false)
+	all := newAuthz(t, hsConfig())
+	if !all.Protected([]byte("/bbc/index.m3u8")) || all.Protected([]byte("/healthz")) || all.Protected([]byte("/metrics")) {
+		t.Error("default protects everything but /healthz and /metrics")
+	}
+	tok := mintHS(t, []string{"a001"}, time.Hour)
+	g := func(path string, status int) {
+		t.Helper()
+		d := a.Authorize(&Request{Path: []byte(path), ClientIP: clientIP}, q(tok), testNow)
+		if d.Status != status {
+			t.Errorf("%s: %d %q", path, d.Status, d.Reason)
+		}
+	}
+	g("/play/a001/index.m3u8", http.StatusOK)
+	g("/play/b002/index.m3u8", http.StatusForbidden)
+	g("/play/a001", http.StatusForbidden)
+	g("/play//x.ts", http.StatusForbidden)
+	off := newAuthz(t, Config{Disabled: true})
+	if off.Protected([]byte("/play/a/b")) || !off.Authorize(req("a", clientIP), &carrier{}, testNow).Allowed() {
+		t.Error("disabled auth must protect nothing")
+	}
+}
+
+func TestDecisionCache(t *testing.T) {
+	a := newAuthz(t, hsConfig())
+	tok := mintHS(t, []string{"a001"}, time.Hour)
+	r := req("a001", clientIP)
+	if d := a.Authorize(r, q(tok), testNow); !d.Allowed() || d.Cached {
+		t.Fatalf("first: %+v", d)
+	}
+	a.cache.c.Wait()
+	d := a.Authorize(r, q(tok), testNow)
+	if !d.Allowed() || !d.Cached || string(d.Token()) != tok {
+		t.Fatalf("second must be a cache hit: %+v", d)
+	}
+	// The key covers channel and address: neither borrows the other's allow.
+	if d := a.Authorize(req("b002", clientIP), q(tok), testNow); d.Allowed() || d.Cached {
+		t.Fatalf("other channel: %+v", d)
+	}
+	if d := a.Authorize(req("a001", otherIP), q(tok), testNow); !d.Allowed() || d.Cached {
+		t.Fatalf("other ip (token unbound) must verify afresh: %+v", d)
+	}
+	// Denials are cached briefly.
+	a.cache.c.Wait()
+	if d := a.Authorize(req("b002", clientIP), q(tok), testNow.Add(time.Second)); d.Allowed() || !d.Cached {
+		t.Fatalf("denial within deny_ttl: %+v", d)
+	}
+	if d := a.Authorize(req("b002", clientIP), q(tok), testNow.Add(3*time.Second)); d.Allowed() || d.Cached {
+		t.Fatalf("denial after deny_ttl: %+v", d)
+	}
+	// An allow is not reused past the token's expiry (plus the default 30s leeway) even if ristretto holds it.
+	if d := a.Authorize(r, q(tok), testNow.Add(time.Hour+30*time.Second)); d.Status != http.StatusGone || d.Cached {
+		t.Fatalf("after expiry: %+v", d)
+	}
+	c := q(tok)
+	a.Authorize(r, c, testNow)
+	a.cache.c.Wait()
+	if n := testing.AllocsPerRun(200, func() {
+		if d := a.Authorize(r, c, testNow); !d.Cached {
+			t.Fatal("not cached")
+		}
+	}); n != 0 {
+		t.Fatalf("cache hit allocates %v times", n)
+	}
+}
+
+func TestCacheDisabled(t *testing.T) {
+	cfg := hsConfig()
+	cfg.Cache.Disabled = true
+	a := newAuthz(t, cfg)
+	tok := mintHS(t, []string{"a001"}, time.Hour)
+	for i := 0; i < 2; i++ {
+		if d := a.Authorize(req("a001", clientIP), q(tok), testNow); !d.Allowed() || d.Cached {
+			t.Fatalf("%+v", d)
+		}
+	}
+}
+
+func TestKindRecognition(t *testing.T) {
+	f := func(tok string, want TokenKind) {
+		t.Helper()
+		if got := kindOf([]byte(tok)); got != want {
+			t.Errorf("kindOf(%q) = %v, want %v", tok, got, want)
+		}
+	}
+	f("e1.AAAA", KindEdge)
+	f("a.b.c", KindJWT)
+	f(goldenST, KindSecureToken)
+	f("garbage", KindSecureToken)
+}
+
+func TestGlob(t *testing.T) {
+	f := func(p, s string, want bool) {
+		t.Helper()
+		if got := globMatch(p, []byte(s)); got != want {
+			t.Errorf("globMatch(%q, %q) = %v", p, s, got)
+		}
+	}
+	f("*", "", true)
+	f("*", "a/b", true)
+	f("a001", "a001", true)
+	f("a001", "a0011", false)
+	f("sport/*", "sport/f1", true)
+	f("sport/*", "sport", false)
+	f("a?c", "abc", true)
+	f("a?c", "ac", false)
+	f("*x*y*", "aaxbbyc", true)
+	f("*x*y", "aaxbbyc", false)
+	f(strings.Repeat("*a", 30)+"b", strings.Repeat("a", 200), false)
+}

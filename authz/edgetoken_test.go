@@ -1,0 +1,110 @@
+package authz
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEdgeTokenRoundTrip(t *testing.T) {
+	secret := []byte(edgeSecret)
+	exp := testNow.Add(time.Hour).Unix()
+	f := func(in EdgeToken) {
+		t.Helper()
+		tok, err := MintEdgeToken(secret, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(tok, edgePrefix) || strings.ContainsAny(tok[len(edgePrefix):], "+/=%&?#.") {
+			t.Fatalf("token %q is not URL-safe base64url", tok)
+		}
+		ip := in.IP
+		if !ip.IsValid() {
+			ip = otherIP // an unbound token works from anywhere
+		}
+		got, err := VerifyEdgeToken(secret, tok, in.Channel, ip, testNow)
+		if err != nil {
+			t.Fatalf("verify %+v: %v", in, err)
+		}
+		want := in
+		want.IP = in.IP.Unmap()
+		if got != want {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+	}
+	f(EdgeToken{Channel: "a001", Expires: exp})
+	f(EdgeToken{Channel: "a001", Expires: exp, IP: clientIP, SessionID: 1<<63 + 5, UserID: "user-42"})
+	f(EdgeToken{Channel: "sport/tennis", Expires: exp, IP: netip.MustParseAddr("2001:db8::7"), UserID: strings.Repeat("u", 255)})
+	f(EdgeToken{Channel: strings.Repeat("c", 255), Expires: exp})
+}
+
+func TestEdgeTokenRefusals(t *testing.T) {
+	secret := []byte(edgeSecret)
+	exp := testNow.Add(time.Hour).Unix()
+	tok, err := MintEdgeToken(secret, EdgeToken{Channel: "a001", Expires: exp, IP: clientIP, SessionID: 9, UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(tok[len(edgePrefix):])
+	flip := func(i int) string {
+		b := append([]byte(nil), raw...)
+		b[i] ^= 1
+		return edgePrefix + base64.RawURLEncoding.EncodeToString(b)
+	}
+	f := func(name, tok, channel string, ip netip.Addr, now time.Time, want error) {
+		t.Helper()
+		_, err := VerifyEdgeToken(secret, tok, channel, ip, now)
+		if !errors.Is(err, want) {
+			t.Errorf("%s: got %v, want %v", name, err, want)
+		}
+	}
+	f("valid", tok, "a001", clientIP, testNow, nil)
+	f("ipv4-mapped client", tok, "a001", netip.MustParseAddr("::ffff:203.0.113.7"), testNow, nil)
+	f("other channel", tok, "b002", clientIP, testNow, ErrWrongChannel)
+	f("other ip", tok, "a001", otherIP, testNow, ErrWrongIP)
+	f("ipv6 client for ipv4 token", tok, "a001", netip.MustParseAddr("2001:db8::7"), testNow, ErrWrongIP)
+	f("expired", tok, "a001", clientIP, time.Unix(exp, 0), ErrExpired)
+	f("expiry tampered", flip(5), "a001", clientIP, testNow, ErrSignature)
+	f("session tampered", flip(10), "a001", clientIP, testNow, ErrSignature)
+	f("ip tampered", flip(16), "a001", clientIP.Next(), testNow, ErrSignature)
+	f("mac tampered", flip(len(raw)-1), "a001", clientIP, testNow, ErrSignature)
+	f("version", flip(0), "a001", clientIP, testNow, ErrMalformed)
+	f("flags", flip(1), "a001", clientIP, testNow, ErrMalformed)
+	f("truncated", tok[:len(tok)-4], "a001", clientIP, testNow, ErrMalformed)
+	f("extended", tok+"AAAA", "a001", clientIP, testNow, ErrMalformed)
+	f("trailing bits", tok[:len(tok)-1]+string(rune(tok[len(tok)-1]^1)), "a001", clientIP, testNow, ErrMalformed)
+	f("padding", tok+"==", "a001", clientIP, testNow, ErrMalformed)
+	f("prefix only", edgePrefix, "a001", clientIP, testNow, ErrMalformed)
+	f("std alphabet", edgePrefix+"++//", "a001", clientIP, testNow, ErrMalformed)
+	f("huge", edgePrefix+strings.Repeat("A", edgeMaxToken), "a001", clientIP, testNow, ErrMalformed)
+	other, _ := MintEdgeToken([]byte("another-edge-secret-0123456789abcdef"), EdgeToken{Channel: "a001", Expires: exp})
+	f("other key", other, "a001", clientIP, testNow, ErrSignature)
+
+	if _, err := MintEdgeToken(secret, EdgeToken{Channel: strings.Repeat("c", 256), Expires: exp}); err == nil {
+		t.Error("channel of 256 bytes must be refused")
+	}
+	if _, err := MintEdgeToken(secret, EdgeToken{Channel: "a", Expires: exp, UserID: strings.Repeat("u", 256)}); err == nil {
+		t.Error("user of 256 bytes must be refused")
+	}
+	if _, err := MintEdgeToken([]byte("short"), EdgeToken{Channel: "a", Expires: exp}); err == nil {
+		t.Error("short secret must be refused")
+	}
+}
+
+func TestEdgeTokenVerifyAllocatesNothing(t *testing.T) {
+	s, _ := newEdgeSigner([]byte(edgeSecret))
+	tok, _ := s.appendToken(nil, &EdgeToken{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, UserID: "user-42"})
+	ch := []byte("a001")
+	var c edgeClaims
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := s.verify(tok, ch, clientIP, testNow.Unix(), &c); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("edge verify allocates %v times", allocs)
+	}
+}

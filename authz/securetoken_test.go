@@ -1,0 +1,133 @@
+package authz
+
+import (
+	"crypto/sha1" //nolint:gosec // the protocol under test
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func stConfig(noCheckIP bool) Config {
+	return Config{
+		SecureToken: &SecureTokenConfig{Secret: stSecret, NoCheckIP: noCheckIP},
+		Edge:        EdgeConfig{Secret: edgeSecret},
+		Groups:      []GroupConfig{{Name: "flussonic", ChildToken: ChildSame}},
+	}
+}
+
+// phpSecureToken follows the seed's PHP example line by line (seed 004): the website's side of the protocol.
+func phpSecureToken(stream, remoteAddr, key string, now int64, salt string) string {
+	lifetime := int64(3600 * 3)
+	desync := int64(300)
+	starttime := now - desync
+	endtime := starttime + lifetime
+	hashsrt := stream + remoteAddr + fmt.Sprint(starttime) + fmt.Sprint(endtime) + key + salt
+	sum := sha1.Sum([]byte(hashsrt)) //nolint:gosec // protocol
+	hash := hex.EncodeToString(sum[:])
+	return hash + "-" + salt + "-" + fmt.Sprint(endtime) + "-" + fmt.Sprint(starttime)
+}
+
+// Golden tokens computed outside Go (python3 hashlib) with stream bbc, key SECRETKEY, now 1700000000 and salt
+// 00112233445566778899aabbccddeeff, exactly as the seed's PHP does.
+const (
+	goldenST     = "f1d8db96d8390e4f96e5c9ab905161c60beaf116-00112233445566778899aabbccddeeff-1700010500-1699999700" // ip 203.0.113.7
+	goldenSTNoIP = "4c382f31cdad90e49e183a3dc93892c96879b155-00112233445566778899aabbccddeeff-1700010500-1699999700"
+	goldenSTIPv6 = "82c383bdc6389573622db87b6b6ce5a1a86cf535-00112233445566778899aabbccddeeff-1700010500-1699999700" // ip 2001:db8::7
+	goldenSalt   = "00112233445566778899aabbccddeeff"
+)
+
+func TestSecureTokenSeedPHPExample(t *testing.T) {
+	a := newAuthz(t, stConfig(false))
+	// The website mints at testNow; the viewer plays a minute later.
+	tok := phpSecureToken("bbc", clientIP.String(), stSecret, testNow.Unix(), NewSalt())
+	d := a.Authorize(&Request{Path: []byte("/bbc/index.m3u8"), Channel: []byte("bbc"), ClientIP: clientIP}, q(tok), testNow.Add(time.Minute))
+	if !d.Allowed() || d.Kind != KindSecureToken || d.Expires != testNow.Unix()-300+3*3600 {
+		t.Fatalf("seed PHP token refused: %d %q", d.Status, d.Reason)
+	}
+	if got := phpSecureToken("bbc", "203.0.113.7", stSecret, testNow.Unix(), goldenSalt); got != goldenST {
+		t.Fatalf("php reproduction drifted from the golden vector: %s", got)
+	}
+	if got := MintSecureToken(stSecret, "bbc", "203.0.113.7", testNow.Unix()-300, testNow.Unix()-300+3*3600, goldenSalt); got != goldenST {
+		t.Fatalf("MintSecureToken = %s, want %s", got, goldenST)
+	}
+	// In same mode the playlist carries the token unchanged, as Flussonic does.
+	if q := string(a.AppendChildQuery(nil, req("bbc", clientIP), &d, testNow)); q != "token="+tok {
+		t.Fatalf("child query %q", q)
+	}
+}
+
+func TestSecureTokenVerifier(t *testing.T) {
+	a := newAuthz(t, stConfig(false))
+	aNoIP := newAuthz(t, stConfig(true))
+	ip6 := netip.MustParseAddr("2001:db8::7")
+	at := testNow.Add(time.Minute)
+	start, end := testNow.Unix()-300, testNow.Unix()-300+3*3600
+	f := func(name string, a *Authorizer, tok, channel string, ip netip.Addr, now time.Time, status int, reason string) {
+		t.Helper()
+		d := a.Authorize(&Request{Path: []byte("/" + channel + "/index.m3u8"), Channel: []byte(channel), ClientIP: ip}, q(tok), now)
+		if d.Status != status || !strings.Contains(d.Reason, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, d.Status, d.Reason, status, reason)
+		}
+	}
+	ok, forbidden, gone := http.StatusOK, http.StatusForbidden, http.StatusGone
+	f("golden", a, goldenST, "bbc", clientIP, at, ok, "ok")
+	f("golden ipv4-mapped client", a, goldenST, "bbc", netip.MustParseAddr("::ffff:203.0.113.7"), at, ok, "ok")
+	f("golden ipv6", a, goldenSTIPv6, "bbc", ip6, at, ok, "ok")
+	f("golden no_check_ip", aNoIP, goldenSTNoIP, "bbc", otherIP, at, ok, "ok")
+	f("ip token under no_check_ip", aNoIP, goldenST, "bbc", clientIP, at, forbidden, "bad signature")
+	f("uppercase hex", a, strings.ToUpper(goldenST[:40])+goldenST[40:], "bbc", clientIP, at, ok, "ok")
+
+	f("wrong ip", a, goldenST, "bbc", otherIP, at, forbidden, "bad signature")
+	f("wrong stream", a, goldenST, "cnn", clientIP, at, forbidden, "bad signature")
+	f("wrong salt", a, strings.Replace(goldenST, goldenSalt, "00112233445566778899aabbccddeefe", 1), "bbc", clientIP, at, forbidden, "bad signature")
+	f("wrong key", a, MintSecureToken("OTHERKEY", "bbc", clientIP.String(), start, end, goldenSalt), "bbc", clientIP, at, forbidden, "bad signature")
+	f("end moved", a, strings.Replace(goldenST, "-1700010500-", "-1800010500-", 1), "bbc", clientIP, at, forbidden, "bad signature")
+	f("expired", a, goldenST, "bbc", clientIP, time.Unix(end, 0), gone, "token expired")
+	f("expired forged", a, MintSecureToken("OTHERKEY", "bbc", clientIP.String(), start-9999, start-1, goldenSalt), "bbc", clientIP, at, forbidden, "bad signature")
+	future := MintSecureToken(stSecret, "bbc", clientIP.String(), testNow.Unix()+600, testNow.Unix()+3600, goldenSalt)
+	f("start in the future", a, future, "bbc", clientIP, at, forbidden, "not valid yet")
+
+	// Strict parsing.
+	for _, bad := range []string{
+		"",
+		goldenST + "-1",
+		goldenST[:39] + "-" + goldenST[40:],
+		"g" + goldenST[1:],
+		strings.Replace(goldenST, goldenSalt, "", 1),
+		strings.Replace(goldenST, goldenSalt, "salt_x", 1),
+		strings.Replace(goldenST, goldenSalt, strings.Repeat("a", 65), 1),
+		strings.Replace(goldenST, "-1699999700", "-01699999700", 1),
+		strings.Replace(goldenST, "-1699999700", "-+1699999700", 1),
+		strings.Replace(goldenST, "-1699999700", "-", 1),
+		strings.Replace(goldenST, "-1700010500-", "-1600000000-", 1), // end before start
+		strings.Replace(goldenST, "-1700010500-", "-99999999999999-", 1),
+		goldenST + " ",
+	} {
+		if bad == "" {
+			continue
+		}
+		f("malformed "+bad, a, bad, "bbc", clientIP, at, forbidden, "malformed")
+	}
+}
+
+func TestSecureTokenDesync(t *testing.T) {
+	cfg := stConfig(false)
+	cfg.SecureToken.Desync = time.Minute
+	a := newAuthz(t, cfg)
+	tok := MintSecureToken(stSecret, "bbc", clientIP.String(), testNow.Unix()+30, testNow.Unix()+90, goldenSalt)
+	f := func(now time.Time, want int) {
+		t.Helper()
+		if d := a.Authorize(req("bbc", clientIP), q(tok), now); d.Status != want {
+			t.Errorf("at %v: got %d %q, want %d", now.Sub(testNow), d.Status, d.Reason, want)
+		}
+	}
+	// In time order: the cache assumes clocks do not run backwards.
+	f(testNow.Add(-31*time.Second), http.StatusForbidden) // start-desync not reached
+	f(testNow.Add(2*time.Second), http.StatusOK)          // start 28 s ahead, within the minute of desync
+	f(testNow.Add(149*time.Second), http.StatusOK)        // end+desync not reached
+	f(testNow.Add(150*time.Second), http.StatusGone)      // end+desync
+}
