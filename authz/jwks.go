@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// kickInterval is the least time between two fetches that unknown key ids ask for, so a flood of tokens with
-// made-up kids cannot turn the edge into a load generator against the issuer.
+// kickInterval is the least time between two fetches that unknown key ids ask for (or jwks_refresh when
+// shorter), so a flood of tokens with made-up kids cannot turn the edge into a load generator against the issuer.
 const kickInterval = 30 * time.Second
 
 // keySource holds a JWT verifier's public keys: the configured PEM files plus, when set, a JWKS file or URL that
@@ -116,7 +116,7 @@ func (s *keySource) loop() {
 			return
 		case <-t.C:
 		case <-s.kick:
-			if time.Since(time.Unix(0, s.lastFetch.Load())) < kickInterval {
+			if time.Since(time.Unix(0, s.lastFetch.Load())) < min(kickInterval, s.refresh) {
 				continue
 			}
 		}
