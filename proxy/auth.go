@@ -1,29 +1,78 @@
 package proxy
 
 import (
+	"log/slog"
+
 	"github.com/valyala/fasthttp"
 
-	"github.com/hlsedge/hlsedge/playlist"
+	"github.com/hlsedge/hlsedge/authz"
 )
+
+// requestCarrier lets authz read the token sources straight out of fasthttp's parsed request. It lives in the
+// pooled scratch so that handing it over as an interface does not allocate.
+type requestCarrier struct{ ctx *fasthttp.RequestCtx }
+
+func (c *requestCarrier) QueryArg(name string) []byte { return c.ctx.QueryArgs().Peek(name) }
+func (c *requestCarrier) Cookie(name string) []byte   { return c.ctx.Request.Header.Cookie(name) }
+func (c *requestCarrier) Header(name string) []byte   { return c.ctx.Request.Header.Peek(name) }
 
 // authorize is the one place authorization plugs into the request path, before any origin work. It answers the
 // viewer itself and returns false when the request is refused.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route) bool {
-	return true
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) bool {
+	sc.decision = authz.Decision{}
+	path := ctx.Request.URI().PathOriginal()
+	if !s.auth.Protected(path) {
+		return true
+	}
+	sc.carrier.ctx = ctx
+	sc.areq = authz.Request{
+		Path:      path,
+		Channel:   rt.channel,
+		ClientIP:  s.clientIP(ctx),
+		UserAgent: ctx.Request.Header.UserAgent(),
+		Referer:   ctx.Request.Header.Referer(),
+		Origin:    ctx.Request.Header.Peek(fasthttp.HeaderOrigin),
+		Host:      ctx.Request.Header.Host(),
+		RawQuery:  ctx.URI().QueryString(),
+	}
+	sc.decision = s.auth.Authorize(&sc.areq, &sc.carrier, s.now())
+	sc.carrier.ctx = nil
+	if sc.decision.Allowed() {
+		return true
+	}
+	// The reason names what failed, never the token: it is safe for the viewer and for the operator's log.
+	s.log.Info("request denied", "status", sc.decision.Status, "reason", sc.decision.Reason,
+		"channel", string(rt.channel), "group", sc.decision.Group, "ip", sc.areq.ClientIP.String(),
+		"path", string(path))
+	if sc.decision.Status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="hlsedge"`)
+	}
+	s.fail(ctx, sc.decision.Status, sc.decision.Reason)
+	return false
 }
 
 // isTokenParam tells which query parameters are the edge's: they are never sent to the origin and never part of
 // a cache key.
 func (s *Server) isTokenParam(name []byte) bool {
-	return string(name) == "token"
+	for _, p := range s.tokenParams {
+		if string(name) == p {
+			return true
+		}
+	}
+	return false
 }
 
 // childQuery is the query every URI in this viewer's playlist gets, so that child playlists, keys and segments
-// come back with the token.
+// come back with a token: the edge token, or the incoming one unchanged, as the channel's group says.
 func (s *Server) childQuery(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) []byte {
-	tok := ctx.QueryArgs().Peek("token")
-	if len(tok) == 0 {
+	if !sc.decision.Allowed() {
 		return nil
 	}
-	return playlist.AppendQueryParam(sc.query[:0], "token", string(tok))
+	return s.auth.AppendChildQuery(sc.query[:0], &sc.areq, &sc.decision, s.now())
+}
+
+func logAuthStart(log *slog.Logger, a *authz.Authorizer) {
+	if a.Disabled() {
+		log.Warn("authorization is disabled: every channel is served without a token ('auth.disabled: true')")
+	}
 }

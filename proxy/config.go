@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hlsedge/hlsedge/authz"
 )
 
 // Config is the edge's whole configuration, read from YAML. Every field is documented where it is declared and in
@@ -40,6 +42,9 @@ type Config struct {
 	// CORS headers on playlists and segments. On by default, as in Astra, because browser players on the
 	// operator's site fetch cross-origin.
 	CORS CORSConfig `yaml:"cors"`
+	// Auth decides which requests are served; see authz.Config. It must be configured, or switched off with
+	// 'auth.disabled: true', so that a forgotten section never leaves the edge open.
+	Auth authz.Config `yaml:"auth"`
 	// Log controls the operator's logs.
 	Log LogConfig `yaml:"log"`
 
@@ -325,6 +330,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("'trusted_proxies[%d]' must be an IP or CIDR, got %q", i, s)
 		}
 		c.trusted = append(c.trusted, p)
+	}
+	if err := c.Auth.Validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

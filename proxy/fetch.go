@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -30,12 +31,12 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, uri []byte) (fetchResul
 	}
 	body, complete, err := readLimited(resp, limit)
 	if err != nil {
-		releaseResponse(resp)
+		abandonResponse(resp)
 		return fetchResult{}, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin response body failed", Err: err}
 	}
 	if !complete {
 		if k == kindPlaylist {
-			releaseResponse(resp)
+			abandonResponse(resp)
 			return fetchResult{}, &OriginError{Status: fasthttp.StatusBadGateway,
 				Reason: fmt.Sprintf("origin playlist larger than %d bytes", limit)}
 		}
@@ -99,19 +100,18 @@ func (s *Server) originGet(ctx *fasthttp.RequestCtx, uri []byte) (*fasthttp.Resp
 	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethod(fasthttp.MethodGet)
 	setForwardHeaders(&req.Header, ctx, s.clientIP(ctx))
-	resp := fasthttp.AcquireResponse()
-	if _, err := s.up.Do(req, resp); err != nil {
-		fasthttp.ReleaseResponse(resp)
+	resp, err := s.up.Do(req)
+	if err != nil {
 		return nil, err
 	}
 	switch st := resp.StatusCode(); st {
 	case fasthttp.StatusOK:
 		return resp, nil
 	case fasthttp.StatusNotFound:
-		releaseResponse(resp)
+		abandonResponse(resp)
 		return nil, &OriginError{Status: fasthttp.StatusNotFound, Reason: "not found on origin"}
 	default:
-		releaseResponse(resp)
+		abandonResponse(resp)
 		return nil, &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", st)}
 	}
 }
@@ -144,8 +144,24 @@ func readLimited(resp *fasthttp.Response, limit int64) (body []byte, complete bo
 	return buf.Bytes(), true, nil
 }
 
+// errAbandoned closes an origin connection whose response body was not read to the end.
+var errAbandoned = errors.New("origin response abandoned")
+
+// releaseResponse is for a response whose body was read to the end: its connection goes back to the pool.
 func releaseResponse(resp *fasthttp.Response) {
 	_ = resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(resp)
+}
+
+// abandonResponse is for a response whose body is unwanted or half read. fasthttp's CloseBodyStream would return
+// the connection to the pool with the unread bytes still in it, and the next request on it would read them as
+// its answer; closing the stream with an error closes the connection instead. The response is then left to the
+// garbage collector, because releasing it would close the stream a second time.
+func abandonResponse(resp *fasthttp.Response) {
+	if rc, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(errAbandoned)
+		return
+	}
 	fasthttp.ReleaseResponse(resp)
 }
 
@@ -155,6 +171,7 @@ type originStream struct {
 	prefix []byte
 	size   int
 	r      io.Reader
+	eof    bool
 }
 
 func (st *originStream) Read(p []byte) (int, error) {
@@ -165,12 +182,21 @@ func (st *originStream) Read(p []byte) (int, error) {
 		}
 		st.r = io.MultiReader(bytes.NewReader(st.prefix), body)
 	}
-	return st.r.Read(p)
+	n, err := st.r.Read(p)
+	if err == io.EOF {
+		st.eof = true
+	}
+	return n, err
 }
 
 // Close returns the origin connection to the pool; fasthttp calls it when the response is written or dropped.
 func (st *originStream) Close() error {
-	releaseResponse(st.resp)
+	if st.eof {
+		releaseResponse(st.resp)
+	} else {
+		// The viewer went away mid-segment, or HEAD skipped the body.
+		abandonResponse(st.resp)
+	}
 	return nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz"
 )
 
 // scratch is the per-request buffers, pooled so that a cache hit allocates nothing.
@@ -17,6 +19,10 @@ type scratch struct {
 	key        []byte
 	query      []byte
 	body       []byte
+
+	carrier  requestCarrier
+	areq     authz.Request
+	decision authz.Decision
 }
 
 // serveHTTP is the one-way request path: route, authorize, cache or origin (coalesced), rewrite, respond.
@@ -24,6 +30,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	start := s.now()
 	sc := s.bufs.Get().(*scratch)
 	k, cacheState := s.handle(ctx, sc)
+	// The decision and request point into this request's buffers; drop them before the scratch is reused.
+	sc.areq, sc.decision = authz.Request{}, authz.Decision{}
 	s.bufs.Put(sc)
 	status := ctx.Response.StatusCode()
 	s.m.request(k, status).Inc()
@@ -70,7 +78,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	}
 
 	// Authorization plugs in here, before any origin work (see authorize).
-	if !s.authorize(ctx, &rt) {
+	if !s.authorize(ctx, &rt, sc) {
 		return rt.kind, ""
 	}
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/playlist"
 )
 
@@ -25,7 +26,10 @@ type Server struct {
 	fetches  *Coalescer[fetchResult]
 	m        *edgeMetrics
 	rewriter *playlist.Rewriter
-	now      func() time.Time
+	auth     *authz.Authorizer
+	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
+	tokenParams []string
+	now         func() time.Time
 
 	public *fasthttp.Server
 	admin  *fasthttp.Server
@@ -59,12 +63,24 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	}
 	s.bufs.New = func() any { return &scratch{} }
 	s.up = newUpstreams(cfg, s.m, opts.Now)
+	auth, err := authz.New(cfg.Auth, opts.Log)
+	if err != nil {
+		return nil, fmt.Errorf("building authorizer: %w", err)
+	}
+	s.auth = auth
+	logAuthStart(s.log, auth)
+	s.tokenParams = auth.TokenParams()
+	if len(s.tokenParams) == 0 {
+		// Even with authorization off, a viewer's token never reaches the origin or splits the cache.
+		s.tokenParams = []string{"token"}
+	}
+	params := append([]string{auth.ChildParam()}, s.tokenParams...)
 	hosts := make([]string, 0, len(cfg.Origins))
 	for _, o := range cfg.Origins {
 		hosts = append(hosts, o.host)
 	}
 	rw, err := playlist.NewRewriter(playlist.Options{
-		ParamNames:  []string{"token"},
+		ParamNames:  params,
 		OriginHosts: hosts,
 		MaxSize:     int(cfg.Cache.MaxPlaylistSize),
 	})
@@ -164,6 +180,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	s.auth.Close()
 	return errors.Join(errs...)
 }
 

@@ -88,8 +88,8 @@ func hostWithPort(host, scheme string) string {
 }
 
 // Do sends req to the first healthy origin and fails over to the next on a connection error, a timeout or a 5xx.
-// On success resp holds the answer (its body may be a stream the caller must close) and the origin that gave it.
-func (u *Upstreams) Do(req *fasthttp.Request, resp *fasthttp.Response) (*upstream, error) {
+// On success it returns the answer (its body may be a stream: finish it with releaseResponse or abandonResponse).
+func (u *Upstreams) Do(req *fasthttp.Request) (*fasthttp.Response, error) {
 	now := u.now().UnixNano()
 	var last error
 	tried := 0
@@ -104,18 +104,21 @@ func (u *Upstreams) Do(req *fasthttp.Request, resp *fasthttp.Response) (*upstrea
 			tried++
 			req.SetHost(up.host)
 			start := u.now()
+			// A fresh response per attempt: an abandoned one still owns its closed stream.
+			resp := fasthttp.AcquireResponse()
 			err := up.client.DoTimeout(req, resp, u.timeout)
 			u.m.originLatency(up.host).UpdateDuration(start)
 			if err == nil && resp.StatusCode() < 500 {
 				up.downUntil.Store(0)
 				u.m.originFetch(up.host, "ok").Inc()
-				return up, nil
+				return resp, nil
 			}
 			if err == nil {
 				last = &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", resp.StatusCode())}
-				_ = resp.CloseBodyStream()
+				abandonResponse(resp)
 				u.m.originFetch(up.host, "5xx").Inc()
 			} else {
+				fasthttp.ReleaseResponse(resp)
 				last = classifyOriginErr(err)
 				u.m.originFetch(up.host, originResult(last)).Inc()
 			}
