@@ -1,0 +1,79 @@
+package playlist
+
+import "slices"
+
+// Template is a parsed playlist: its rewritten bytes plus the places where a viewer's query goes.
+// It is immutable and safe for concurrent use; the proxy caches one per origin playlist version.
+type Template struct {
+	// body is the output for an empty query: the input with origin hosts rewritten and the edge's own
+	// parameters removed, otherwise byte for byte.
+	body   []byte
+	points []point
+	// foreign are http(s) URIs on hosts that are not origins, without userinfo, query or fragment.
+	foreign []string
+}
+
+// point is one URI place: the query goes at body[off], after sep.
+type point struct {
+	off uint32
+	// sep is '&' when the URI already has a query and '?' otherwise. It is always written, even after a
+	// URI that ends in '?' or '&', so that the inserted bytes can be told apart from the input.
+	sep byte
+}
+
+// maxForeign bounds Foreign so that a hostile playlist cannot flood the proxy's log.
+const maxForeign = 16
+
+// Append is the per-viewer fast path: it appends the playlist to dst with query inserted at every URI place,
+// before any '#fragment'. query is already percent-encoded ("token=abc", "md5=x&expires=1"; see
+// AppendQueryParam) and must not contain '"', '#', CR or LF; a leading '?' or '&' is ignored.
+// An empty query still yields the host rewriting. Append does not allocate when cap(dst) has room for Size.
+func (t *Template) Append(dst []byte, query []byte) []byte {
+	if t == nil {
+		return dst
+	}
+	for len(query) > 0 && (query[0] == '?' || query[0] == '&') {
+		query = query[1:]
+	}
+	if len(query) == 0 || len(t.points) == 0 {
+		return append(dst, t.body...)
+	}
+	dst = slices.Grow(dst, len(t.body)+len(t.points)*(len(query)+1))
+	prev := uint32(0)
+	for _, p := range t.points {
+		dst = append(dst, t.body[prev:p.off]...)
+		dst = append(dst, p.sep)
+		dst = append(dst, query...)
+		prev = p.off
+	}
+	return append(dst, t.body[prev:]...)
+}
+
+// Size is the length of Append's output for a query of queryLen bytes, for sizing buffers up front.
+func (t *Template) Size(queryLen int) int {
+	if t == nil {
+		return 0
+	}
+	if queryLen == 0 {
+		return len(t.body)
+	}
+	return len(t.body) + len(t.points)*(queryLen+1)
+}
+
+// Foreign lists the distinct http(s) URIs on hosts that are not origins, at most 16. They are left untouched
+// and get no query, so the viewer's token never reaches a third party. Userinfo, query and fragment are cut
+// off because they may hold a third party's credentials and the proxy logs this list. Do not modify it.
+func (t *Template) Foreign() []string {
+	if t == nil {
+		return nil
+	}
+	return t.foreign
+}
+
+// URICount is the number of URI places that get the query.
+func (t *Template) URICount() int {
+	if t == nil {
+		return 0
+	}
+	return len(t.points)
+}
