@@ -21,7 +21,8 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve": {"run the HLS edge", runServe},
+		"serve":  {"run the HLS edge", runServe},
+		"origin": {"synthetic Astra-like live HLS origin for demos, tests and the bench", runOrigin},
 	}
 }
 

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidConfig is wrapped by every configuration validation error of this package.
+var ErrInvalidConfig = errors.New("invalid config")
+
+// URI styles an origin writes into its playlists, as Astra offers them.
+const (
+	URIsAbsolute = "absolute" // http://<Host header>/play/ch/name: Astra's default, the one an edge must rewrite
+	URIsPath     = "path"     // /play/ch/name
+	URIsRelative = "relative" // name
+)
+
+// maxVariants bounds Variants: the variant index is kept in the low nibble of generated segment names.
+const maxVariants = 8
+
+// OriginConfig configures the synthetic Astra-like live origin. Zero values mean the documented defaults.
+type OriginConfig struct {
+	// Channels are the channel ids served under /play/{channel}/ (letters, digits, '-', '_'). Required.
+	Channels []string
+	// URIs is the style of segment and variant URIs in playlists: absolute (default, like Astra), path or relative.
+	URIs string
+	// Variants is the number of variants per channel, 1 to 8 (default 1). Above 1, index.m3u8 is a master
+	// playlist whose variants are media playlists with generated names; the same segments back every variant.
+	Variants int
+	// SegmentDuration is the live cadence: the media sequence advances once per SegmentDuration of wall clock.
+	// Default 3s, Astra's. The committed media last 3 s whatever this says; shorter values make fast tests.
+	SegmentDuration time.Duration
+	// WindowSize is the number of segments in each media playlist, 1 to 64 (default 4, Astra's).
+	WindowSize int
+	// Delay is an artificial latency added before every segment response, for tests of timeouts and coalescing.
+	Delay time.Duration
+	// MaxStatsURIs bounds the per-URI counters of /stats so a scan cannot grow it without limit (default 10000).
+	MaxStatsURIs int
+	// Now is the clock the live window follows; nil means time.Now. Tests inject one.
+	Now func() time.Time
+}
+
+// Validate reports the first invalid field, by its name.
+func (c *OriginConfig) Validate() error {
+	if len(c.Channels) == 0 {
+		return fmt.Errorf("%w: 'channels' must not be empty", ErrInvalidConfig)
+	}
+	seen := make(map[string]struct{}, len(c.Channels))
+	for i, ch := range c.Channels {
+		if !validChannelID(ch) {
+			return fmt.Errorf("%w: 'channels[%d]' %q must be 1-64 letters, digits, '-' or '_'", ErrInvalidConfig, i, ch)
+		}
+		if _, dup := seen[ch]; dup {
+			return fmt.Errorf("%w: 'channels[%d]' %q is listed twice", ErrInvalidConfig, i, ch)
+		}
+		seen[ch] = struct{}{}
+	}
+	switch c.URIs {
+	case "", URIsAbsolute, URIsPath, URIsRelative:
+	default:
+		return fmt.Errorf("%w: 'uris' must be one of absolute, path, relative (got %q)", ErrInvalidConfig, c.URIs)
+	}
+	if c.Variants < 0 || c.Variants > maxVariants {
+		return fmt.Errorf("%w: 'variants' must be between 1 and %d", ErrInvalidConfig, maxVariants)
+	}
+	if c.SegmentDuration < 0 {
+		return fmt.Errorf("%w: 'segmentDuration' must be greater than zero", ErrInvalidConfig)
+	}
+	if c.SegmentDuration > 0 && c.SegmentDuration < 10*time.Millisecond {
+		return fmt.Errorf("%w: 'segmentDuration' must be at least 10ms", ErrInvalidConfig)
+	}
+	if c.WindowSize < 0 || c.WindowSize > 64 {
+		return fmt.Errorf("%w: 'windowSize' must be between 1 and 64", ErrInvalidConfig)
+	}
+	if c.Delay < 0 {
+		return fmt.Errorf("%w: 'delay' must not be negative", ErrInvalidConfig)
+	}
+	if c.MaxStatsURIs < 0 {
+		return fmt.Errorf("%w: 'maxStatsURIs' must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// withDefaults returns a copy with zero values replaced by the defaults.
+func (c OriginConfig) withDefaults() OriginConfig {
+	if c.URIs == "" {
+		c.URIs = URIsAbsolute
+	}
+	if c.Variants == 0 {
+		c.Variants = 1
+	}
+	if c.SegmentDuration == 0 {
+		c.SegmentDuration = 3 * time.Second
+	}
+	if c.WindowSize == 0 {
+		c.WindowSize = 4
+	}
+	if c.MaxStatsURIs == 0 {
+		c.MaxStatsURIs = 10000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.Channels = append([]string(nil), c.Channels...)
+	return c
+}
+
+func validChannelID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
