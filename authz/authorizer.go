@@ -316,8 +316,8 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 		return d
 	}
 	// Fast path: a decision made for this token, channel and address.
-	key, check := a.cache.keys(tok, ch, req.ClientIP)
-	if e, ok := a.cache.get(key, check, now.UnixNano()); ok {
+	key := a.cache.key(tok, ch, req.ClientIP)
+	if e, ok := a.cache.get(key, tok, ch, req.ClientIP, now.UnixNano()); ok {
 		d := e.d
 		d.Cached = true
 		d.token = tok
@@ -325,7 +325,7 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 	}
 	// Slow path: verify, then cache allow and deny alike.
 	d, until := a.decide(g, tok, ch, req, now)
-	a.cache.put(key, check, &d, until, now)
+	a.cache.put(key, tok, ch, req.ClientIP, &d, until, now)
 	d.token = tok
 	return d
 }

@@ -9,22 +9,25 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 )
 
-// entry is one cached decision. check is a second, independently seeded hash of the key material: ristretto
-// keys on 64 bits, and a collision must never hand one viewer another viewer's allow.
+// entry is one cached decision with the exact material it was made for. ristretto keys on a 64-bit hash, and
+// neither a chance collision nor one crafted against a non-cryptographic hash may hand one viewer another's
+// allow, so a hit compares token, channel and address byte for byte; that costs less than a second hash pass.
 type entry struct {
-	check uint64
-	until int64 // unix nanos; the entry is not used at or after this instant, whatever ristretto's clock says
+	tok   string
+	ch    string
+	ip    netip.Addr
+	until int64 // unix nanos; the entry is not used at or after this instant
 	d     Decision
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision. The client IP is always part of the key, bound
 // token or not: it costs a re-verification when a viewer's address changes and saves a branch that could get it
-// wrong. Hash seeds are random per process, so the keys cannot be aimed at from outside.
+// wrong. The hash seed is random per process.
 type decisionCache struct {
-	c              *ristretto.Cache[uint64, *entry]
-	seedKey, seedC maphash.Seed
-	maxTTL         time.Duration
-	denyTTL        time.Duration
+	c       *ristretto.Cache[uint64, *entry]
+	seed    maphash.Seed
+	maxTTL  time.Duration
+	denyTTL time.Duration
 }
 
 func newDecisionCache(cfg CacheConfig) (*decisionCache, error) {
@@ -39,32 +42,31 @@ func newDecisionCache(cfg CacheConfig) (*decisionCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &decisionCache{c: c, seedKey: maphash.MakeSeed(), seedC: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
+	return &decisionCache{c: c, seed: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
 }
 
-func (dc *decisionCache) hash(seed maphash.Seed, tok, channel []byte, ip *[16]byte) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	// Lengths first, so that no two (token, channel) pairs concatenate to the same bytes.
-	var n [4]byte
-	binary.LittleEndian.PutUint16(n[:2], uint16(len(tok)))
-	binary.LittleEndian.PutUint16(n[2:], uint16(len(channel)))
-	h.Write(n[:])
-	h.Write(tok)
-	h.Write(channel)
-	h.Write(ip[:])
-	return h.Sum64()
-}
-
-func (dc *decisionCache) keys(tok, channel []byte, ip netip.Addr) (key, check uint64) {
+// key hashes (token, channel, address). Each part is hashed separately and the fixed-size results combined, so
+// that no two inputs concatenate alike; maphash.Bytes rather than maphash.Hash, whose buffered writes cost more
+// than the hashing itself on a 200-byte JWT.
+func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr) uint64 {
+	var b [32]byte
 	a := ip.Unmap().As16()
-	return dc.hash(dc.seedKey, tok, channel, &a), dc.hash(dc.seedC, tok, channel, &a)
+	copy(b[:16], a[:])
+	binary.LittleEndian.PutUint64(b[16:], maphash.Bytes(dc.seed, channel))
+	binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(dc.seed, tok))
+	return maphash.Bytes(dc.seed, b[:])
 }
 
-// get is the fast path: one lookup, no allocation.
-func (dc *decisionCache) get(key, check uint64, now int64) (*entry, bool) {
+// get is the fast path: one lookup, no allocation, no clock read.
+func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int64) (*entry, bool) {
 	e, ok := dc.c.Get(key)
-	if !ok || e.check != check || now >= e.until {
+	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != ip {
+		return nil, false
+	}
+	if now >= e.until {
+		// Entries carry no ristretto TTL (its Get would read the clock on every hit); an outdated one is
+		// dropped here, and unused ones age out through eviction.
+		dc.c.Del(key)
 		return nil, false
 	}
 	return e, true
@@ -72,7 +74,7 @@ func (dc *decisionCache) get(key, check uint64, now int64) (*entry, bool) {
 
 // put caches d until the token's own end (until, unix nanos; 0 when it has none), capped by the configured TTLs.
 // ristretto may drop the Set; then the next request verifies again, which is only slower.
-func (dc *decisionCache) put(key, check uint64, d *Decision, until int64, now time.Time) {
+func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, until int64, now time.Time) {
 	ttl := dc.maxTTL
 	if !d.Allowed() {
 		ttl = dc.denyTTL
@@ -85,9 +87,9 @@ func (dc *decisionCache) put(key, check uint64, d *Decision, until int64, now ti
 	if ttl <= 0 {
 		return
 	}
-	e := &entry{check: check, until: now.UnixNano() + int64(ttl), d: *d}
+	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d}
 	e.d.token = nil
-	dc.c.SetWithTTL(key, e, 1, ttl)
+	dc.c.Set(key, e, 1)
 }
 
 func (dc *decisionCache) close() { dc.c.Close() }

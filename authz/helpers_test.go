@@ -13,29 +13,25 @@ import (
 // turned into bytes once, so that a lookup allocates nothing, as with fasthttp.
 type carrier struct {
 	query, cookie, header map[string]string
-	b                     map[string][]byte
+	qb, cb, hb            map[string][]byte
 }
 
-func (c *carrier) QueryArg(name string) []byte { return c.get(c.query, "q", name) }
-func (c *carrier) Cookie(name string) []byte   { return c.get(c.cookie, "c", name) }
-func (c *carrier) Header(name string) []byte   { return c.get(c.header, "h", name) }
+func (c *carrier) QueryArg(name string) []byte { c.init(); return c.qb[name] }
+func (c *carrier) Cookie(name string) []byte   { c.init(); return c.cb[name] }
+func (c *carrier) Header(name string) []byte   { c.init(); return c.hb[name] }
 
-func (c *carrier) get(m map[string]string, kind, k string) []byte {
-	if c.b == nil {
-		c.b = map[string][]byte{}
-		for kind, m := range map[string]map[string]string{"q": c.query, "c": c.cookie, "h": c.header} {
-			for k, v := range m {
-				c.b[kind+k] = []byte(v)
-			}
+func (c *carrier) init() {
+	if c.qb != nil {
+		return
+	}
+	conv := func(m map[string]string) map[string][]byte {
+		out := map[string][]byte{}
+		for k, v := range m {
+			out[k] = []byte(v)
 		}
+		return out
 	}
-	switch kind {
-	case "q":
-		return c.b["q"+k]
-	case "c":
-		return c.b["c"+k]
-	}
-	return c.b["h"+k]
+	c.qb, c.cb, c.hb = conv(c.query), conv(c.cookie), conv(c.header)
 }
 
 func q(tok string) *carrier { return &carrier{query: map[string]string{"token": tok}} }
