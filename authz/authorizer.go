@@ -194,7 +194,12 @@ func New(cfg Config, log *slog.Logger) (*Authorizer, error) {
 		return nil, fmt.Errorf("'auth.edge.secret_file': %w", err)
 	}
 	if len(key) == 0 {
-		log.Warn("authz: auth.edge.secret is empty; using a random key, so child links break on restart and across edge nodes")
+		for _, g := range cfg.Groups {
+			if !g.Public && g.ChildToken == ChildEdge {
+				log.Warn("authz: auth.edge.secret is empty; using a random key, so child links break on restart and across edge nodes")
+				break
+			}
+		}
 	}
 	if a.edge, err = newEdgeSigner(key); err != nil {
 		return nil, err

@@ -1,10 +1,12 @@
 package authz
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,6 +281,9 @@ func TestDecisionCache(t *testing.T) {
 	if d := a.Authorize(r, q(tok), testNow.Add(time.Hour+30*time.Second)); d.Status != http.StatusGone || d.Cached {
 		t.Fatalf("after expiry: %+v", d)
 	}
+	if raceEnabled {
+		return
+	}
 	c := q(tok)
 	a.Authorize(r, c, testNow)
 	a.cache.c.Wait()
@@ -334,4 +339,42 @@ func TestGlob(t *testing.T) {
 	f("*x*y*", "aaxbbyc", true)
 	f("*x*y", "aaxbbyc", false)
 	f(strings.Repeat("*a", 30)+"b", strings.Repeat("a", 200), false)
+}
+
+// Many viewers at once, on the cache and the pooled HMAC states: run with -race.
+func TestAuthorizeConcurrent(t *testing.T) {
+	a := newAuthz(t, hsConfig())
+	parent := mintHS(t, []string{"*"}, time.Hour)
+	d := a.Authorize(req("a001", clientIP), q(parent), testNow)
+	child := strings.TrimPrefix(string(a.AppendChildQuery(nil, nil, &d, testNow)), "token=")
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 300; i++ {
+				tok, ch, want := parent, fmt.Sprintf("ch%d", i%5), http.StatusOK
+				switch i % 3 {
+				case 1:
+					tok, ch = child, "a001"
+				case 2:
+					tok, ch = child, "b002"
+					want = http.StatusForbidden
+				}
+				if d := a.Authorize(req(ch, clientIP), q(tok), testNow); d.Status != want {
+					select {
+					case errs <- fmt.Sprintf("goroutine %d request %d: %d %q", g, i, d.Status, d.Reason):
+					default:
+					}
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
 }

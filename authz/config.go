@@ -344,6 +344,9 @@ func (c *Config) validate() error {
 	if c.Cache.DenyTTL < 0 || c.Cache.DenyTTL > c.Cache.MaxTTL {
 		return errors.New("'auth.cache.deny_ttl' must be greater than zero and at most 'auth.cache.max_ttl'")
 	}
+	if c.JWT == nil && c.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" && !c.anyGroupVerifier() {
+		return errors.New("'auth' must configure 'auth.jwt', 'auth.securetoken' or 'auth.edge.secret', or set 'auth.disabled: true' to serve without tokens")
+	}
 	if c.JWT != nil {
 		if err := c.JWT.validate("auth.jwt"); err != nil {
 			return err
@@ -404,6 +407,17 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// anyGroupVerifier reports whether some group brings its own verifier or is public, which makes an otherwise
+// empty section meaningful.
+func (c *Config) anyGroupVerifier() bool {
+	for _, g := range c.Groups {
+		if g.Public || g.JWT != nil || g.SecureToken != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (j *JWTConfig) validate(f string) error {

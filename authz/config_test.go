@@ -32,7 +32,11 @@ func TestConfigValidate(t *testing.T) {
 	neg := -time.Second
 	f("valid", func(c *Config) {}, "")
 	f("disabled needs nothing", func(c *Config) { *c = Config{Disabled: true} }, "")
-	f("nothing configured", func(c *Config) { *c = Config{} }, "'auth.groups[0]' must be public or accept a configured verifier")
+	f("nothing configured", func(c *Config) { *c = Config{} }, "or set 'auth.disabled: true'")
+	f("public only", func(c *Config) { *c = Config{Groups: []GroupConfig{{Public: true}}} }, "")
+	f("group without verifier", func(c *Config) {
+		*c = Config{Groups: []GroupConfig{{Channels: []string{"free"}, Public: true}, {Name: "rest"}}}
+	}, "'auth.groups[1]' must be public or accept a configured verifier")
 	f("edge only", func(c *Config) { *c = Config{Edge: EdgeConfig{Secret: edgeSecret}} }, "")
 	f("protected", func(c *Config) { c.Protected = []string{"play/"} }, "'auth.protected[0]' must start with '/'")
 	f("source none", func(c *Config) { c.Sources = []SourceConfig{{}} }, "'auth.sources[0]' must set exactly one")
