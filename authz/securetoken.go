@@ -109,6 +109,10 @@ func (v *secureTokenVerifier) verify(tok []byte, channel []byte, ip netip.Addr, 
 	if err != nil {
 		return err
 	}
+	if !v.noCheckIP && !ip.IsValid() {
+		// An unknown address would hash as "", which is what a no_check_ip website sends.
+		return ErrWrongIP
+	}
 	var buf [512]byte
 	b := append(buf[:0], channel...)
 	if !v.noCheckIP {

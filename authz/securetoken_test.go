@@ -82,6 +82,7 @@ func TestSecureTokenVerifier(t *testing.T) {
 	f("uppercase hex", a, strings.ToUpper(goldenST[:40])+goldenST[40:], "bbc", clientIP, at, ok, "ok")
 
 	f("wrong ip", a, goldenST, "bbc", otherIP, at, forbidden, "bad signature")
+	f("no client ip never matches an ip-less token", a, goldenSTNoIP, "bbc", netip.Addr{}, at, forbidden, "another client ip")
 	f("wrong stream", a, goldenST, "cnn", clientIP, at, forbidden, "bad signature")
 	f("wrong salt", a, strings.Replace(goldenST, goldenSalt, "00112233445566778899aabbccddeefe", 1), "bbc", clientIP, at, forbidden, "bad signature")
 	f("wrong key", a, MintSecureToken("OTHERKEY", "bbc", clientIP.String(), start, end, goldenSalt), "bbc", clientIP, at, forbidden, "bad signature")
