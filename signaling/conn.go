@@ -1,0 +1,387 @@
+package signaling
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// closeGrace is how long the server waits for the client's close frame after sending its own.
+const closeGrace = time.Second
+
+// conn is one socket. The fasthttp hijack goroutine is its only reader; a writer goroutine exists only while
+// the send queue is not empty, so an idle socket costs one goroutine, not two.
+type conn struct {
+	s       *Server
+	ws      *websocket.Conn
+	raw     net.Conn // the TCP connection under fasthttp's hijack wrapper; safe to close from any goroutine
+	key     ConfKey
+	id      Identity
+	userKey string
+	waiting bool // the conference had a waiting room when the socket opened
+
+	// Reader goroutine only.
+	rate, strikes bucket
+
+	mu        sync.Mutex
+	queue     []*Message
+	writing   bool
+	closing   bool
+	sealed    bool // no more sends: a close follows what is queued
+	pendClose closeReq
+	expires   time.Time
+	expGen    uint64
+	expTimer  *time.Timer
+	pingTimer *time.Timer
+
+	// fasthttp recycles the hijacked connection wrapper as soon as run returns, so every use of ws outside the
+	// reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
+	dead bool
+	ops  sync.WaitGroup
+}
+
+// enter starts an op on ws from a goroutine other than the reader; false when the socket is gone.
+func (c *conn) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dead || c.ws == nil {
+		return false
+	}
+	c.ops.Add(1)
+	return true
+}
+
+// Who implements Member.
+func (c *conn) Who() *Identity { return &c.id }
+
+// Send implements Member: it queues and returns at once. A client whose queue is full is dropped rather than
+// allowed to hold up the fan-out or grow without bound.
+func (c *conn) Send(m *Message) {
+	c.mu.Lock()
+	if c.closing || c.sealed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue {
+		c.mu.Unlock()
+		c.s.m.slow.Inc()
+		go c.closeWith(websocket.ClosePolicyViolation, "client too slow: send queue full")
+		return
+	}
+	c.queue = append(c.queue, m)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+}
+
+// writeLoop drains the queue and exits when it is empty.
+func (c *conn) writeLoop() {
+	if !c.enter() {
+		c.mu.Lock()
+		c.writing, c.queue = false, nil
+		c.mu.Unlock()
+		return
+	}
+	defer c.ops.Done()
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if c.closing || len(batch) == 0 {
+			c.writing = false
+			if cap(batch) > 64 {
+				c.queue = nil // a burst's queue is not kept by an idle socket
+			}
+			closeNow := c.sealed && !c.closing
+			req := c.pendClose
+			c.mu.Unlock()
+			if closeNow {
+				go c.closeWith(req.code, req.reason) // a new op: this one ends when we return
+			}
+			return
+		}
+		c.queue = nil
+		c.mu.Unlock()
+		for i, m := range batch {
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			if err := c.ws.WriteMessage(websocket.TextMessage, m.frame(c.s.codec)); err != nil {
+				c.mu.Lock()
+				c.closing, c.writing, c.queue = true, false, nil
+				c.mu.Unlock()
+				c.s.m.writeErrors.Inc()
+				_ = c.raw.Close()
+				return
+			}
+			batch[i] = nil
+		}
+		c.s.m.sent.Add(len(batch))
+		c.mu.Lock()
+		if c.queue == nil {
+			c.queue = batch[:0]
+		}
+		c.mu.Unlock()
+	}
+}
+
+type closeReq struct {
+	code   int
+	reason string
+}
+
+// closeAfterQueue closes once what is already queued (the error that explains the close, the last chat
+// messages) has been written. A slow client's writer never finishes; its write timeout ends it instead.
+func (c *conn) closeAfterQueue(code int, reason string) {
+	c.mu.Lock()
+	if c.closing || c.sealed {
+		c.mu.Unlock()
+		return
+	}
+	if c.writing {
+		c.sealed, c.pendClose = true, closeReq{code, reason}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.closeWith(code, reason)
+}
+
+// closeWith sends a close frame and lets the reader finish: it reads until the client answers or closeGrace
+// passes, so that the client sees the reason before the TCP connection goes.
+func (c *conn) closeWith(code int, reason string) {
+	c.mu.Lock()
+	if c.closing || c.ws == nil || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.queue = nil
+	c.ops.Add(1)
+	c.mu.Unlock()
+	defer c.ops.Done()
+	c.s.m.closed(code).Inc()
+	c.s.log.Debug("signaling: closing socket", "code", code, "reason", reason, "room", c.key.Room)
+	deadline := time.Now().Add(min(c.s.cfg.WriteTimeout, closeGrace))
+	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
+		_ = c.raw.Close()
+		return
+	}
+	_ = c.raw.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// run is the upgraded socket's life, on the fasthttp hijack goroutine.
+func (c *conn) run(ws *websocket.Conn) {
+	s := c.s
+	raw := ws.NetConn()
+	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	c.mu.Lock()
+	c.ws, c.raw = ws, raw
+	c.mu.Unlock()
+	defer s.release(c)
+	defer func() {
+		c.mu.Lock()
+		c.dead, c.closing = true, true
+		c.mu.Unlock()
+		_ = raw.Close() // unblocks a writer stuck on a slow client
+		c.ops.Wait()
+	}()
+	ws.SetReadLimit(s.cfg.ReadLimit)
+	ws.SetPongHandler(func(string) error {
+		if c.isClosing() {
+			return nil
+		}
+		return raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+	})
+
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		return
+	}
+	c.Send(newMessage(evConnected, map[string]any{
+		"room":         c.key.Room,
+		"content_id":   c.key.ContentID,
+		"user":         &c.id,
+		"moderator":    c.id.Moderator,
+		"waiting_room": c.waiting,
+		"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
+	}))
+	c.mu.Lock()
+	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.ping)
+	c.armExpiryLocked(s.now())
+	c.mu.Unlock()
+	defer c.stopTimers()
+	s.hub.Connect(c.key, c)
+	defer s.hub.Disconnect(c.key, c)
+
+	bp := s.readBufs.Get().(*[]byte)
+	defer s.readBufs.Put(bp)
+	for {
+		if !c.isClosing() {
+			_ = raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		mt, r, err := ws.NextReader()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.isClosing() {
+			continue // waiting for the client's close frame; late messages are not handled
+		}
+		buf, err := readAll(r, (*bp)[:0])
+		*bp = buf
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		s.m.received.Inc()
+		if mt != websocket.TextMessage {
+			c.strike("", "binary frames are not supported")
+			continue
+		}
+		c.handle(buf)
+		if cap(buf) > 16<<10 {
+			*bp = make([]byte, 0, 1024) // one large frame must not pin a large buffer in the pool
+		}
+	}
+}
+
+// readFailed records why the reader stopped. The library has already answered an oversized frame with 1009.
+func (c *conn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		c.s.m.closed(websocket.CloseMessageTooBig).Inc()
+	case c.isClosing():
+	case errors.As(err, &ne) && ne.Timeout():
+		c.s.m.idle.Inc()
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+}
+
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
+func (c *conn) ping() {
+	if c.isClosing() || !c.enter() {
+		return
+	}
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout))
+	c.ops.Done()
+	if err != nil {
+		_ = c.raw.Close()
+		return
+	}
+	c.mu.Lock()
+	if !c.closing && c.pingTimer != nil {
+		c.pingTimer.Reset(c.s.cfg.PingInterval)
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) stopTimers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closing = true
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+	}
+	c.expGen++
+}
+
+// armExpiryLocked schedules `token_expiring` ahead of expiry and the close at expiry (plus leeway, as the upgrade
+// check allowed), for the current token. A refresh re-arms it; expGen discards a timer that fired meanwhile.
+func (c *conn) armExpiryLocked(now time.Time) {
+	if c.expTimer != nil {
+		c.expTimer.Stop()
+	}
+	c.expGen++
+	gen := c.expGen
+	end := c.expires.Add(c.s.ver.leeway)
+	warnAt := c.expires.Add(-c.s.cfg.TokenExpiryWarning)
+	d := warnAt.Sub(now)
+	warned := false
+	if d <= 0 {
+		// Already inside the warning window: warn now, close at expiry.
+		warned = true
+		d = end.Sub(now)
+		go c.warnExpiry()
+	}
+	c.expTimer = time.AfterFunc(max(d, 0), func() {
+		c.mu.Lock()
+		if c.expGen != gen || c.closing {
+			c.mu.Unlock()
+			return
+		}
+		if !warned {
+			warned = true
+			c.expTimer.Reset(max(end.Sub(time.Now()), 0))
+			c.mu.Unlock()
+			c.warnExpiry()
+			return
+		}
+		c.mu.Unlock()
+		c.closeAfterQueue(CloseTokenExpired, "token expired")
+	})
+}
+
+func (c *conn) warnExpiry() {
+	c.mu.Lock()
+	exp := c.expires
+	c.mu.Unlock()
+	c.Send(newMessage(evTokenExpiring, map[string]any{
+		"expires_at": exp.Unix(),
+		"expires_in": max(int64(time.Until(exp).Seconds()), 0),
+	}))
+}
+
+// bucket is a token bucket; the reader goroutine is its only user.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func (b *bucket) take(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}

@@ -1,0 +1,49 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+)
+
+// Sentinel errors. Their text is the one-line reason a refused client gets, so it never holds a token, a claim
+// value or a secret.
+var (
+	ErrNoRoom            = errors.New("no conference named: send the room query parameter or X-Room-Name")
+	ErrBadRoom           = errors.New("malformed conference name")
+	ErrOrigin            = errors.New("origin not allowed")
+	ErrNoToken           = errors.New("no token")
+	ErrMalformed         = errors.New("malformed token")
+	ErrSignature         = errors.New("bad signature")
+	ErrAlgorithm         = errors.New("algorithm not allowed")
+	ErrNoKey             = errors.New("no verification key for this algorithm")
+	ErrExpired           = errors.New("token expired")
+	ErrNotYetValid       = errors.New("token not valid yet")
+	ErrNoExpiry          = errors.New("token has no expiry")
+	ErrIssuer            = errors.New("wrong issuer")
+	ErrAudience          = errors.New("wrong audience")
+	ErrNoIdentity        = errors.New("token names no user")
+	ErrClaim             = errors.New("malformed claim")
+	ErrWrongRoom         = errors.New("token is for another conference")
+	ErrWrongConference   = errors.New("token is for another run of this conference")
+	ErrNotRunning        = errors.New("conference is not running")
+	ErrTooManyUser       = errors.New("too many connections for this user")
+	ErrTooManyConference = errors.New("too many connections for this conference")
+	ErrTooManyConns      = errors.New("too many connections")
+	ErrClosed            = errors.New("signaling server is shutting down")
+)
+
+// statusOf maps an upgrade refusal onto its HTTP status: 401 when no valid credential was presented (the client
+// should fetch a token), 403 when the credential is authentic but does not open this conference or a limit is hit.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNoRoom), errors.Is(err, ErrBadRoom):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrOrigin), errors.Is(err, ErrWrongRoom), errors.Is(err, ErrWrongConference),
+		errors.Is(err, ErrNotRunning), errors.Is(err, ErrTooManyUser), errors.Is(err, ErrTooManyConference),
+		errors.Is(err, ErrTooManyConns):
+		return http.StatusForbidden
+	}
+	return http.StatusUnauthorized
+}

@@ -1,0 +1,221 @@
+package signaling
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fasthttp/websocket"
+)
+
+// Client event payloads. Identity fields a client may send (the seed's `email` in join_waiting_room) are not
+// read: who the client is comes from the token.
+type (
+	roomPayload struct {
+		RoomName *string `json:"room_name"`
+	}
+	acceptPayload struct {
+		RoomName       *string `json:"room_name"`
+		AcceptEveryone bool    `json:"accept_everyone"`
+		Email          string  `json:"email"`
+	}
+	rejectPayload struct {
+		RoomName *string `json:"room_name"`
+		Email    string  `json:"email"`
+		Reason   string  `json:"reason"`
+	}
+	chatPayload struct {
+		RoomName *string `json:"room_name"`
+		Text     *string `json:"text"`
+	}
+	refreshPayload struct {
+		Token string `json:"token"`
+	}
+)
+
+var (
+	errWrongRoomName = errors.New("room_name does not match your conference")
+	errBadData       = errors.New("malformed data for this event")
+	errUnknownEvent  = errors.New("unknown event")
+	errEmptyChat     = errors.New("chat message is empty")
+	errLongChat      = errors.New("chat message too long")
+	errNoEmail       = errors.New("email or accept_everyone required")
+)
+
+// handle runs one client event. Bad input gets an `error` event and a strike; the socket stays open until the
+// strikes run out.
+func (c *conn) handle(frame []byte) {
+	now := c.s.now()
+	if !c.rate.take(now) {
+		c.s.m.rateLimited.Inc()
+		c.strike("", "rate limit exceeded")
+		return
+	}
+	ev, data, err := c.s.codec.Decode(frame)
+	if err != nil {
+		c.strike("", err.Error())
+		return
+	}
+	hub, k := c.s.hub, c.key
+	switch ev {
+	case evJoinWaitingRoom, evLeaveWaitingRoom:
+		var p roomPayload
+		if !c.decodeRoom(ev, data, &p, &p.RoomName) {
+			return
+		}
+		if ev == evJoinWaitingRoom {
+			err = hub.JoinWaiting(k, c)
+		} else {
+			err = hub.LeaveWaiting(k, c)
+		}
+		if err != nil {
+			c.Send(newMessage(evError, errorData(ev, err.Error())))
+		}
+	case evAcceptParticipant:
+		var p acceptPayload
+		if !c.decodeRoom(ev, data, &p, &p.RoomName) {
+			c.respond(evAcceptResponse, false, "bad request")
+			return
+		}
+		if !p.AcceptEveryone && p.Email == "" {
+			c.respond(evAcceptResponse, false, errNoEmail.Error())
+			return
+		}
+		n, err := hub.Accept(k, c, p.Email, p.AcceptEveryone)
+		if err != nil {
+			c.respond(evAcceptResponse, false, err.Error())
+			return
+		}
+		msg := "admitted 1 participant"
+		if p.AcceptEveryone {
+			msg = "admitted " + strconv.Itoa(n) + " participants"
+		}
+		c.respond(evAcceptResponse, true, msg)
+	case evRejectParticipant:
+		var p rejectPayload
+		if !c.decodeRoom(ev, data, &p, &p.RoomName) {
+			c.respond(evRejectResponse, false, "bad request")
+			return
+		}
+		if p.Email == "" {
+			c.respond(evRejectResponse, false, "email required")
+			return
+		}
+		reason := strings.TrimSpace(p.Reason)
+		if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > maxRejectReasonChars {
+			c.respond(evRejectResponse, false, "reason too long")
+			return
+		}
+		if err := hub.Reject(k, c, p.Email, reason); err != nil {
+			c.respond(evRejectResponse, false, err.Error())
+			return
+		}
+		c.respond(evRejectResponse, true, "participant rejected")
+	case evChatMessage:
+		var p chatPayload
+		if !c.decodeRoom(ev, data, &p, &p.RoomName) {
+			return
+		}
+		if p.Text == nil {
+			c.strike(ev, errBadData.Error())
+			return
+		}
+		text := strings.TrimSpace(*p.Text)
+		switch {
+		case text == "":
+			c.strike(ev, errEmptyChat.Error())
+			return
+		case utf8.RuneCountInString(text) > c.s.cfg.MaxChatLength:
+			c.strike(ev, errLongChat.Error())
+			return
+		}
+		if err := hub.Chat(k, c, text, now); err != nil {
+			c.Send(newMessage(evError, errorData(ev, err.Error())))
+		}
+	case evRefreshToken:
+		var p refreshPayload
+		if !c.decode(ev, data, &p) {
+			return
+		}
+		c.refresh(p.Token)
+	default:
+		c.strike(ev, errUnknownEvent.Error())
+	}
+}
+
+// decode unmarshals an event's data; null is an empty payload. A wrong type is a strike.
+func (c *conn) decode(ev string, data []byte, v any) bool {
+	if string(data) == "null" {
+		return true
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		c.strike(ev, errBadData.Error())
+		return false
+	}
+	return true
+}
+
+// decodeRoom is decode plus the room_name check; it strikes on both failures.
+func (c *conn) decodeRoom(ev string, data []byte, v any, room **string) bool {
+	if !c.decode(ev, data, v) {
+		return false
+	}
+	if *room != nil && **room != c.key.Room {
+		c.strike(ev, errWrongRoomName.Error())
+		return false
+	}
+	return true
+}
+
+func (c *conn) respond(ev string, ok bool, msg string) {
+	c.Send(newMessage(ev, map[string]any{"success": ok, "message": msg}))
+}
+
+func errorData(ev, msg string) map[string]any {
+	d := map[string]any{"message": msg}
+	if ev != "" && len(ev) <= 64 && utf8.ValidString(ev) {
+		d["event"] = ev
+	}
+	return d
+}
+
+// strike reports bad input and counts it. Sustained abuse closes the socket with 1008.
+func (c *conn) strike(ev, msg string) {
+	c.s.m.badInput.Inc()
+	c.Send(newMessage(evError, errorData(ev, msg)))
+	if !c.strikes.take(c.s.now()) {
+		c.s.m.abuse.Inc()
+		reason := "too many bad messages"
+		if msg == "rate limit exceeded" {
+			reason = "rate limit exceeded"
+		}
+		c.closeAfterQueue(websocket.ClosePolicyViolation, reason)
+	}
+}
+
+// refresh replaces the connection's token with a newer one for the same conference and user (Centrifugo's
+// model): the socket lives on, and the expiry close moves to the new token's expiry.
+func (c *conn) refresh(tok string) {
+	now := c.s.now()
+	g, err := c.s.ver.verify(tok, now)
+	if err == nil {
+		err = checkGrant(g, c.key.Room, c.key.ContentID, true)
+	}
+	if err == nil && (g.key() != c.userKey || g.Moderator != c.id.Moderator) {
+		err = errors.New("token is for another user or role")
+	}
+	if err != nil {
+		c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": false, "message": err.Error()}))
+		return
+	}
+	c.mu.Lock()
+	if g.Expires.After(c.expires) {
+		c.expires = g.Expires
+		c.armExpiryLocked(now)
+	}
+	exp := c.expires
+	c.mu.Unlock()
+	c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": true, "expires_at": exp.Unix()}))
+}

@@ -1,0 +1,388 @@
+package signaling
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
+)
+
+// Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big).
+const (
+	// CloseTokenExpired: the token ran out and no refresh_token arrived in time. Reconnect with a new token.
+	CloseTokenExpired = 4001
+	// CloseConferenceEnded: the conference was deleted or replaced by a new run through the admin API.
+	CloseConferenceEnded = 4002
+)
+
+// Server is the conference signaling endpoint. It owns no listener: the edge mounts ServeWS and
+// ServeConferencesAPI on its own fasthttp servers.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      Hub
+	ver      *verifier
+	codec    Codec
+	upgrader websocket.FastHTTPUpgrader
+	origins  []originPattern
+	anyOrig  bool
+	m        *sigMetrics
+	now      func() time.Time
+
+	// readBufs holds frame buffers: a socket only needs one while it handles a message.
+	readBufs sync.Pool
+
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	perUser map[string]int
+	perConf map[ConfKey]int
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// New builds a Server. cfg is copied and defaulted; ms receives the signaling metrics and may be nil.
+func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	ver, err := newVerifier(&cfg.JWT)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		ver:     ver,
+		codec:   JSONCodec{},
+		now:     time.Now,
+		conns:   map[*conn]struct{}{},
+		perUser: map[string]int{},
+		perConf: map[ConfKey]int{},
+	}
+	s.hub = newMemHub(cfg.ReconnectGrace, cfg.ChatHistory, *cfg.DefaultWaitingRoom, s.now)
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			s.anyOrig = true
+			continue
+		}
+		p, _ := parseOriginPattern(o) // Validate parsed it already
+		s.origins = append(s.origins, p)
+	}
+	s.upgrader = websocket.FastHTTPUpgrader{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		// A pool instead of a 4 KiB buffer per socket: most sockets are idle, and fan-out frames are small.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.originAllowed,
+		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
+			refuse(ctx, status, reason.Error())
+		},
+	}
+	s.readBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	if ms == nil {
+		ms = metrics.NewSet()
+	}
+	s.m = newSigMetrics(ms, s)
+	return s, nil
+}
+
+// Path is where ServeWS expects to be mounted.
+func (s *Server) Path() string { return s.cfg.Path }
+
+// Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	for _, c := range all {
+		go c.closeWith(websocket.CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.WriteTimeout + closeGrace):
+		s.log.Warn("signaling: sockets still open after shutdown wait", "sockets", s.Conns())
+	}
+	s.hub.Close()
+}
+
+// Conns is the number of open sockets.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
+// 400/401/403 status and a one-line reason.
+func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		ctx.Response.Header.Set("Upgrade", "websocket")
+		refuse(ctx, fasthttp.StatusUpgradeRequired, "websocket upgrade required")
+		return
+	}
+	c, err := s.admit(ctx)
+	if err != nil {
+		s.m.refused(statusOf(err)).Inc()
+		s.log.Debug("signaling: upgrade refused", "reason", err.Error(), "ip", ctx.RemoteIP().String())
+		refuse(ctx, statusOf(err), err.Error())
+		return
+	}
+	if err := s.upgrader.Upgrade(ctx, c.run); err != nil {
+		s.release(c)
+		return
+	}
+	s.m.upgrades.Inc()
+}
+
+// admit runs every check of the upgrade request and reserves the connection's place in the limits.
+func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
+	if !s.originAllowed(ctx) {
+		return nil, ErrOrigin
+	}
+	room, err := roomOf(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g, conf, err := s.authenticate(ctx, room)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{
+		s:       s,
+		key:     ConfKey{Room: room, ContentID: g.ContentID},
+		id:      g.Identity,
+		userKey: g.key(),
+		expires: g.Expires,
+		waiting: conf.WaitingRoom,
+	}
+	c.rate = bucket{rate: s.cfg.MessageRate, burst: float64(s.cfg.MessageBurst), tokens: float64(s.cfg.MessageBurst)}
+	c.strikes = bucket{rate: 1 / s.cfg.StrikeDecay.Seconds(), burst: float64(s.cfg.MaxStrikes), tokens: float64(s.cfg.MaxStrikes)}
+	if err := s.reserve(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// authenticate finds the token for the requested conference and verifies it. Bearer first (non-browser clients,
+// which cannot be hijacked cross-site), then the cookie named after the running conference's content_id, or,
+// when the conference is not in the registry, the first token cookie whose `room` claim matches.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Conference, error) {
+	now := s.now()
+	conf, registered := s.hub.LookupConference(room)
+	if !registered {
+		if s.cfg.RequireRegistry {
+			return nil, conf, ErrNotRunning
+		}
+		conf = Conference{Room: room, WaitingRoom: *s.cfg.DefaultWaitingRoom}
+	}
+	if auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
+		tok, ok := bearer(auth)
+		if !ok {
+			return nil, conf, fmt.Errorf("%w: authorization is not a bearer token", ErrMalformed)
+		}
+		g, err := s.ver.verify(tok, now)
+		if err == nil {
+			err = checkGrant(g, room, conf.ContentID, registered)
+		}
+		if !registered {
+			conf.ContentID = g.contentID()
+		}
+		return g, conf, err
+	}
+	if registered {
+		v := ctx.Request.Header.Cookie(s.cfg.CookiePrefix + conf.ContentID)
+		if len(v) == 0 {
+			return nil, conf, ErrNoToken
+		}
+		g, err := s.ver.verify(string(v), now)
+		if err == nil {
+			err = checkGrant(g, room, conf.ContentID, true)
+		}
+		return g, conf, err
+	}
+	var (
+		found   *Grant
+		bestErr error = ErrNoToken
+		tries   int
+		prefix  = []byte(s.cfg.CookiePrefix)
+	)
+	ctx.Request.Header.VisitAllCookie(func(k, v []byte) {
+		if found != nil || tries >= s.cfg.MaxCookieTries || !bytes.HasPrefix(k, prefix) {
+			return
+		}
+		tries++
+		g, err := s.ver.verify(string(v), now)
+		if err == nil {
+			// The cookie's name must be the token's own run: a token cannot pose as another run's cookie.
+			err = checkGrant(g, room, string(k[len(prefix):]), true)
+		}
+		if err == nil {
+			found = g
+			return
+		}
+		// A token for this room that failed says more than one for another room.
+		if bestErr == ErrNoToken || errors.Is(bestErr, ErrWrongRoom) {
+			bestErr = err
+		}
+	})
+	if found == nil {
+		return nil, conf, bestErr
+	}
+	conf.ContentID = found.ContentID
+	return found, conf, nil
+}
+
+func (g *Grant) contentID() string {
+	if g == nil {
+		return ""
+	}
+	return g.ContentID
+}
+
+func checkGrant(g *Grant, room, contentID string, checkContent bool) error {
+	if g.Room != room {
+		return ErrWrongRoom
+	}
+	if checkContent && g.ContentID != contentID {
+		return ErrWrongConference
+	}
+	return nil
+}
+
+func bearer(h []byte) (string, bool) {
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(string(h[:len(p)]), p) {
+		return "", false
+	}
+	return string(bytes.TrimSpace(h[len(p):])), true
+}
+
+// roomOf reads the conference name: the `room` query parameter (browsers cannot add headers to an upgrade) or
+// the X-Room-Name header the original client sent.
+func roomOf(ctx *fasthttp.RequestCtx) (string, error) {
+	r := ctx.QueryArgs().Peek("room")
+	if len(r) == 0 {
+		r = ctx.Request.Header.Peek("X-Room-Name")
+	}
+	if len(r) == 0 {
+		return "", ErrNoRoom
+	}
+	if len(r) > maxRoomNameBytes || !utf8.Valid(r) {
+		return "", ErrBadRoom
+	}
+	for _, c := range r {
+		if c < ' ' || c == 0x7f {
+			return "", ErrBadRoom
+		}
+	}
+	return string(r), nil
+}
+
+// originAllowed is the defence against cross-site WebSocket hijacking: browsers attach the token cookie to any
+// site's upgrade request, but always say which site made it.
+func (s *Server) originAllowed(ctx *fasthttp.RequestCtx) bool {
+	o := ctx.Request.Header.Peek("Origin")
+	if len(o) == 0 {
+		return !s.cfg.RequireOrigin
+	}
+	if s.anyOrig {
+		return true
+	}
+	scheme, host, ok := splitOrigin(o)
+	if !ok {
+		return false
+	}
+	if len(s.origins) == 0 {
+		return strings.EqualFold(host, string(ctx.Host()))
+	}
+	for _, p := range s.origins {
+		if !strings.EqualFold(p.scheme, scheme) {
+			continue
+		}
+		if p.wildcard {
+			if len(host) > len(p.host) && strings.EqualFold(host[len(host)-len(p.host):], p.host) {
+				return true
+			}
+		} else if strings.EqualFold(host, p.host) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitOrigin splits `scheme://host[:port]`; anything else (a path, `null`, userinfo) is not an origin.
+func splitOrigin(o []byte) (scheme, host string, ok bool) {
+	i := bytes.Index(o, []byte("://"))
+	if i <= 0 {
+		return "", "", false
+	}
+	h := o[i+3:]
+	if len(h) == 0 || bytes.ContainsAny(h, "/?#@ ") {
+		return "", "", false
+	}
+	return string(o[:i]), string(h), true
+}
+
+// reserve counts the connection against the node, user and conference limits.
+func (s *Server) reserve(c *conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case len(s.conns) >= s.cfg.MaxConns:
+		return ErrTooManyConns
+	case s.perUser[c.userKey] >= s.cfg.MaxConnsPerUser:
+		return ErrTooManyUser
+	case s.perConf[c.key] >= s.cfg.MaxConnsPerConference:
+		return ErrTooManyConference
+	}
+	s.conns[c] = struct{}{}
+	s.perUser[c.userKey]++
+	s.perConf[c.key]++
+	s.wg.Add(1)
+	return nil
+}
+
+func (s *Server) release(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.perUser[c.userKey]--; s.perUser[c.userKey] <= 0 {
+		delete(s.perUser, c.userKey)
+	}
+	if s.perConf[c.key]--; s.perConf[c.key] <= 0 {
+		delete(s.perConf, c.key)
+	}
+	s.wg.Done()
+}
+
+// refuse answers a refused upgrade. The reason is one of our sentinels' texts, never a token or claim value.
+func refuse(ctx *fasthttp.RequestCtx, status int, reason string) {
+	ctx.Response.Header.Set("Sec-Websocket-Version", "13")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetStatusCode(status)
+	ctx.SetBodyString(fasthttp.StatusMessage(status) + ": " + reason + "\n")
+}
