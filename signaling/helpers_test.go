@@ -111,12 +111,12 @@ func mint(t testing.TB, u user, room, contentID string) string {
 
 // client is a real WebSocket client; a goroutine reads every event into a channel.
 type client struct {
-	t      *testing.T
-	ws     *websocket.Conn
-	events chan event
-	done   chan struct{}
-	mu     sync.Mutex
-	closeE *websocket.CloseError
+	t       *testing.T
+	ws      *websocket.Conn
+	events  chan event
+	done    chan struct{}
+	mu      sync.Mutex
+	closeE  *websocket.CloseError
 	seen    []event // everything received, in order
 	pending []event // received but not yet matched by expect
 }
