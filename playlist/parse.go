@@ -7,6 +7,9 @@ import (
 
 var bom = []byte("\xEF\xBB\xBF")
 
+// maxBody bounds a template body so that point offsets fit in uint32 (a PublicBase makes it outgrow the input).
+const maxBody uint64 = 1<<32 - 1
+
 // Parse runs once per origin playlist version: it finds every URI place and returns the Template that Append
 // renders per viewer. It fails with ErrNotPlaylist or ErrTooLarge (wrapped), never on odd content: lines it
 // does not understand are copied byte for byte.
@@ -37,6 +40,9 @@ func (r *Rewriter) Parse(src []byte) (*Template, error) {
 		i = next
 	}
 	p.t.body = append(p.t.body, src[p.last:]...)
+	if p.overflow || uint64(len(p.t.body)) > maxBody {
+		return nil, fmt.Errorf("rewritten body exceeds %d bytes: %w", maxBody, ErrTooLarge)
+	}
 	return p.t, nil
 }
 
@@ -61,6 +67,8 @@ type parser struct {
 	t   *Template
 	// last is how much of src has been copied into t.body.
 	last int
+	// overflow is set when the body outgrows the uint32 offsets of the points.
+	overflow bool
 	// defines are the EXT-X-DEFINE NAME/VALUE pairs seen so far, to see through {$name} references.
 	defines []define
 }

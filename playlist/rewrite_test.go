@@ -245,6 +245,7 @@ func TestRewriteLine(t *testing.T) {
 	f(h+`#EXT-X-DEFINE:NAME="p",VALUE="live"`+"\nhttp://origin.example.com/{$p}/a.ts", h+`#EXT-X-DEFINE:NAME="p",VALUE="live"`+"\n/{$p}/a.ts?"+q)
 	f(h+`#EXT-X-DEFINE:NAME="d",VALUE="data:,x"`+"\n{$d}", h+`#EXT-X-DEFINE:NAME="d",VALUE="data:,x"`+"\n{$d}")
 	f(h+"{$nodefine}", h+"{$nodefine}?"+q)
+	f(h+`#EXT-X-DEFINE:NAME="v",VALUE="a.ts#f"`+"\n{$v}", h+`#EXT-X-DEFINE:NAME="v",VALUE="a.ts#f"`+"\n{$v}")
 
 	// An empty query leaves URIs as they are apart from the host rewriting and the edge's parameters.
 	tmpl, err := r.Parse([]byte(h + "http://origin.example.com/a.ts?md5=old&x=1\nb.ts\n"))
@@ -348,7 +349,7 @@ func TestNewRewriterValidation(t *testing.T) {
 		}
 	}
 	f(Options{MaxSize: -1}, "'MaxSize'")
-	f(Options{MaxSize: 1 << 31}, "'MaxSize'")
+	f(Options{MaxSize: maxMaxSize + 1}, "'MaxSize'")
 	f(Options{ParamNames: []string{""}}, "'ParamNames[0]'")
 	f(Options{ParamNames: []string{"ok", "a=b"}}, "'ParamNames[1]'")
 	f(Options{OriginHosts: []string{"http://origin"}}, "'OriginHosts[0]'")

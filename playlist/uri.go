@@ -34,7 +34,8 @@ func (p *parser) uri(s, e int) {
 		eff := p.expand(src[s:f])
 		effKind, effPath := p.r.classify(eff)
 		switch {
-		case effKind == kindOpaque:
+		case effKind == kindOpaque, bytes.IndexByte(eff, '#') >= 0:
+			// A fragment inside a value would swallow any query put after the reference.
 			return
 		case effKind == kindForeign, effKind == kindOrigin && kind != kindOrigin:
 			// Rewriting a host that a variable supplies would break the variable; leaving it is honest.
@@ -74,6 +75,9 @@ func (p *parser) uri(s, e int) {
 	sep := byte('?')
 	if hasQuery {
 		sep = '&'
+	}
+	if uint64(len(body)) > maxBody {
+		p.overflow = true // offsets are uint32; Parse reports ErrTooLarge
 	}
 	p.t.points = append(p.t.points, point{off: uint32(len(body)), sep: sep})
 	p.t.body = body
@@ -227,7 +231,7 @@ func (r *Rewriter) classify(u []byte) (kind uriKind, pathStart int) {
 		authStart = 2 // scheme-relative: the player keeps the playlist's scheme
 	}
 	pathStart = authStart
-	for pathStart < len(u) && u[pathStart] != '/' && u[pathStart] != '?' {
+	for pathStart < len(u) && u[pathStart] != '/' && u[pathStart] != '?' && u[pathStart] != '#' {
 		pathStart++
 	}
 	auth := u[authStart:pathStart]
