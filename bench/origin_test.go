@@ -82,7 +82,7 @@ type mediaInfo struct {
 	target       int
 }
 
-func parseMedia(t testing.TB, body string) mediaInfo {
+func parseMediaInfo(t testing.TB, body string) mediaInfo {
 	t.Helper()
 	var m mediaInfo
 	disc := false
@@ -152,17 +152,17 @@ func TestOriginWindowAdvancesWithClock(t *testing.T) {
 	if code != 200 || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" || hdr.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("GET playlist: %d %v", code, hdr)
 	}
-	m := parseMedia(t, body)
+	m := parseMediaInfo(t, body)
 	// 1_699_999_998.5 s is 0.5 s into period 566666666; the last complete one is 566666665.
 	if want := int64(566666665 - 4); m.seq != want || len(m.uris) != 5 || m.target != 3 {
 		t.Fatalf("media sequence %d with %d entries, target %d; want %d with 5, target 3:\n%s", m.seq, len(m.uris), m.target, want, body)
 	}
 	clk.Add(time.Second) // same period: same window
-	if m2 := parseMedia(t, mustGet(t, url)); m2.seq != m.seq || strings.Join(m2.uris, " ") != strings.Join(m.uris, " ") {
+	if m2 := parseMediaInfo(t, mustGet(t, url)); m2.seq != m.seq || strings.Join(m2.uris, " ") != strings.Join(m.uris, " ") {
 		t.Fatalf("window moved within one segment duration: %d -> %d", m.seq, m2.seq)
 	}
 	clk.Add(2 * time.Second)
-	m3 := parseMedia(t, mustGet(t, url))
+	m3 := parseMediaInfo(t, mustGet(t, url))
 	if m3.seq != m.seq+1 || m3.uris[0] != m.uris[1] || m3.uris[3] != m.uris[4] {
 		t.Fatalf("after one segment duration: seq %d uris %v; was %d %v", m3.seq, m3.uris, m.seq, m.uris)
 	}
@@ -196,7 +196,7 @@ func TestOriginDiscontinuityAtWrap(t *testing.T) {
 	d := 3 * time.Second
 	clk := newTestClock(time.Unix(0, 0).Add(time.Duration(1000-2+4) * d))
 	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}, URIs: URIsRelative, Now: clk.Now})
-	m := parseMedia(t, mustGet(t, base+"/play/a001/index.m3u8"))
+	m := parseMediaInfo(t, mustGet(t, base+"/play/a001/index.m3u8"))
 	if m.seq != 998 || len(m.uris) != 4 {
 		t.Fatalf("seq %d, %d entries; want 998, 4", m.seq, len(m.uris))
 	}
@@ -218,7 +218,7 @@ func TestOriginDiscontinuityAtWrap(t *testing.T) {
 	}
 	// When the wrap is the window's first entry, the discontinuity is counted in the sequence, not tagged.
 	clk.Add(2 * d)
-	m = parseMedia(t, mustGet(t, base+"/play/a001/index.m3u8"))
+	m = parseMediaInfo(t, mustGet(t, base+"/play/a001/index.m3u8"))
 	if m.seq != 1000 || m.discSeq != 200 || m.discBefore[0] {
 		t.Fatalf("seq %d disc seq %d tags %v; want 1000, 200, none first", m.seq, m.discSeq, m.discBefore)
 	}
@@ -229,7 +229,7 @@ func TestOriginURIStyles(t *testing.T) {
 		t.Helper()
 		_, base := startOrigin(t, OriginConfig{Channels: []string{"a0g2"}, URIs: style})
 		host := strings.TrimPrefix(base, "http://")
-		m := parseMedia(t, mustGet(t, base+"/play/a0g2/index.m3u8"))
+		m := parseMediaInfo(t, mustGet(t, base+"/play/a0g2/index.m3u8"))
 		if len(m.uris) != 4 {
 			t.Fatalf("%s: %d entries, want 4", style, len(m.uris))
 		}
@@ -296,7 +296,7 @@ func TestOriginVariantsMaster(t *testing.T) {
 		if v != "/play/a001/"+o.VariantPlaylist("a001", i) {
 			t.Fatalf("variant %d uri %q, want %q", i, v, o.VariantPlaylist("a001", i))
 		}
-		m := parseMedia(t, mustGet(t, base+v))
+		m := parseMediaInfo(t, mustGet(t, base+v))
 		if len(m.uris) != 4 {
 			t.Fatalf("variant %s has %d entries", v, len(m.uris))
 		}
