@@ -23,6 +23,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":  {"run the HLS edge", runServe},
 		"origin": {"synthetic Astra-like live HLS origin for demos, tests and the bench", runOrigin},
+		"bench":  {"load-test an edge with simulated HLS viewers (bench hls) or conference participants (bench ws)", runBench},
 		"token":  {"mint test tokens and links", runToken},
 	}
 }
