@@ -161,10 +161,6 @@ func New(cfg Config, log *slog.Logger) (*Authorizer, error) {
 		return nil, err
 	}
 	a := &Authorizer{log: log, disabled: cfg.Disabled}
-	if cfg.Disabled {
-		log.Warn("authz: authorization is disabled; every path is served without a token")
-		return a, nil
-	}
 	a.protected = cfg.Protected
 	a.childParam = cfg.ChildParam
 	a.maxToken = cfg.MaxTokenBytes
@@ -187,6 +183,11 @@ func New(cfg Config, log *slog.Logger) (*Authorizer, error) {
 	}
 	if !seen[a.childParam] {
 		a.params = append(a.params, a.childParam)
+	}
+	if cfg.Disabled {
+		// The parameter names stay meaningful: a viewer's token must still never reach the origin.
+		log.Warn("authz: authorization is disabled; every path is served without a token")
+		return a, nil
 	}
 
 	key, err := readSecret(cfg.Edge.Secret, cfg.Edge.SecretFile)

@@ -248,6 +248,9 @@ func TestProtectedAndChannelFromPath(t *testing.T) {
 	if off.Protected([]byte("/play/a/b")) || !off.Authorize(req("a", clientIP), &carrier{}, testNow).Allowed() {
 		t.Error("disabled auth must protect nothing")
 	}
+	if off.ChildParam() != "token" || !reflect.DeepEqual(off.TokenParams(), []string{"token"}) {
+		t.Errorf("disabled auth must still name its parameters: %q %v", off.ChildParam(), off.TokenParams())
+	}
 }
 
 func TestDecisionCache(t *testing.T) {
