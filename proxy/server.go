@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,11 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		// Even with authorization off, a viewer's token never reaches the origin or splits the cache.
 		s.tokenParams = []string{"token"}
 	}
-	params := append([]string{auth.ChildParam()}, s.tokenParams...)
+	// The rewriter replaces any of these already in a child URI, so a viewer's token is never doubled.
+	params := append([]string(nil), s.tokenParams...)
+	if cp := auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
+		params = append(params, cp)
+	}
 	hosts := make([]string, 0, len(cfg.Origins))
 	for _, o := range cfg.Origins {
 		hosts = append(hosts, o.host)

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
+	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/bench"
 	"github.com/hlsedge/hlsedge/proxy"
 )
@@ -45,7 +47,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ch := strings.Split(*channels, ",")[0]
 	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), cfg.Listen, cfg.Admin.Listen)
-	fmt.Fprintf(stdout, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", cfg.Listen, ch)
+	if err := printDemoLinks(stdout, cfg, ch); err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout, "stop with Ctrl-C")
 	return srv.ListenAndServe(ctx)
+}
+
+// printDemoLinks mints a day-long token with the demo's own secrets, so the printed URL plays as it is.
+func printDemoLinks(w io.Writer, cfg *proxy.Config, ch string) error {
+	if cfg.Auth.Disabled || cfg.Auth.JWT == nil || cfg.Auth.JWT.Secret == "" {
+		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", cfg.Listen, ch)
+		return nil
+	}
+	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
+		Subject: "demo", TTL: 24 * time.Hour})
+	if err != nil {
+		return fmt.Errorf("minting the demo token: %w", err)
+	}
+	fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\n", cfg.Listen, ch, tok)
+	fmt.Fprintf(w, "page:  http://%s/%s/embed.html?token=%s\n", cfg.Listen, ch, tok)
+	return nil
 }
