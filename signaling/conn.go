@@ -213,24 +213,24 @@ func (c *conn) run(ws *websocket.Conn) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		return
 	}
-	c.Send(newMessage(evConnected, map[string]any{
-		"room":         c.key.Room,
-		"content_id":   c.key.ContentID,
-		"user":         &c.id,
-		"moderator":    c.id.Moderator,
-		"waiting_room": c.waiting,
-		"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
-	}))
+	c.shallow(func() {
+		c.Send(newMessage(evConnected, map[string]any{
+			"room":         c.key.Room,
+			"content_id":   c.key.ContentID,
+			"user":         &c.id,
+			"moderator":    c.id.Moderator,
+			"waiting_room": c.waiting,
+			"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
+		}))
+	})
 	c.mu.Lock()
 	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.ping)
 	c.armExpiryLocked(s.now())
 	c.mu.Unlock()
 	defer c.stopTimers()
-	s.hub.Connect(c.key, c)
+	c.shallow(func() { s.hub.Connect(c.key, c) })
 	defer s.hub.Disconnect(c.key, c)
 
-	bp := s.readBufs.Get().(*[]byte)
-	defer s.readBufs.Put(bp)
 	for {
 		if !c.isClosing() {
 			_ = raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -243,22 +243,37 @@ func (c *conn) run(ws *websocket.Conn) {
 		if c.isClosing() {
 			continue // waiting for the client's close frame; late messages are not handled
 		}
+		// The frame buffer is borrowed per message: an idle socket holds none.
+		bp := s.readBufs.Get().(*[]byte)
 		buf, err := readAll(r, (*bp)[:0])
-		*bp = buf
 		if err != nil {
+			s.readBufs.Put(bp)
 			c.readFailed(err)
 			return
 		}
 		s.m.received.Inc()
 		if mt != websocket.TextMessage {
-			c.strike("", "binary frames are not supported")
-			continue
+			c.shallow(func() { c.strike("", "binary frames are not supported") })
+		} else {
+			c.shallow(func() { c.handle(buf) })
 		}
-		c.handle(buf)
-		if cap(buf) > 16<<10 {
-			*bp = make([]byte, 0, 1024) // one large frame must not pin a large buffer in the pool
+		if cap(buf) <= 16<<10 {
+			*bp = buf // one large frame must not pin a large buffer in the pool
+			s.readBufs.Put(bp)
 		}
 	}
+}
+
+// shallow runs f on a borrowed goroutine and waits for it. The reader goroutine lives as long as the socket and
+// keeps the largest stack it ever needed: decoding one JSON event would grow it to 8-16 KiB for good, which at
+// ten thousand mostly idle sockets is most of their memory. Blocked in a read, it needs a fraction of that.
+func (c *conn) shallow(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
 }
 
 // readFailed records why the reader stopped. The library has already answered an oversized frame with 1009.

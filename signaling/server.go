@@ -208,7 +208,15 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		return g, conf, err
 	}
 	if registered {
-		v := ctx.Request.Header.Cookie(s.cfg.CookiePrefix + conf.ContentID)
+		want := s.cfg.CookiePrefix + conf.ContentID
+		var v []byte
+		eachCookie(ctx, func(k, val []byte) bool {
+			if string(k) == want {
+				v = val
+				return false
+			}
+			return true
+		})
 		if len(v) == 0 {
 			return nil, conf, ErrNoToken
 		}
@@ -224,9 +232,12 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		tries   int
 		prefix  = []byte(s.cfg.CookiePrefix)
 	)
-	ctx.Request.Header.VisitAllCookie(func(k, v []byte) {
-		if found != nil || tries >= s.cfg.MaxCookieTries || !bytes.HasPrefix(k, prefix) {
-			return
+	eachCookie(ctx, func(k, v []byte) bool {
+		if found != nil || tries >= s.cfg.MaxCookieTries {
+			return false
+		}
+		if !bytes.HasPrefix(k, prefix) {
+			return true
 		}
 		tries++
 		g, err := s.ver.verify(string(v), now)
@@ -236,18 +247,40 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		}
 		if err == nil {
 			found = g
-			return
+			return false
 		}
 		// A token for this room that failed says more than one for another room.
 		if bestErr == ErrNoToken || errors.Is(bestErr, ErrWrongRoom) {
 			bestErr = err
 		}
+		return true
 	})
 	if found == nil {
 		return nil, conf, bestErr
 	}
 	conf.ContentID = found.ContentID
 	return found, conf, nil
+}
+
+// eachCookie calls f for each cookie of the request until f returns false. It reads the raw headers: fasthttp's
+// own cookie parsing allocates into the request context, which a hijacked socket keeps for its whole life.
+func eachCookie(ctx *fasthttp.RequestCtx, f func(name, value []byte) bool) {
+	for k, v := range ctx.Request.Header.AllInOrder() {
+		if !bytes.EqualFold(k, []byte(fasthttp.HeaderCookie)) {
+			continue
+		}
+		for len(v) > 0 {
+			var pair []byte
+			pair, v, _ = bytes.Cut(v, []byte{';'})
+			name, val, ok := bytes.Cut(bytes.TrimSpace(pair), []byte{'='})
+			if !ok {
+				continue
+			}
+			if !f(bytes.TrimSpace(name), bytes.Trim(bytes.TrimSpace(val), `"`)) {
+				return
+			}
+		}
+	}
 }
 
 func (g *Grant) contentID() string {

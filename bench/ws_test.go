@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hlsedge/hlsedge/signaling"
+)
+
+const wsTestSecret = "bench-secret-bench-secret-bench-secret"
+
+func wsTestConfig() signaling.Config {
+	return signaling.Config{
+		AllowedOrigins: []string{"https://meet.example.com"},
+		JWT:            signaling.JWTConfig{Secret: wsTestSecret, Issuer: "bench"},
+	}
+}
+
+func TestRunWSAgainstSelfServer(t *testing.T) {
+	srv, err := StartWSServer("127.0.0.1:0", wsTestConfig(), WSServerOptions{GCOnScrape: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var progress bytes.Buffer
+	cfg := WSConfig{
+		URL: srv.URL(), Secret: wsTestSecret, Issuer: "bench", Origin: "https://meet.example.com",
+		Participants: 30, Rooms: 3, Duration: 1500 * time.Millisecond, ChatRate: 10,
+		AdmitInterval: 50 * time.Millisecond, MetricsURL: srv.MetricsURL(), Interval: 200 * time.Millisecond,
+		Timeout: 10 * time.Second,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep, err := RunWS(ctx, cfg, &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sockets != 33 || rep.Connected != 33 || len(rep.ConnectErrors) > 0 {
+		t.Fatalf("sockets %d connected %d errors %v", rep.Sockets, rep.Connected, rep.ConnectErrors)
+	}
+	if rep.Admitted != 30 || rep.Admission.Count != 30 {
+		t.Fatalf("admitted %d (%d recorded)", rep.Admitted, rep.Admission.Count)
+	}
+	// Every chat message reached every member of its room: 10 admitted participants and the moderator.
+	if rep.ChatSent == 0 || rep.ChatDelivered != rep.ChatExpected || rep.ChatExpected != rep.ChatSent*11 {
+		t.Fatalf("chat sent %d delivered %d expected %d", rep.ChatSent, rep.ChatDelivered, rep.ChatExpected)
+	}
+	if rep.FanOut.Count != uint64(rep.ChatDelivered) || rep.FanOut.P99Ms <= 0 {
+		t.Fatalf("fan-out %+v", rep.FanOut)
+	}
+	if rep.Memory == nil || rep.Memory.LoadedHeapStack <= 0 || rep.Memory.BaselineRSS <= 0 {
+		t.Fatalf("memory %+v", rep.Memory)
+	}
+	if len(rep.Dropped) > 0 {
+		t.Fatalf("dropped %v", rep.Dropped)
+	}
+	if !strings.Contains(progress.String(), "ws ") || !strings.Contains(progress.String(), "admitted") {
+		t.Fatalf("progress %q", progress.String())
+	}
+	var sum bytes.Buffer
+	if err := rep.WriteSummary(&sum); err != nil || !strings.Contains(sum.String(), "chat fan-out") {
+		t.Fatalf("summary %q %v", sum.String(), err)
+	}
+	p := filepath.Join(t.TempDir(), "ws.json")
+	if err := rep.WriteJSON(p); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	var back WSReport
+	if err := json.Unmarshal(b, &back); err != nil || back.Admitted != 30 || strings.Contains(string(b), wsTestSecret) {
+		t.Fatalf("json report: %v", err)
+	}
+}
+
+func TestRunWSReportsRefusedSockets(t *testing.T) {
+	srv, err := StartWSServer("127.0.0.1:0", wsTestConfig(), WSServerOptions{GCOnScrape: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	rep, err := RunWS(context.Background(), WSConfig{
+		URL: srv.URL(), Secret: "wrong-secret-wrong-secret-wrong-secret", Issuer: "bench",
+		Participants: 2, Rooms: 1, ChatRate: 0, Timeout: 5 * time.Second,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Connected != 0 || len(rep.ConnectErrors) != 1 {
+		t.Fatalf("connected %d errors %v", rep.Connected, rep.ConnectErrors)
+	}
+	for k, n := range rep.ConnectErrors {
+		if n != 3 || !strings.Contains(k, "401") || !strings.Contains(k, "bad signature") {
+			t.Fatalf("errors %v", rep.ConnectErrors)
+		}
+	}
+}
+
+func TestWSConfigValidate(t *testing.T) {
+	f := func(c WSConfig, want string) {
+		t.Helper()
+		c.defaults()
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("error %v, want %q", err, want)
+		}
+	}
+	f(WSConfig{URL: "http://x/ws", Secret: "s"}, "'url'")
+	f(WSConfig{URL: "ws://x/ws"}, "'secret'")
+	f(WSConfig{URL: "ws://x/ws", Secret: "s", Rooms: -1}, "'rooms'")
+	f(WSConfig{URL: "ws://x/ws", Secret: "s", ChatRate: -1}, "'chat-rate'")
+}
