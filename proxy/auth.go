@@ -35,7 +35,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 		Host:      ctx.Request.Header.Host(),
 		RawQuery:  ctx.URI().QueryString(),
 	}
-	sc.decision = s.auth.Authorize(&sc.areq, &sc.carrier, s.now())
+	sc.decision = s.auth.Authorize(&sc.areq, &sc.carrier, sc.now)
 	sc.carrier.ctx = nil
 	if sc.decision.Allowed() {
 		return true
@@ -68,7 +68,9 @@ func (s *Server) childQuery(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) []
 	if !sc.decision.Allowed() {
 		return nil
 	}
-	return s.auth.AppendChildQuery(sc.query[:0], &sc.areq, &sc.decision, s.now())
+	// Kept in the scratch so the buffer grows once and is reused by later requests.
+	sc.child = s.auth.AppendChildQuery(sc.child[:0], &sc.areq, &sc.decision, sc.now)
+	return sc.child
 }
 
 func logAuthStart(log *slog.Logger, a *authz.Authorizer) {

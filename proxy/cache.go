@@ -41,7 +41,6 @@ type Cache struct {
 	seed     maphash.Seed
 	shards   [cacheShards]cacheShard
 	maxBytes int64
-	now      func() time.Time
 }
 
 const cacheShards = 16
@@ -56,11 +55,8 @@ type cacheShard struct {
 }
 
 // NewCache returns a cache that holds at most maxBytes of objects in all.
-func NewCache(maxBytes int64, now func() time.Time) *Cache {
-	if now == nil {
-		now = time.Now
-	}
-	c := &Cache{seed: maphash.MakeSeed(), maxBytes: maxBytes, now: now}
+func NewCache(maxBytes int64) *Cache {
+	c := &Cache{seed: maphash.MakeSeed(), maxBytes: maxBytes}
 	for i := range c.shards {
 		c.shards[i].items = make(map[string]*list.Element)
 	}
@@ -72,7 +68,7 @@ func (c *Cache) shard(key []byte) *cacheShard {
 }
 
 // Get returns a fresh object. The key is a byte slice so that the hit path (the fast path) does not allocate.
-func (c *Cache) Get(key []byte) *object {
+func (c *Cache) Get(key []byte, now time.Time) *object {
 	s := c.shard(key)
 	s.mu.Lock()
 	el, ok := s.items[string(key)]
@@ -81,7 +77,7 @@ func (c *Cache) Get(key []byte) *object {
 		return nil
 	}
 	o := el.Value.(*object)
-	if !c.now().Before(o.expiresAt) {
+	if !now.Before(o.expiresAt) {
 		s.remove(el)
 		s.mu.Unlock()
 		return nil

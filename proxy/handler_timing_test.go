@@ -5,12 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz"
 )
 
 // benchHandler warms the cache through a real origin, then measures the handler alone on the fast path.
-func benchHandler(b *testing.B, uri string) {
+func benchHandler(b *testing.B, uri string, mutate ...func(*Config)) {
 	o := startOrigin(&testing.T{}, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, ".m3u8") {
 			w.Write([]byte(testPlaylist))
@@ -20,7 +23,14 @@ func benchHandler(b *testing.B, uri string) {
 	})
 	defer o.srv.Close()
 	t := &testing.T{}
-	_, srv := startEdge(t, nil, o.url)
+	var m func(*Config)
+	if len(mutate) > 0 {
+		m = mutate[0]
+	}
+	_, srv := startEdge(t, m, o.url)
+	// fasthttp's server stamps each request's arrival time; a bare RequestCtx has none, so read the clock here,
+	// which costs what the server's own read would.
+	srv.clock = time.Now
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5555}, nil)
 	ctx.Request.SetRequestURI(uri)
@@ -42,4 +52,16 @@ func BenchmarkServeCachedSegment(b *testing.B) {
 
 func BenchmarkServeCachedPlaylistRewrite(b *testing.B) {
 	benchHandler(b, "/play/a001/index.m3u8?token=abcdef0123456789")
+}
+
+// The authorized variants add the decision cache hit (and, for playlists, minting nothing: the child token is
+// part of the cached decision) to the paths above.
+func BenchmarkServeAuthorizedCachedSegment(b *testing.B) {
+	tok, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
+	benchHandler(b, "/play/a001/seg7.ts?token="+tok, withAuth)
+}
+
+func BenchmarkServeAuthorizedPlaylistRewrite(b *testing.B) {
+	tok, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
+	benchHandler(b, "/play/a001/index.m3u8?token="+tok, withAuth)
 }

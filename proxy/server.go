@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -30,7 +31,11 @@ type Server struct {
 	auth     *authz.Authorizer
 	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
 	tokenParams []string
-	now         func() time.Time
+	// segmentCC is the segments' Cache-Control, formatted once.
+	segmentCC string
+	now       func() time.Time
+	// clock is the test clock, nil in production, where the request's arrival time from fasthttp is used.
+	clock func() time.Time
 
 	public *fasthttp.Server
 	admin  *fasthttp.Server
@@ -51,19 +56,21 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	s := &Server{
 		cfg:     cfg,
 		log:     opts.Log,
-		now:     opts.Now,
-		cache:   NewCache(int64(cfg.Cache.MaxBytes), opts.Now),
+		now:     time.Now,
+		cache:   NewCache(int64(cfg.Cache.MaxBytes)),
+		clock:   opts.Now,
 		fetches: NewCoalescer[fetchResult](),
 		m:       newEdgeMetrics(),
 	}
 	s.bufs.New = func() any { return &scratch{} }
-	s.up = newUpstreams(cfg, s.m, opts.Now)
+	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
+	if opts.Now != nil {
+		s.now = opts.Now
+	}
+	s.up = newUpstreams(cfg, s.m, s.now)
 	auth, err := authz.New(cfg.Auth, opts.Log)
 	if err != nil {
 		return nil, fmt.Errorf("building authorizer: %w", err)
