@@ -75,13 +75,15 @@ func parseMedia(b []byte, p *mediaPlaylist) bool {
 				v = v[:i]
 			}
 			d, err := strconv.ParseFloat(string(v), 64)
-			if err != nil || d < 0 {
+			if err != nil || !(d >= 0 && d <= 86400) { // NaN and absurd values would poison the playback clock
 				d = 0
 			}
 			dur = d
 		case bytes.HasPrefix(line, []byte("#EXT-X-TARGETDURATION:")):
-			p.target, _ = strconv.ParseFloat(string(line[len("#EXT-X-TARGETDURATION:"):]), 64)
-		case bytes.HasPrefix(line, []byte("#EXT-X-MEDIA-SEQUENCE:")):
+			if t, err := strconv.ParseFloat(string(line[len("#EXT-X-TARGETDURATION:"):]), 64); err == nil && t > 0 && t <= 86400 {
+				p.target = t
+			}
+		case bytes.HasPrefix(line, []byte("#EXT-X-MEDIA-SEQUENCE:")) && len(p.segments) == 0: // RFC 8216: before any segment
 			p.seq, _ = strconv.ParseInt(string(line[len("#EXT-X-MEDIA-SEQUENCE:"):]), 10, 64)
 		case bytes.HasPrefix(line, []byte("#EXT-X-ENDLIST")):
 			p.ended = true

@@ -39,12 +39,12 @@ type originStats struct {
 	dropped  atomic.Uint64
 	max      int
 	mu       sync.Mutex
-	uris     map[string]uint64
+	uris     map[string]*uint64 // pointers: a hit increments in place, with no key conversion to allocate
 }
 
 func (s *originStats) init(max int) {
 	s.max = max
-	s.uris = make(map[string]uint64)
+	s.uris = make(map[string]*uint64)
 }
 
 func (s *originStats) count(k kind, uri []byte, notFound bool) {
@@ -55,10 +55,11 @@ func (s *originStats) count(k kind, uri []byte, notFound bool) {
 	}
 	s.mu.Lock()
 	// Fast path: a known URI is a map increment without allocation; only a new one copies the key.
-	if n, ok := s.uris[string(uri)]; ok {
-		s.uris[string(uri)] = n + 1
+	if n := s.uris[string(uri)]; n != nil {
+		*n++
 	} else if len(s.uris) < s.max {
-		s.uris[string(uri)] = 1
+		one := uint64(1)
+		s.uris[string(uri)] = &one
 	} else {
 		s.dropped.Add(1)
 	}
@@ -78,7 +79,7 @@ func (s *originStats) snapshot() OriginStats {
 	s.mu.Lock()
 	st.URIs = make(map[string]uint64, len(s.uris))
 	for u, n := range s.uris {
-		st.URIs[u] = n
+		st.URIs[u] = *n
 	}
 	s.mu.Unlock()
 	return st
