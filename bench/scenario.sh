@@ -3,12 +3,13 @@
 # on loopback, then simulated viewers with a JWT minted per viewer over two channels, with origin offload from
 # the origin's /stats. Prints the summary; writes bench-report.json and bench-report.html in the current directory.
 #   bench/scenario.sh            VIEWERS=1000 DURATION=30s RAMP=5s by default
-#   VIEWERS=5000 DURATION=60s bench/scenario.sh
+#   VIEWERS=5000 DURATION=60s CHANNELS=a001 bench/scenario.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIEWERS=${VIEWERS:-1000}
 DURATION=${DURATION:-30s}
 RAMP=${RAMP:-5s}
+CHANNELS=${CHANNELS:-a001,a002}
 OUT=${OUT:-.}
 BIN=${BIN:-bin/hlsedge}
 ORIGIN=127.0.0.1:${ORIGIN_PORT:-18281}
@@ -23,7 +24,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-"$BIN" origin --listen "$ORIGIN" --channels a001,a002 --variants 2 >"$WORK/origin.log" 2>&1 &
+"$BIN" origin --listen "$ORIGIN" --channels "$CHANNELS" --variants 2 >"$WORK/origin.log" 2>&1 &
 pids+=($!)
 "$BIN" serve --listen "$EDGE" --origin "http://$ORIGIN" --admin "$ADMIN" >"$WORK/edge.log" 2>&1 &
 pids+=($!)
@@ -34,7 +35,7 @@ for i in $(seq 1 50); do
   sleep 0.1
 done
 echo "bench: $VIEWERS viewers for $DURATION (ramp $RAMP) through the edge http://$EDGE in front of the origin http://$ORIGIN"
-"$BIN" bench hls --url "http://$EDGE/play/{channel}/index.m3u8" --mint jwt --secret "$SECRET" --channels a001,a002 \
+"$BIN" bench hls --url "http://$EDGE/play/{channel}/index.m3u8" --mint jwt --secret "$SECRET" --channels "$CHANNELS" \
   --viewers "$VIEWERS" --ramp "$RAMP" --duration "$DURATION" --variant random \
   --origin-stats "http://$ORIGIN/stats" --json "$OUT/bench-report.json" --report "$OUT/bench-report.html"
 echo "reports: $OUT/bench-report.json $OUT/bench-report.html"

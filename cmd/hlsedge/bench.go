@@ -22,8 +22,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "hls":
 		return runBenchHLS(ctx, args[1:], stdout, stderr)
 	case "ws":
-		// TODO(lead): call runBenchWS(ctx, args[1:], stdout, stderr) once cmd/hlsedge/bench_ws.go lands.
-		return errors.New("bench ws is not built into this binary yet")
+		return runBenchWS(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stderr, "usage: hlsedge bench hls|ws [flags]")
 		return flag.ErrHelp
