@@ -508,3 +508,20 @@ func TestFlussonicLayoutFFprobeSecureToken(t *testing.T) {
 		t.Fatalf("ffprobe with another stream's token: err %v, want a 403 failure:\n%s", err, out)
 	}
 }
+
+// BenchmarkPlayerServeMiss is what the player hook costs every segment and playlist request that is not its own.
+func BenchmarkPlayerServeMiss(b *testing.B) {
+	p, err := newPlayer(&PlayerConfig{FrameAncestors: []string{"*"}}, []RouteConfig{{Prefix: "/", OriginPrefix: "/play/"}}, web.FS())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/a001/598445963_5860.ts?token=e1.AQFrAruLuej8sEW9YUx_AAABBGEwMDEA")
+	ctx.Request.URI().PathOriginal() // parse once, as the server has by the time the hook runs
+	b.ReportAllocs()
+	for b.Loop() {
+		if p.serve(&ctx) {
+			b.Fatal("a segment was taken for a player path")
+		}
+	}
+}

@@ -125,3 +125,18 @@ func TestStatusPageShowsChannelsViewersHitRateAndOrigins(t *testing.T) {
 		t.Fatalf("POST /: %d, want 405", resp.StatusCode)
 	}
 }
+
+// BenchmarkViewerTableObserve is the cost the status page adds to each served playlist: returning viewers of one
+// channel from many goroutines, all on the table's one lock.
+func BenchmarkViewerTableObserve(b *testing.B) {
+	v := newViewerTable(30*time.Second, 100, 100000)
+	ch := []byte("a001")
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(time.Now().UnixNano())})
+		for pb.Next() {
+			v.observe(ch, ip, 0, now)
+		}
+	})
+}
