@@ -30,6 +30,11 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		case "/api/stats":
 			s.writeJSON(ctx, s.Stats())
 			return
+		case "/api/conferences":
+			if s.sig != nil {
+				s.sig.ServeConferencesAPI(ctx)
+				return
+			}
 		}
 	}
 	s.fail(ctx, fasthttp.StatusNotFound, "not found")

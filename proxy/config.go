@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/signaling"
 )
 
 // Config is the edge's whole configuration, read from YAML. Every field is documented where it is declared and in
@@ -45,6 +46,9 @@ type Config struct {
 	// Auth decides which requests are served; see authz.Config. It must be configured, or switched off with
 	// 'auth.disabled: true', so that a forgotten section never leaves the edge open.
 	Auth authz.Config `yaml:"auth"`
+	// Signaling hosts the conference WebSocket on this same listener; omit the section to turn it off. See
+	// signaling.Config for every field.
+	Signaling *signaling.Config `yaml:"signaling"`
 	// Log controls the operator's logs.
 	Log LogConfig `yaml:"log"`
 
@@ -117,6 +121,10 @@ type ServerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxConns caps concurrent connections. Default 100000.
 	MaxConns int `yaml:"max_conns"`
+	// ReadBufferSize is the per-connection read buffer, which also bounds the request line and headers: long
+	// JWTs in URLs need room. Every open WebSocket keeps one, so it is also the knob for signaling memory.
+	// Default 8192.
+	ReadBufferSize int `yaml:"read_buffer_size"`
 	// MaxConnsPerIP caps connections from one client address; 0 means no cap (the default, since many viewers
 	// share one carrier-grade NAT address).
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
@@ -243,6 +251,12 @@ func (c *Config) SetDefaults() {
 	def(&c.Server.WriteTimeout, 60*time.Second)
 	def(&c.Server.IdleTimeout, 60*time.Second)
 	def(&c.Server.ShutdownTimeout, 10*time.Second)
+	if c.Server.ReadBufferSize == 0 {
+		c.Server.ReadBufferSize = 8192
+	}
+	if c.Signaling != nil {
+		c.Signaling.SetDefaults()
+	}
 	if c.Server.MaxConns == 0 {
 		c.Server.MaxConns = 100000
 	}
@@ -333,6 +347,14 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return err
+	}
+	if c.Server.ReadBufferSize < 1024 {
+		return errors.New("'server.read_buffer_size' must be at least 1024")
+	}
+	if c.Signaling != nil {
+		if err := c.Signaling.Validate(); err != nil {
+			return err
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -61,6 +61,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		ctx.SetBodyString("ok\n")
 		return routeAdmin, ""
 	}
+	if s.sig != nil && string(path) == s.sig.Path() {
+		s.sig.ServeWS(ctx)
+		return routeAdmin, ""
+	}
 	method := ctx.Method()
 	isOptions := string(method) == fasthttp.MethodOptions
 	if !isOptions && string(method) != fasthttp.MethodGet && string(method) != fasthttp.MethodHead {

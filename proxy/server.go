@@ -17,6 +17,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/playlist"
+	"github.com/hlsedge/hlsedge/signaling"
 )
 
 // Server is one edge node: the public listener for viewers and the admin listener for operators.
@@ -29,6 +30,8 @@ type Server struct {
 	m        *edgeMetrics
 	rewriter *playlist.Rewriter
 	auth     *authz.Authorizer
+	// sig is the conference signaling, nil when not configured.
+	sig *signaling.Server
 	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
 	tokenParams []string
 	// segmentCC is the segments' Cache-Control, formatted once.
@@ -87,6 +90,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if cp := auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
 		params = append(params, cp)
 	}
+	if cfg.Signaling != nil {
+		sig, err := signaling.New(*cfg.Signaling, opts.Log, s.m.set)
+		if err != nil {
+			auth.Close()
+			return nil, fmt.Errorf("building signaling: %w", err)
+		}
+		s.sig = sig
+	}
 	hosts := make([]string, 0, len(cfg.Origins))
 	for _, o := range cfg.Origins {
 		hosts = append(hosts, o.host)
@@ -109,7 +120,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		Concurrency:                  cfg.Server.MaxConns,
 		MaxConnsPerIP:                cfg.Server.MaxConnsPerIP,
 		MaxRequestBodySize:           64 << 10,
-		ReadBufferSize:               8 << 10,
+		ReadBufferSize:               cfg.Server.ReadBufferSize,
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
@@ -184,6 +195,10 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if s.sig != nil {
+		// WebSockets are hijacked connections the HTTP shutdown does not wait for; close them with 1001 first.
+		s.sig.Close()
+	}
 	if err := s.public.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, err)
 	}

@@ -21,14 +21,17 @@ cache: {segment_ttl: 10m, playlist_ttl: 1s}
 log: {level: warn}
 CONF
 q=""
+secret=side-by-side-secret-0123456789abcdef
 if [ "$auth" = 1 ]; then
   cat >> "$cfg" <<CONF
 auth:
-  enabled: true
-  jwt: {algorithms: [HS256], secret: "side-by-side-secret"}
+  jwt: {algorithms: [HS256], secret: "$secret"}
+  edge: {secret: "$secret-edge"}
 CONF
-  tok=$(./bin/hlsedge token --kind jwt --secret side-by-side-secret --stream a001 --ttl 24h)
+  tok=$(./bin/hlsedge token --kind jwt --secret "$secret" --stream a001 --ttl 24h)
   q="?token=$tok"
+else
+  echo "auth: {disabled: true}" >> "$cfg"
 fi
 ./bin/hlsedge serve --config "$cfg" 2>"$WORK/edge.log" &
 sleep 1

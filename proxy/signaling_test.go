@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hlsedge/hlsedge/signaling"
+)
+
+const testSigSecret = "signaling-secret-0123456789abcdef0123"
+
+func confToken(t *testing.T, email, room, contentID string, moderator bool) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"context":    map[string]any{"user": map[string]any{"name": email, "email": email, "id": email}},
+		"aud":        "socketio",
+		"iss":        "conf-backend",
+		"room":       room,
+		"content_id": contentID,
+		"moderator":  moderator,
+		"exp":        time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(testSigSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestSignalingMountedOnTheEdge checks the wiring: the WebSocket on the public listener, the conference registry
+// behind the admin bearer token, and a waiting-room round trip through both.
+func TestSignalingMountedOnTheEdge(t *testing.T) {
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
+	base, srv := startEdge(t, func(c *Config) {
+		c.Admin.Token = "admin-token"
+		c.Signaling = &signaling.Config{
+			AllowedOrigins: []string{"https://conf.example.com"},
+			JWT:            signaling.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
+		}
+	}, o.url)
+	admin := "http://" + srv.cfg.Admin.Listen
+
+	req, _ := http.NewRequest(http.MethodPost, admin+"/api/conferences", strings.NewReader(`{"room":"standup","content_id":"77","waiting_room":true}`))
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("conference registry without the admin token: %v %v, want 401", resp, err)
+	}
+	req, _ = http.NewRequest(http.MethodPost, admin+"/api/conferences", strings.NewReader(`{"room":"standup","content_id":"77","waiting_room":true}`))
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("registering a conference: %d", resp.StatusCode)
+	}
+
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws?room=standup"
+	dial := func(email string, moderator bool, origin string) (*websocket.Conn, *http.Response, error) {
+		h := http.Header{}
+		h.Set("Origin", origin)
+		h.Set("Cookie", "socket_io_token_77="+confToken(t, email, "standup", "77", moderator))
+		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+		return d.Dial(wsURL, h)
+	}
+	if _, resp, err := dial("eve@example.com", false, "https://evil.example.com"); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("cross-site upgrade: %v, want 403 before the upgrade", err)
+	}
+	mod, _, err := dial("mod@example.com", true, "https://conf.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close()
+	guest, _, err := dial("guest@example.com", false, "https://conf.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guest.Close()
+	if err := guest.WriteJSON(map[string]any{"event": "join_waiting_room", "data": map[string]any{"room_name": "standup"}}); err != nil {
+		t.Fatal(err)
+	}
+	mod.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var ev struct {
+			Event string          `json:"event"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := mod.ReadJSON(&ev); err != nil {
+			t.Fatalf("moderator never heard of the guest: %v", err)
+		}
+		if ev.Event == "waiting_participant_joined" && strings.Contains(string(ev.Data), "guest@example.com") {
+			break
+		}
+	}
+	_, _, body := get(t, admin+"/metrics")
+	if !strings.Contains(string(body), "hlsedge_signaling_") {
+		t.Fatal("signaling metrics are not on the admin /metrics")
+	}
+}
