@@ -28,9 +28,10 @@ trap cleanup EXIT
 pids+=($!)
 "$BIN" serve --listen "$EDGE" --origin "http://$ORIGIN" --admin "$ADMIN" >"$WORK/edge.log" 2>&1 &
 pids+=($!)
-# Wait (bounded) until both answer.
+# Wait (bounded) until both accept connections; bash's /dev/tcp needs no curl on a fresh machine.
+up() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 for i in $(seq 1 50); do
-  if curl -fsS -o /dev/null "http://$ORIGIN/stats" 2>/dev/null && curl -sS -o /dev/null "http://$EDGE/" 2>/dev/null; then break; fi
+  if up "$ORIGIN" && up "$EDGE"; then break; fi
   if [ "$i" = 50 ]; then echo "origin or edge did not start:"; cat "$WORK/origin.log" "$WORK/edge.log"; exit 1; fi
   sleep 0.1
 done
