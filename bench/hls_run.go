@@ -179,6 +179,9 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 		}
 	}()
 
+	// The run ends at its duration, or earlier when every viewer has stopped (all denied, or VOD played out).
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
 	s := newSampler(r, start)
 	tick := time.NewTicker(cfg.Interval)
 	for done := false; !done; {
@@ -187,10 +190,13 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 			s.sample(progress)
 		case <-runCtx.Done():
 			done = true
+		case <-allDone:
+			done = true
 		}
 	}
 	tick.Stop()
-	wg.Wait()
+	cancel()
+	<-allDone
 	s.sample(progress)
 	rep := r.report(cfg, start, time.Since(start), s.series)
 	if before != nil {
