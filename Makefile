@@ -26,11 +26,16 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# bench runs the standard scenario: the demo origin and the edge, JWT viewers at real cadence, then the summary.
 bench: build
-	./scripts/bench.sh
+	BIN=$(BIN) ./bench/scenario.sh
 
+# fuzz runs every fuzz target for FUZZTIME each; new crashers land in the package's testdata/fuzz.
+FUZZTIME ?= 30s
 fuzz:
-	for f in $$($(GO) test -list 'Fuzz.*' ./playlist/ | grep ^Fuzz); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime 30s ./playlist/; done
+	for p in ./playlist ./authz ./proxy ./signaling ./bench; do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; \
+	done
 
 clean:
 	rm -rf bin

@@ -45,11 +45,15 @@ var (
 // encoded dots or slashes, backslashes, NUL and other control bytes. Set-top boxes never send those, so
 // refusing them costs no viewer.
 func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
-	if len(raw) == 0 || raw[0] != '/' {
+	if len(raw) < 2 || raw[0] != '/' {
 		return route{}, errBadPath
 	}
+	if raw[len(raw)-1] == '/' {
+		// A directory is never an HLS resource, and an origin may answer it with a listing.
+		return route{}, errNoRoute
+	}
 	for _, c := range raw {
-		if c < 0x20 || c == 0x7f || c == '\\' || c == '%' {
+		if c <= 0x20 || c >= 0x7f || c == '\\' || c == '%' || c == '#' || c == '?' {
 			// Percent-encoding has no legitimate use in Astra or Flussonic HLS paths; refusing it outright
 			// closes every encoded traversal (%2e%2e, %2f, overlong forms) in one place.
 			return route{}, errBadPath

@@ -22,6 +22,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	channels := fs.String("channels", "a001,a002", "channels the origin serves")
 	variants := fs.Int("variants", 2, "variants per channel (a master playlist when > 1)")
 	configPath := fs.String("config", "", "edge config (default: the embedded configs/demo.yaml)")
+	listen := fs.String("listen", "", "edge address, overrides the config's 'listen'")
+	admin := fs.String("admin", "", "admin address, overrides the config's 'admin.listen'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,7 +38,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go origin.Serve(oln)
 	defer origin.Shutdown()
 
-	cfg, err := loadEdgeConfig(*configPath, "", "http://"+oln.Addr().String(), "")
+	cfg, err := loadEdgeConfig(*configPath, *listen, "http://"+oln.Addr().String(), *admin)
 	if err != nil {
 		return err
 	}
