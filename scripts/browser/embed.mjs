@@ -7,7 +7,8 @@
 //   {"name": "play", "url": "http://127.0.0.1:PORT/a001/embed.html?token=...", "wait": "play", "minTime": 4,
 //    "timeoutMs": 40000, "screenshot": "/path/play.png"},
 //   {"name": "denied", "url": "...", "wait": "error", "timeoutMs": 15000}]}
-// Each result: {name, waited, startTime (currentTime when playback began), state, status, message, detail, engine, currentTime, nativeHLS, mse, pwned,
+// Each result: {name, waited, startTime (currentTime when playback began), state, status, message, detail, engine,
+// played (the page played at some point), currentTime, nativeHLS, mse, pwned,
 // consoleErrors, failedRequests, error}. The process exits 0 whenever it could report, even if a wait timed out.
 import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
@@ -80,6 +81,7 @@ async function runCase(context, c) {
         state: b.getAttribute('data-state') || '',
         status: b.getAttribute('data-status') || '',
         engine: b.getAttribute('data-engine') || '',
+        played: b.getAttribute('data-played') === '1',
         message: (document.getElementById('msg') || {}).textContent || '',
         detail: (document.getElementById('detail') || {}).textContent || '',
         currentTime: v ? v.currentTime : -1,

@@ -132,10 +132,16 @@
     x.send();
   }
 
-  // recheck finds out why playback stopped: an expired or revoked token shows as the playlist's status.
+  // recheck finds out why playback stopped: an expired or revoked token shows as the playlist's status. When the
+  // stream is fine, playback restarts on its own a bounded number of times (the count resets once it plays).
   function recheck(fallback) {
     check(function (status, text) {
       if (status !== 200) { fail(status, firstLine(text)); return; }
+      if (!fallback && autoRetries < MAX_AUTO_RETRIES) {
+        autoRetries++;
+        start();
+        return;
+      }
       fail(fallback || 'Playback failed. Try again.', '');
     });
   }
@@ -212,8 +218,7 @@
         hls.recoverMediaError();
         return;
       }
-      var code = data.response && data.response.code;
-      if (code && code >= 400) { fail(code, ''); return; }
+      // The answer the player got may be stale or transient; a fresh request tells the viewer the real state.
       recheck();
     });
     hls.loadSource(src);
@@ -223,6 +228,7 @@
   video.addEventListener('playing', function () {
     if (state() === 'error') return;
     setState('playing');
+    body.setAttribute('data-played', '1'); // never cleared: tells a stop after playback from a failure to start
     autoRetries = 0;
   });
   video.addEventListener('canplay', function () {
