@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -511,9 +512,11 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 		t.Errorf("origin-down: the page should say it retries, detail %q", d)
 	}
 
-	// The viewers the browser made show on the status page.
+	// The viewers the browser made show on the status page: one session for the good token, and one for the token
+	// that expired mid-play while it is less than 30 s idle (counted by address alone until the hook in handle()
+	// hands over the decision's session).
 	code, _, body := get(t, e.admin+"/")
-	if code != 200 || !strings.Contains(string(body), "<td>a001</td><td>1</td>") {
+	if code != 200 || !regexp.MustCompile(`<td>a001</td><td>[12]</td>`).Match(body) {
 		t.Errorf("status page after playback: %d\n%s", code, body)
 	}
 }
