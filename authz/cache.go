@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -18,6 +19,15 @@ type entry struct {
 	ip    netip.Addr
 	until int64 // unix nanos; the entry is not used at or after this instant
 	d     Decision
+
+	// staleUntil keeps a backend's decision past until, to stand in while every backend fails; 0: never.
+	staleUntil int64
+	// calls counts the backend calls made for this key (Flussonic's request_number).
+	calls int
+	// gen is the ban generation this entry was last checked against, and block the outcome (blockNone,
+	// blockBanned, blockKicked). A hit re-checks only when the generation moved.
+	gen   atomic.Uint64
+	block atomic.Uint32
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision. The client IP is always part of the key, bound
@@ -57,8 +67,9 @@ func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr) uint64 {
 	return maphash.Bytes(dc.seed, b[:])
 }
 
-// get is the fast path: one lookup, no allocation, no clock read.
-func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int64) (*entry, bool) {
+// get is the fast path: one lookup, no allocation, no clock read. It reports fresh=false with a non-nil entry
+// when the entry ran out but may still stand in for failing backends, or tells the backend call's number.
+func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int64) (e *entry, fresh bool) {
 	e, ok := dc.c.Get(key)
 	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != ip {
 		return nil, false
@@ -66,15 +77,26 @@ func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int6
 	if now >= e.until {
 		// Entries carry no ristretto TTL (its Get would read the clock on every hit); an outdated one is
 		// dropped here, and unused ones age out through eviction.
+		if now < e.staleUntil {
+			return e, false
+		}
 		dc.c.Del(key)
 		return nil, false
 	}
 	return e, true
 }
 
+func (dc *decisionCache) del(key uint64) { dc.c.Del(key) }
+
 // put caches d until the token's own end (until, unix nanos; 0 when it has none), capped by the configured TTLs.
 // ristretto may drop the Set; then the next request verifies again, which is only slower.
 func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, until int64, now time.Time) {
+	dc.putEntry(key, tok, ch, ip, d, until, now, 0, 0, 0, blockNone)
+}
+
+// putEntry is put with the backend bookkeeping and the ban generation the decision was checked against.
+func (dc *decisionCache) putEntry(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, until int64, now time.Time,
+	stale time.Duration, calls int, gen uint64, block uint32) {
 	ttl := dc.maxTTL
 	if !d.Allowed() {
 		ttl = dc.denyTTL
@@ -87,8 +109,14 @@ func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decis
 	if ttl <= 0 {
 		return
 	}
-	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d}
+	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d, calls: calls}
+	if stale > 0 {
+		e.staleUntil = e.until + int64(stale)
+	}
 	e.d.token = nil
+	e.d.sess = nil
+	e.gen.Store(gen)
+	e.block.Store(block)
 	dc.c.Set(key, e, 1)
 }
 

@@ -38,6 +38,10 @@ type Config struct {
 	// Groups give channels their own settings. The first group whose channel globs match decides; a channel no
 	// group matches is refused. Default: one group `default` for every channel.
 	Groups []GroupConfig `yaml:"groups"`
+	// Sessions infers HLS viewing sessions from requests, for the sessions view and per-user limits.
+	Sessions SessionsConfig `yaml:"sessions"`
+	// Bans bounds the operator's bans and kicks (admin API).
+	Bans BansConfig `yaml:"bans"`
 }
 
 // SourceConfig is one place a token may come from. Exactly one field is set.
@@ -168,6 +172,21 @@ type GroupConfig struct {
 	JWT *JWTConfig `yaml:"jwt"`
 	// SecureToken replaces the top-level auth.securetoken for this group.
 	SecureToken *SecureTokenConfig `yaml:"securetoken"`
+	// Rules are checked on every request before any token verification, in Flussonic's order: allow/deny token,
+	// allow/deny IP, allow/deny user agent, then the domain lock. The first match decides.
+	Rules RulesConfig `yaml:"rules"`
+	// Backends are the operator's middlewares (Astra or Flussonic protocol), asked in parallel when no local
+	// verifier accepts the token; the first allow wins. Their answers are cached like local decisions.
+	Backends []BackendConfig `yaml:"backends"`
+	// OnBackendError is what happens when every backend fails and no stale decision is left: `deny` (default)
+	// or `allow`, which is Astra's own behaviour and is logged as a warning at start.
+	OnBackendError string `yaml:"on_backend_error"`
+	// BackendStale is how long past its expiry a backend decision may stand in while every backend fails.
+	// Default 5m.
+	BackendStale time.Duration `yaml:"backend_stale"`
+	// Default decides a request that no rule, verifier or backend decided, which only happens without a
+	// token: `deny` (default, 401) or `allow` (a channel protected by rules alone, e.g. a domain lock).
+	Default string `yaml:"default"`
 }
 
 // Defaults.
@@ -224,6 +243,8 @@ func (c *Config) SetDefaults() {
 	if c.Edge.MaxTTL == 0 {
 		c.Edge.MaxTTL = defaultEdgeMaxTTL
 	}
+	c.Sessions.setDefaults()
+	c.Bans.setDefaults()
 	if len(c.Groups) == 0 {
 		c.Groups = []GroupConfig{{Name: "default"}}
 	} else {
@@ -241,7 +262,13 @@ func (c *Config) SetDefaults() {
 		}
 		if g.ChildToken == "" {
 			g.ChildToken = ChildEdge
+			if len(g.Backends) > 0 {
+				// Segments must carry the middleware's token so that its decisions are re-checked when they
+				// run out (X-AuthDuration); an edge child would stay valid for edge.max_ttl.
+				g.ChildToken = ChildSame
+			}
 		}
+		g.setGroupPolicyDefaults(i)
 		g.JWT = g.JWT.withDefaults()
 		if g.JWT == nil {
 			g.JWT = c.JWT
@@ -377,6 +404,9 @@ func (c *Config) validate() error {
 		if g.Public {
 			continue
 		}
+		if err := g.validatePolicy(f); err != nil {
+			return err
+		}
 		for j, k := range g.Accept {
 			switch parseKind(k) {
 			case KindJWT:
@@ -402,18 +432,21 @@ func (c *Config) validate() error {
 				return err
 			}
 		}
-		if g.JWT == nil && g.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" {
-			return fmt.Errorf("'%s' must be public or accept a configured verifier: set 'auth.jwt', 'auth.securetoken' or 'auth.edge.secret'", f)
+		if g.JWT == nil && g.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" && len(g.Backends) == 0 && g.Default != PolicyAllow {
+			return fmt.Errorf("'%s' must be public or accept a configured verifier: set 'auth.jwt', 'auth.securetoken', 'auth.edge.secret' or '%s.backends'", f, f)
 		}
 	}
-	return nil
+	if err := c.Sessions.validate(); err != nil {
+		return err
+	}
+	return c.Bans.validate()
 }
 
 // anyGroupVerifier reports whether some group brings its own verifier or is public, which makes an otherwise
 // empty section meaningful.
 func (c *Config) anyGroupVerifier() bool {
 	for _, g := range c.Groups {
-		if g.Public || g.JWT != nil || g.SecureToken != nil {
+		if g.Public || g.JWT != nil || g.SecureToken != nil || len(g.Backends) > 0 || g.Default == PolicyAllow {
 			return true
 		}
 	}

@@ -81,6 +81,28 @@ func TestConfigValidate(t *testing.T) {
 		c.Groups = []GroupConfig{{Name: "x"}, {JWT: &JWTConfig{Algorithms: []string{"HS256"}, Secret: "short"}}}
 	}, "'auth.groups[1].jwt.secret' must be at least 32 bytes")
 	f("group channel", func(c *Config) { c.Groups = []GroupConfig{{Channels: []string{""}}} }, "'auth.groups[0].channels[0]'")
+	f("backend protocol", func(c *Config) {
+		c.Groups = []GroupConfig{{Backends: []BackendConfig{{Protocol: "ldap", URL: "http://127.0.0.1/"}}}}
+	}, "'auth.groups[0].backends[0].protocol' must be astra or flussonic")
+	f("backend url", func(c *Config) {
+		c.Groups = []GroupConfig{{Backends: []BackendConfig{{Protocol: "astra", URL: "127.0.0.1/check"}}}}
+	}, "'auth.groups[0].backends[0].url' must be an http(s) URL")
+	f("backend timeout", func(c *Config) {
+		c.Groups = []GroupConfig{{Backends: []BackendConfig{{Protocol: "astra", URL: "http://127.0.0.1/", Timeout: time.Hour}}}}
+	}, "'auth.groups[0].backends[0].timeout' must be between")
+	f("backend only group", func(c *Config) {
+		*c = Config{Groups: []GroupConfig{{Backends: []BackendConfig{{Protocol: "flussonic", URL: "http://127.0.0.1/auth"}}}}}
+	}, "")
+	f("on_backend_error", func(c *Config) { c.Groups = []GroupConfig{{OnBackendError: "maybe"}} }, "'auth.groups[0].on_backend_error' must be deny or allow")
+	f("default", func(c *Config) { c.Groups = []GroupConfig{{Default: "open"}} }, "'auth.groups[0].default' must be deny or allow")
+	f("rules ip", func(c *Config) { c.Groups = []GroupConfig{{Rules: RulesConfig{DenyIPs: []string{"10.0.0.0/33"}}}} }, "'auth.groups[0].rules.deny_ips[0]' must be an IP address or CIDR")
+	f("rules domain", func(c *Config) {
+		c.Groups = []GroupConfig{{Rules: RulesConfig{Domains: []string{"https://tv.example.com"}}}}
+	}, "'auth.groups[0].rules.domains[0]' must be a host name")
+	f("sessions idle", func(c *Config) { c.Sessions.IdleTimeout = time.Millisecond }, "'auth.sessions.idle_timeout' must be at least 1s")
+	f("sessions limit", func(c *Config) { c.Sessions.MaxPerUser = -1 }, "'auth.sessions.max_per_user'")
+	f("webhook url", func(c *Config) { c.Sessions.Webhook.URL = "ftp://x" }, "'auth.sessions.webhook.url' must be an http(s) URL")
+	f("bans max", func(c *Config) { c.Bans.MaxEntries = -1 }, "'auth.bans.max_entries'")
 }
 
 func TestConfigSecretFiles(t *testing.T) {

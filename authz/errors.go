@@ -32,7 +32,25 @@ var (
 	ErrNoEdgeSecret    = errors.New("edge token secret not configured")
 	ErrKeyAlgMismatch  = errors.New("key type does not match algorithm")
 	ErrUnsupportedAlgo = errors.New("unsupported algorithm")
+
+	ErrTokenDenied   = errors.New("token refused by rule")
+	ErrIPDenied      = errors.New("client address refused by rule")
+	ErrUADenied      = errors.New("user agent refused by rule")
+	ErrDomain        = errors.New("referer not allowed for this channel")
+	ErrNoReferer     = errors.New("referer required for this channel")
+	ErrBanned        = errors.New("banned")
+	ErrKicked        = errors.New("session closed by the operator")
+	ErrSessionLimit  = errors.New("too many sessions for this user")
+	ErrSessionsFull  = errors.New("session table full")
+	ErrBackendDown   = errors.New("auth backend unavailable")
+	ErrBackendDenied = errors.New("refused by auth backend")
 )
+
+// backendDenial is a middleware's refusal with its own status, which Flussonic passes on to the viewer.
+type backendDenial struct{ status int }
+
+func (e *backendDenial) Error() string { return ErrBackendDenied.Error() }
+func (e *backendDenial) Unwrap() error { return ErrBackendDenied }
 
 // statusOf maps a verification error onto the HTTP status the viewer gets: 401 when nothing was presented, 410
 // when an authentic token has run out (as nginx secure_link does), 403 for everything else.
@@ -40,6 +58,12 @@ func statusOf(err error) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.Is(err, ErrBackendDenied):
+		var bd *backendDenial
+		if errors.As(err, &bd) && bd.status >= 400 && bd.status < 500 {
+			return bd.status
+		}
+		return http.StatusForbidden
 	case errors.Is(err, ErrNoToken):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrExpired):

@@ -19,6 +19,7 @@ type verified struct {
 	maxSessions int
 	ipBound     bool
 	sessionID   uint64
+	unique      bool // a backend's X-Unique
 }
 
 // jwtVerifier is built once per config: parser, allow-list and keys are fixed, so a request only parses.

@@ -1,0 +1,373 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// BackendConfig is one of the operator's middlewares (Ministra/Stalker, IPTVportal, Smarty or their own), which
+// keeps working unchanged behind the edge.
+type BackendConfig struct {
+	// Name appears in metrics and logs. Default `<protocol><index>`.
+	Name string `yaml:"name"`
+	// Protocol is what the middleware speaks: `astra` (Astra's HTTP Request backend: the viewer's query string
+	// plus X-Session-ID, X-Channel-ID, X-Real-IP, X-Real-Path, X-Real-UA and X-Real-Host headers; 200 allows,
+	// 401/403 deny, X-Session-Name names the viewer) or `flussonic` (name, proto, ip, token, session_id,
+	// request_type, request_number, referer, user_agent and qs parameters; 200/302 allow, any other 4xx denies
+	// with that code; X-AuthDuration, X-UserId, X-Max-Sessions and X-Unique are honoured). Required.
+	Protocol string `yaml:"protocol"`
+	// URL is the endpoint, http or https. Required.
+	URL string `yaml:"url"`
+	// Timeout bounds one call, connect to last header byte. Default 3s: the viewer waits for it.
+	Timeout time.Duration `yaml:"timeout"`
+	// CacheFor is how long an allow is reused when the middleware names no duration (Astra never does).
+	// Refusals are reused for auth.cache.deny_ttl. Both are capped by auth.cache.max_ttl. Default 30s.
+	CacheFor time.Duration `yaml:"cache_for"`
+}
+
+// Backend protocols and group policies.
+const (
+	ProtocolAstra     = "astra"
+	ProtocolFlussonic = "flussonic"
+	PolicyDeny        = "deny"
+	PolicyAllow       = "allow"
+)
+
+const (
+	defaultBackendTimeout  = 3 * time.Second
+	defaultBackendCacheFor = 30 * time.Second
+	defaultBackendStale    = 5 * time.Minute
+	maxBackendBody         = 4 << 10
+)
+
+func (g *GroupConfig) setGroupPolicyDefaults(i int) {
+	if g.OnBackendError == "" {
+		g.OnBackendError = PolicyDeny
+	}
+	if g.Default == "" {
+		g.Default = PolicyDeny
+	}
+	if g.BackendStale == 0 {
+		g.BackendStale = defaultBackendStale
+	}
+	if len(g.Backends) > 0 {
+		g.Backends = append([]BackendConfig(nil), g.Backends...)
+	}
+	for j := range g.Backends {
+		b := &g.Backends[j]
+		if b.Name == "" {
+			b.Name = fmt.Sprintf("%s%d", b.Protocol, j)
+		}
+		if b.Timeout == 0 {
+			b.Timeout = defaultBackendTimeout
+		}
+		if b.CacheFor == 0 {
+			b.CacheFor = defaultBackendCacheFor
+		}
+	}
+}
+
+func (g *GroupConfig) validatePolicy(f string) error {
+	if g.OnBackendError != PolicyDeny && g.OnBackendError != PolicyAllow {
+		return fmt.Errorf("'%s.on_backend_error' must be deny or allow, got %q", f, g.OnBackendError)
+	}
+	if g.Default != PolicyDeny && g.Default != PolicyAllow {
+		return fmt.Errorf("'%s.default' must be deny or allow, got %q", f, g.Default)
+	}
+	if g.BackendStale < 0 {
+		return fmt.Errorf("'%s.backend_stale' must be greater than zero", f)
+	}
+	if err := g.Rules.validate(f); err != nil {
+		return err
+	}
+	if len(g.Backends) > 16 {
+		return fmt.Errorf("'%s.backends' must list at most 16 backends", f)
+	}
+	for j, b := range g.Backends {
+		bf := fmt.Sprintf("%s.backends[%d]", f, j)
+		if b.Protocol != ProtocolAstra && b.Protocol != ProtocolFlussonic {
+			return fmt.Errorf("'%s.protocol' must be astra or flussonic, got %q", bf, b.Protocol)
+		}
+		u, err := url.Parse(b.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("'%s.url' must be an http(s) URL", bf)
+		}
+		if b.Timeout <= 0 || b.Timeout > time.Minute {
+			return fmt.Errorf("'%s.timeout' must be between 0 and 1m", bf)
+		}
+		if b.CacheFor < 0 {
+			return fmt.Errorf("'%s.cache_for' must be greater than zero", bf)
+		}
+	}
+	return nil
+}
+
+// backend speaks one middleware protocol. check returns an error only when there was no answer to act on
+// (network, timeout, 5xx); a refusal is an answer.
+type backend interface {
+	check(ctx context.Context, q *backendQuery) (backendAnswer, error)
+}
+
+// backendQuery is a copy of what a middleware is told: the calls outlive the viewer's request buffers when a
+// faster backend has already answered.
+type backendQuery struct {
+	token, channel, path, rawQuery, userAgent, referer, host string
+	ip                                                       netip.Addr
+	sessionID                                                uint64
+	renew                                                    bool // Flussonic's update_session
+	number                                                   int  // Flussonic's request_number
+}
+
+// backendAnswer is a middleware's decision.
+type backendAnswer struct {
+	allow       bool
+	status      int
+	userID      string
+	maxSessions int
+	unique      bool
+	duration    time.Duration // 0: the middleware did not say
+}
+
+// backendClient wraps one backend with its limits and counters.
+type backendClient struct {
+	name, protocol string
+	impl           backend
+	timeout        time.Duration
+	cacheFor       time.Duration
+	st             backendStats
+}
+
+// latencyBuckets are the upper bounds of the backend latency histogram.
+var latencyBuckets = [...]time.Duration{
+	5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+type backendStats struct {
+	calls, allows, denies, errors, timeouts, cancelled atomic.Uint64
+	latencyNanos                                       atomic.Int64
+	buckets                                            [len(latencyBuckets) + 1]atomic.Uint64
+}
+
+func (s *backendStats) observe(d time.Duration) {
+	s.latencyNanos.Add(int64(d))
+	i := 0
+	for i < len(latencyBuckets) && d > latencyBuckets[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+}
+
+func newBackendClient(cfg BackendConfig) *backendClient {
+	// A dedicated client per backend: its own connection pool and limits, so a slow middleware cannot starve
+	// another one, and nothing else in the process shares its settings.
+	dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		TLSHandshakeTimeout:    cfg.Timeout,
+		ResponseHeaderTimeout:  cfg.Timeout,
+		MaxIdleConns:           256,
+		MaxIdleConnsPerHost:    256,
+		MaxConnsPerHost:        1024,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   cfg.Timeout,
+		// Flussonic's 302 is an allow, not a place to go.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	b := &backendClient{name: cfg.Name, protocol: cfg.Protocol, timeout: cfg.Timeout, cacheFor: cfg.CacheFor}
+	switch cfg.Protocol {
+	case ProtocolAstra:
+		b.impl = &astraBackend{url: cfg.URL, client: hc}
+	default:
+		b.impl = &flussonicBackend{url: cfg.URL, client: hc}
+	}
+	return b
+}
+
+func (b *backendClient) close() {
+	switch c := b.impl.(type) {
+	case *astraBackend:
+		c.client.CloseIdleConnections()
+	case *flussonicBackend:
+		c.client.CloseIdleConnections()
+	}
+}
+
+// call asks this backend within its timeout and counts the outcome.
+func (b *backendClient) call(parent context.Context, q *backendQuery) (backendAnswer, error) {
+	ctx, cancel := context.WithTimeout(parent, b.timeout)
+	defer cancel()
+	start := time.Now()
+	b.st.calls.Add(1)
+	ans, err := b.impl.check(ctx, q)
+	b.st.observe(time.Since(start))
+	switch {
+	case err == nil && ans.allow:
+		b.st.allows.Add(1)
+		if ans.duration == 0 {
+			ans.duration = b.cacheFor
+		}
+	case err == nil:
+		b.st.denies.Add(1)
+	case parent.Err() != nil:
+		// Another backend allowed first; this one's answer is no longer wanted.
+		b.st.cancelled.Add(1)
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || isTimeout(err):
+		b.st.timeouts.Add(1)
+		b.st.errors.Add(1)
+		err = fmt.Errorf("backend %s: no answer within %s: %w", b.name, b.timeout, ErrBackendDown)
+	default:
+		b.st.errors.Add(1)
+		err = fmt.Errorf("backend %s: %w", b.name, err)
+	}
+	return ans, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// ask puts the query to every backend of the group at once (Flussonic's multi-auth): the first allow wins and
+// cancels the others. Without an allow, the refusal of the first backend in config order that refused stands;
+// without any answer, the error.
+func (g *group) ask(q *backendQuery) (backendAnswer, error) {
+	if len(g.backends) == 1 {
+		return g.backends[0].call(context.Background(), q)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		i   int
+		ans backendAnswer
+		err error
+	}
+	// Buffered for every backend, so that the losers never block once the winner has returned.
+	ch := make(chan result, len(g.backends))
+	for i, b := range g.backends {
+		go func() {
+			ans, err := b.call(ctx, q)
+			ch <- result{i, ans, err}
+		}()
+	}
+	var (
+		denial  backendAnswer
+		denied  = -1
+		lastErr error
+	)
+	for range g.backends {
+		r := <-ch
+		switch {
+		case r.err != nil:
+			lastErr = r.err
+		case r.ans.allow:
+			return r.ans, nil
+		case denied < 0 || r.i < denied:
+			denial, denied = r.ans, r.i
+		}
+	}
+	if denied >= 0 {
+		return denial, nil
+	}
+	return backendAnswer{}, lastErr
+}
+
+// backendStep asks the group's middlewares. It always decides: allow, refuse, or on total failure the stale
+// decision or the group's on_backend_error policy.
+type backendStep struct{}
+
+func (backendStep) run(a *Authorizer, g *group, in *stepInput, out *verified) (bool, error) {
+	// A middleware's token has no shape of its own: whatever it looked like, the backend decides.
+	in.kind = KindNone
+	q := backendQuery{
+		token: string(in.tok), channel: string(in.channel), path: string(in.req.Path), rawQuery: string(in.req.RawQuery),
+		userAgent: string(in.req.UserAgent), referer: string(in.req.Referer), host: string(in.req.Host),
+		ip: in.req.ClientIP, sessionID: in.sessionID, renew: in.prevCalls > 0, number: in.prevCalls + 1,
+	}
+	in.backendCalls = q.number
+	ans, err := g.ask(&q)
+	if err != nil {
+		a.log.Debug("authz: every auth backend failed", "group", g.name, "err", err)
+		if in.stale != nil {
+			in.useStale = true
+			return true, nil
+		}
+		if g.failOpen {
+			// Astra's behaviour, by the operator's choice; retried as soon as a refusal would be.
+			in.rule = "on_backend_error: allow"
+			out.until = in.now.Add(a.denyTTL).UnixNano()
+			return true, nil
+		}
+		return true, ErrBackendDown
+	}
+	in.fromBackend = true
+	if ans.duration > 0 {
+		out.until = in.now.Add(ans.duration).UnixNano()
+	}
+	if !ans.allow {
+		return true, &backendDenial{status: ans.status}
+	}
+	if len(ans.userID) > maxUserIDBytes {
+		return true, ErrUserIDTooLong
+	}
+	out.userID = ans.userID
+	out.maxSessions = ans.maxSessions
+	out.unique = ans.unique
+	return true, nil
+}
+
+// flightGroup lets one request per decision key ask the backends while the others with the same key wait for
+// its answer; the leader's wait is bounded by the backends' timeouts.
+type flightGroup struct {
+	mu sync.Mutex
+	m  map[uint64]*flight
+}
+
+type flight struct {
+	tok, ch string
+	ip      netip.Addr
+	done    chan struct{}
+	d       Decision
+}
+
+// join returns the flight for the key and whether the caller leads it; nil when the key is taken by other
+// material (a hash collision), in which case the caller decides on its own.
+func (fg *flightGroup) join(key uint64, tok, ch []byte, ip netip.Addr) (*flight, bool) {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	if f, ok := fg.m[key]; ok {
+		if f.tok == string(tok) && f.ch == string(ch) && f.ip == ip {
+			return f, false
+		}
+		return nil, false
+	}
+	if fg.m == nil {
+		fg.m = map[uint64]*flight{}
+	}
+	f := &flight{tok: string(tok), ch: string(ch), ip: ip, done: make(chan struct{})}
+	fg.m[key] = f
+	return f, true
+}
+
+func (fg *flightGroup) finish(key uint64, f *flight, d Decision) {
+	d.token = nil
+	f.d = d
+	fg.mu.Lock()
+	delete(fg.m, key)
+	fg.mu.Unlock()
+	close(f.done)
+}

@@ -1,0 +1,518 @@
+package authz
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SessionsConfig infers viewing sessions from HLS requests, which are stateless: a session is one user (or, for
+// tokens without a user, one token) watching one channel from one address with one user agent.
+type SessionsConfig struct {
+	// Disabled stops session tracking: no sessions view, no per-user limits.
+	Disabled bool `yaml:"disabled"`
+	// IdleTimeout closes a session that made no request for this long. Default 30s, ten HLS segments.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxEntries bounds the sessions held. When full, a viewer with a session limit is refused (the limit could
+	// not be kept) and others are served untracked, which the stats count. Default 100000.
+	MaxEntries int `yaml:"max_entries"`
+	// MaxPerUser is the concurrent-session limit for users whose token or backend sets none. The JWT claim
+	// (jwt.claims.max_sessions) and a Flussonic backend's X-Max-Sessions take precedence. Over the limit, the
+	// newest session is refused with 403. Default 0: no limit.
+	MaxPerUser int `yaml:"max_per_user"`
+	// Soft counts a channel switch on the same device (address and user agent) as the same session, not a new
+	// one, as Flussonic's soft limit does for middlewares that reuse one token across channels.
+	Soft bool `yaml:"soft"`
+	// Log writes session open and close events to the log. Default true.
+	Log *bool `yaml:"log"`
+	// Webhook receives the same events as JSON.
+	Webhook WebhookConfig `yaml:"webhook"`
+}
+
+const (
+	defaultIdleTimeout = 30 * time.Second
+	defaultMaxSessions = 100000
+	sessionShards      = 32
+	maxSessionUA       = 512
+)
+
+func (c *SessionsConfig) setDefaults() {
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.MaxEntries == 0 {
+		c.MaxEntries = defaultMaxSessions
+	}
+	c.Webhook.setDefaults()
+}
+
+func (c *SessionsConfig) validate() error {
+	if c.Disabled {
+		return nil
+	}
+	if c.IdleTimeout < time.Second {
+		return errors.New("'auth.sessions.idle_timeout' must be at least 1s")
+	}
+	if c.MaxEntries < 0 || c.MaxEntries > 100_000_000 {
+		return errors.New("'auth.sessions.max_entries' must be between 1 and 100000000")
+	}
+	if c.MaxPerUser < 0 {
+		return errors.New("'auth.sessions.max_per_user' must not be negative")
+	}
+	return c.Webhook.validate()
+}
+
+// SessionInfo is one session as the admin API shows it.
+type SessionInfo struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user,omitempty"`
+	Token     string    `json:"token,omitempty"` // fingerprint of a token without a user
+	Channel   string    `json:"channel"`
+	Group     string    `json:"group"`
+	IP        string    `json:"ip"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Opened    time.Time `json:"opened"`
+	LastSeen  time.Time `json:"last_seen"`
+	Requests  int64     `json:"requests"`
+	Bytes     int64     `json:"bytes"`
+}
+
+// SessionEvent is a session opening or closing, for the log and the webhook.
+type SessionEvent struct {
+	Event string `json:"event"` // open or close
+	SessionInfo
+	Closed time.Time `json:"closed,omitzero"`
+	// Reason says why a session closed: idle, kicked, banned, unique (the user opened another one).
+	Reason string `json:"reason,omitempty"`
+}
+
+// SessionFilter selects sessions; empty fields match everything.
+type SessionFilter struct {
+	Channel string
+	// User matches the user id or the token fingerprint.
+	User string
+}
+
+type session struct {
+	key     uint64
+	id      uint64
+	owner   string
+	user    string
+	group   string
+	ip      netip.Addr
+	ua      string
+	fp      uint64
+	opened  int64
+	expires int64 // the token's expiry, unix seconds; 0: none
+
+	last, requests, bytes atomic.Int64
+	closed                atomic.Bool
+
+	// Guarded by the shard lock: a soft session follows the viewer's channel switches.
+	channel string
+	sids    [4]uint64
+}
+
+type sessionShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*session
+	_  [40]byte // keeps neighbouring shard locks off one cache line
+}
+
+// sessionTable is the set of open sessions. The fast path (a request of a known session) takes one shard read
+// lock and a few atomic adds; opening and closing also take the owners lock, which keeps per-user counts.
+type sessionTable struct {
+	seed    maphash.Seed
+	shards  [sessionShards]sessionShard
+	idle    int64
+	max     int64
+	soft    bool
+	limit   int
+	count   atomic.Int64
+	ownMu   sync.Mutex
+	owners  map[string][]*session
+	log     *slog.Logger
+	logOn   bool
+	hook    *webhook
+	onClose func(s *session, reason string, now time.Time)
+
+	opened, closed, refused, untracked atomic.Uint64
+}
+
+func newSessionTable(cfg SessionsConfig, log *slog.Logger) *sessionTable {
+	t := &sessionTable{
+		seed:   maphash.MakeSeed(),
+		idle:   int64(cfg.IdleTimeout),
+		max:    int64(cfg.MaxEntries),
+		soft:   cfg.Soft,
+		limit:  cfg.MaxPerUser,
+		owners: map[string][]*session{},
+		log:    log,
+		logOn:  cfg.Log == nil || *cfg.Log,
+	}
+	for i := range t.shards {
+		t.shards[i].m = map[uint64]*session{}
+	}
+	return t
+}
+
+// key hashes what makes a session: owner, channel (unless soft), address and user agent. Parts are hashed on
+// their own and the fixed-size results combined, so that no two inputs run together.
+func (t *sessionTable) key(owner string, ch []byte, ip netip.Addr, ua []byte) uint64 {
+	var b [40]byte
+	a := ip.Unmap().As16()
+	copy(b[:16], a[:])
+	binary.LittleEndian.PutUint64(b[16:], maphash.String(t.seed, owner))
+	if !t.soft {
+		binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(t.seed, ch))
+	}
+	binary.LittleEndian.PutUint64(b[32:], maphash.Bytes(t.seed, ua))
+	return maphash.Bytes(t.seed, b[:])
+}
+
+func (s *session) matches(owner string, ch []byte, ip netip.Addr, ua []byte, soft bool) bool {
+	return s.owner == owner && s.ip == ip && s.ua == string(ua) && (soft || s.channel == string(ch))
+}
+
+// track counts a request of an allowed decision into its session, opening one when needed. It refuses the
+// newest session of a user over their limit.
+func (t *sessionTable) track(d *Decision, g string, ch []byte, ip netip.Addr, ua []byte, now int64) error {
+	if len(ua) > maxSessionUA {
+		ua = ua[:maxSessionUA]
+	}
+	ip = ip.Unmap()
+	key := t.key(d.Owner, ch, ip, ua)
+	sh := &t.shards[key%sessionShards]
+	// Fast path: a request of an open session.
+	sh.mu.RLock()
+	s := sh.m[key]
+	if s != nil && s.matches(d.Owner, ch, ip, ua, t.soft) {
+		same := s.channel == string(ch) && (s.sids[0] == d.SessionID || d.SessionID == 0)
+		sh.mu.RUnlock()
+		s.last.Store(now)
+		s.requests.Add(1)
+		d.sess = s
+		if !same {
+			t.follow(sh, s, ch, d.SessionID)
+		}
+		return nil
+	}
+	sh.mu.RUnlock()
+	if s != nil {
+		// Another session holds this key (a hash collision): serve this one untracked rather than merge them.
+		t.untracked.Add(1)
+		return nil
+	}
+	return t.open(d, g, key, sh, ch, ip, ua, now)
+}
+
+// follow records a soft session's channel switch and the session ids it has used, so that a kick covers them.
+func (t *sessionTable) follow(sh *sessionShard, s *session, ch []byte, sid uint64) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.channel != string(ch) {
+		s.channel = string(ch)
+	}
+	if sid != 0 && !slices.Contains(s.sids[:], sid) {
+		copy(s.sids[1:], s.sids[:len(s.sids)-1])
+		s.sids[0] = sid
+	}
+}
+
+// open is the slow path: check the user's limit and insert.
+func (t *sessionTable) open(d *Decision, g string, key uint64, sh *sessionShard, ch []byte, ip netip.Addr, ua []byte, now int64) error {
+	limit := d.MaxSessions
+	if limit == 0 {
+		limit = t.limit
+	}
+	var evicted []*session
+	t.ownMu.Lock()
+	sh.mu.Lock()
+	if s := sh.m[key]; s != nil {
+		// Opened meanwhile by a concurrent request of the same viewer.
+		sh.mu.Unlock()
+		t.ownMu.Unlock()
+		if s.matches(d.Owner, ch, ip, ua, t.soft) {
+			s.last.Store(now)
+			s.requests.Add(1)
+			d.sess = s
+		}
+		return nil
+	}
+	list := t.owners[d.Owner]
+	if d.unique {
+		// Flussonic's X-Unique: the user's newest session wins; the others close.
+		evicted = append(evicted, list...)
+	} else if limit > 0 {
+		live := 0
+		for _, o := range list {
+			if now-o.last.Load() < t.idle {
+				live++
+			}
+		}
+		if live >= limit {
+			sh.mu.Unlock()
+			t.ownMu.Unlock()
+			t.refused.Add(1)
+			return ErrSessionLimit
+		}
+	}
+	if t.count.Load() >= t.max {
+		sh.mu.Unlock()
+		t.ownMu.Unlock()
+		if limit > 0 {
+			t.refused.Add(1)
+			return ErrSessionsFull
+		}
+		t.untracked.Add(1)
+		return nil
+	}
+	s := &session{
+		key: key, id: d.SessionID, owner: d.Owner, user: d.UserID, group: g, ip: ip, ua: string(ua), fp: d.fp,
+		opened: now, channel: string(ch), expires: d.Expires,
+	}
+	if s.id == 0 {
+		s.id = key
+	}
+	s.sids[0] = d.SessionID
+	s.last.Store(now)
+	s.requests.Store(1)
+	sh.m[key] = s
+	t.owners[d.Owner] = append(list, s)
+	t.count.Add(1)
+	sh.mu.Unlock()
+	t.ownMu.Unlock()
+	t.opened.Add(1)
+	d.sess = s
+	t.emit("open", s, "", now)
+	for _, o := range evicted {
+		if t.remove(o) && t.onClose != nil {
+			t.onClose(o, "unique", time.Unix(0, now))
+		}
+	}
+	return nil
+}
+
+// remove takes a session out of the table; it reports whether this call did it.
+func (t *sessionTable) remove(s *session) bool {
+	if !s.closed.CompareAndSwap(false, true) {
+		return false
+	}
+	t.ownMu.Lock()
+	sh := &t.shards[s.key%sessionShards]
+	sh.mu.Lock()
+	if sh.m[s.key] == s {
+		delete(sh.m, s.key)
+		t.count.Add(-1)
+	}
+	sh.mu.Unlock()
+	if list := t.owners[s.owner]; list != nil {
+		if i := slices.Index(list, s); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(t.owners, s.owner)
+		} else {
+			t.owners[s.owner] = list
+		}
+	}
+	t.ownMu.Unlock()
+	t.closed.Add(1)
+	return true
+}
+
+// sweep closes sessions idle for longer than the idle timeout.
+func (t *sessionTable) sweep(now time.Time) {
+	n := now.UnixNano()
+	var idle []*session
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			if n-s.last.Load() >= t.idle {
+				idle = append(idle, s)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	for _, s := range idle {
+		if t.remove(s) {
+			t.emit("close", s, "idle", n)
+		}
+	}
+}
+
+// closeWhere closes the sessions f selects, for bans; it returns them.
+func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time.Time) []*session {
+	var hit []*session
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			if f(s) {
+				hit = append(hit, s)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	out := hit[:0]
+	for _, s := range hit {
+		if t.remove(s) {
+			t.emit("close", s, reason, now.UnixNano())
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (t *sessionTable) find(id string) *session {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			if sessionIDString(s.id) == id {
+				sh.mu.RUnlock()
+				return s
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return nil
+}
+
+func sessionIDString(id uint64) string { return fmt.Sprintf("%016x", id) }
+
+// info snapshots a session; the caller holds its shard's lock.
+func (s *session) info() SessionInfo {
+	i := SessionInfo{
+		ID: sessionIDString(s.id), User: s.user, Channel: s.channel, Group: s.group, IP: s.ip.String(),
+		UserAgent: s.ua, Opened: time.Unix(0, s.opened).UTC(), LastSeen: time.Unix(0, s.last.Load()).UTC(),
+		Requests: s.requests.Load(), Bytes: s.bytes.Load(),
+	}
+	if s.user == "" && s.fp != 0 {
+		i.Token = fingerprintString(s.fp)
+	}
+	return i
+}
+
+func (t *sessionTable) list(f SessionFilter) []SessionInfo {
+	out := []SessionInfo{}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			if f.Channel != "" && s.channel != f.Channel {
+				continue
+			}
+			if f.User != "" && s.user != f.User && s.owner != f.User {
+				continue
+			}
+			out = append(out, s.info())
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return a.Opened.Compare(b.Opened) })
+	return out
+}
+
+// viewers counts the sessions active within the idle timeout, per channel.
+func (t *sessionTable) viewers(now int64) map[string]int {
+	out := map[string]int{}
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			if now-s.last.Load() < t.idle {
+				out[s.channel]++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+func (t *sessionTable) emit(ev string, s *session, reason string, now int64) {
+	sh := &t.shards[s.key%sessionShards]
+	sh.mu.RLock()
+	e := SessionEvent{Event: ev, SessionInfo: s.info(), Reason: reason}
+	sh.mu.RUnlock()
+	if ev == "close" {
+		e.Closed = time.Unix(0, now).UTC()
+	}
+	if t.logOn {
+		// The event is logged as attributes, so a JSON log handler writes it as one JSON object.
+		t.log.Info("session "+ev, "id", e.ID, "user", e.User, "token", e.Token, "channel", e.Channel, "group", e.Group,
+			"ip", e.IP, "user_agent", e.UserAgent, "requests", e.Requests, "bytes", e.Bytes, "reason", e.Reason)
+	}
+	if t.hook != nil {
+		t.hook.send(e)
+	}
+}
+
+// AddBytes counts response bytes into the decision's session, after the response is written.
+func (d *Decision) AddBytes(n int64) {
+	if d.sess != nil && n > 0 {
+		d.sess.bytes.Add(n)
+	}
+}
+
+// Sessions lists the open sessions that match f, oldest first.
+func (a *Authorizer) Sessions(f SessionFilter) []SessionInfo {
+	if a.sessions == nil {
+		return []SessionInfo{}
+	}
+	return a.sessions.list(f)
+}
+
+// Viewers counts the active sessions per channel.
+func (a *Authorizer) Viewers(now time.Time) map[string]int {
+	if a.sessions == nil {
+		return map[string]int{}
+	}
+	return a.sessions.viewers(now.UnixNano())
+}
+
+// Kick closes a session; its token is refused on that channel, and its session ids everywhere, until the token
+// expires (or for edge.max_ttl when it has no expiry), starting with the very next request.
+func (a *Authorizer) Kick(id string, now time.Time) (SessionInfo, error) {
+	if a.sessions == nil {
+		return SessionInfo{}, ErrSessionsOff
+	}
+	s := a.sessions.find(id)
+	if s == nil || !a.sessions.remove(s) {
+		return SessionInfo{}, ErrNoSession
+	}
+	a.kickSession(s, "kicked", now, 0)
+	sh := &a.sessions.shards[s.key%sessionShards]
+	sh.mu.RLock()
+	info := s.info()
+	sh.mu.RUnlock()
+	return info, nil
+}
+
+// kickSession refuses a removed session's ids and token until until (unix nanos; 0: the token's expiry) and
+// logs the close.
+func (a *Authorizer) kickSession(s *session, reason string, now time.Time, until int64) {
+	sh := &a.sessions.shards[s.key%sessionShards]
+	sh.mu.RLock()
+	sids := append([]uint64(nil), s.sids[:]...)
+	ch := s.channel
+	exp := s.expires
+	sh.mu.RUnlock()
+	if until == 0 {
+		until = now.Add(time.Duration(a.edgeMaxTTL) * time.Second).UnixNano()
+		if exp > 0 && exp*int64(time.Second) < until {
+			until = exp * int64(time.Second)
+		}
+	}
+	a.bans.kick(sids, s.fp, ch, until)
+	a.sessions.emit("close", s, reason, now.UnixNano())
+	a.log.Info("authz: session kicked", "id", sessionIDString(s.id), "reason", reason)
+}
