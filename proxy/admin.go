@@ -18,6 +18,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.m.WritePrometheus(ctx)
+		s.writeAuthMetrics(ctx)
+		return
+	case "/auth/astra":
+		s.serveAstraAuth(ctx)
 		return
 	}
 	if len(path) >= 5 && path[:5] == "/api/" {
@@ -28,11 +32,15 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		switch path {
 		case "/api/stats":
-			s.writeJSON(ctx, s.Stats())
+			s.writeJSON(ctx, s.adminStats())
 			return
 		case "/api/conferences":
 			if s.sig != nil {
 				s.sig.ServeConferencesAPI(ctx)
+				return
+			}
+		default:
+			if s.serveAuthAPI(ctx, path) {
 				return
 			}
 		}

@@ -51,6 +51,16 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 	return false
 }
 
+// countSessionBytes adds the response's size to the viewer's session once the response is ready. A streamed
+// response has no body here; its Content-Length says how much is on its way.
+func (s *Server) countSessionBytes(ctx *fasthttp.RequestCtx, sc *scratch) {
+	n := int64(len(ctx.Response.Body()))
+	if n == 0 {
+		n = int64(max(ctx.Response.Header.ContentLength(), 0))
+	}
+	sc.decision.AddBytes(n)
+}
+
 // isTokenParam tells which query parameters are the edge's: they are never sent to the origin and never part of
 // a cache key.
 func (s *Server) isTokenParam(name []byte) bool {

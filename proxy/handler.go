@@ -38,6 +38,7 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	}
 	sc.now = start
 	k, cacheState := s.handle(ctx, sc)
+	s.countSessionBytes(ctx, sc)
 	// The decision and request point into this request's buffers; drop them before the scratch is reused.
 	sc.areq, sc.decision = authz.Request{}, authz.Decision{}
 	s.bufs.Put(sc)
