@@ -359,3 +359,30 @@ func TestWebhookQueueBoundedDropsCounted(t *testing.T) {
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// FuzzRefererHost: the domain lock's parser never panics, and a host it returns is lower case, free of URL
+// delimiters, and present in the input.
+func FuzzRefererHost(f *testing.F) {
+	for _, s := range []string{"https://tv.example.com/x", "http://u:p@Host.EXAMPLE:8080/?a#b", "https://[::1]:443/", "a://b", "://x", "https://", "https://a.b.", "tv.example.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf [253]byte
+		h, ok := refererHost(buf[:0], []byte(s))
+		if !ok {
+			return
+		}
+		if len(h) == 0 || strings.ContainsAny(string(h), "/?#@ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+			t.Fatalf("%q -> %q", s, h)
+		}
+		lower := []byte(s)
+		for i, c := range lower {
+			if c >= 'A' && c <= 'Z' {
+				lower[i] = c + 'a' - 'A'
+			}
+		}
+		if !strings.Contains(string(lower), string(h)) {
+			t.Fatalf("%q -> %q not in the input", s, h)
+		}
+	})
+}
