@@ -2,13 +2,25 @@
 GO      ?= go
 BIN     := bin/hlsedge
 # Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test.
-TEST_DEBS := ffmpeg
+TEST_DEBS := ffmpeg chromium chromium-driver
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+NPM     ?= npm
+# hls.js is pinned in package-lock.json and embedded in the binary by proxy/web; the copy is not committed.
+HLSJS   := proxy/web/assets/hls.min.js
 
 .PHONY: build run test deps bench fuzz vet clean
 
-build:
+build: $(HLSJS)
 	$(GO) build -o $(BIN) ./cmd/hlsedge
+
+# npm ci installs exactly the lock file (hls.js, and playwright-core for the browser test; it never downloads a
+# browser: the test drives Debian's chromium). It reruns when package.json or the lock file change.
+node_modules/.package-lock.json: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch $@
+
+$(HLSJS): node_modules/.package-lock.json
+	cp node_modules/hls.js/dist/hls.min.js $@
 
 run: build
 	./$(BIN) demo
@@ -22,7 +34,7 @@ deps:
 	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
 	fi
 
-test: deps
+test: deps $(HLSJS)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -37,5 +49,8 @@ fuzz:
 	  for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; \
 	done
 
+vet: $(HLSJS)
+	$(GO) vet ./...
+
 clean:
-	rm -rf bin
+	rm -rf bin $(HLSJS)

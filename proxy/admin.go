@@ -11,6 +11,9 @@ import (
 func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch path {
+	case "/":
+		s.status.serve(ctx)
+		return
 	case "/healthz":
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")

@@ -43,6 +43,8 @@ type Config struct {
 	// CORS headers on playlists and segments. On by default, as in Astra, because browser players on the
 	// operator's site fetch cross-origin.
 	CORS CORSConfig `yaml:"cors"`
+	// Player is the embeddable web player (/{stream}/embed.html) and its iframe allow-list; see PlayerConfig.
+	Player PlayerConfig `yaml:"player"`
 	// Auth decides which requests are served; see authz.Config. It must be configured, or switched off with
 	// 'auth.disabled: true', so that a forgotten section never leaves the edge open.
 	Auth authz.Config `yaml:"auth"`
@@ -264,6 +266,7 @@ func (c *Config) SetDefaults() {
 		c.CORS.AllowOrigins = []string{"*"}
 	}
 	def(&c.CORS.MaxAge, 10*time.Minute)
+	c.Player.SetDefaults(c.CORS.AllowOrigins)
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -346,6 +349,9 @@ func (c *Config) Validate() error {
 		c.trusted = append(c.trusted, p)
 	}
 	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.Player.Validate(); err != nil {
 		return err
 	}
 	if c.Server.ReadBufferSize < 1024 {

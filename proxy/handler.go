@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -64,6 +65,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	}
 	if s.sig != nil && string(path) == s.sig.Path() {
 		s.sig.ServeWS(ctx)
+		return routeAdmin, ""
+	}
+	if s.player != nil && s.player.serve(ctx) {
 		return routeAdmin, ""
 	}
 	method := ctx.Method()
@@ -139,6 +143,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		o = res.obj
 	}
 	s.serveObject(ctx, &rt, o, sc)
+	s.status.observe(ctx, &rt, sc)
 	return rt.kind, state
 }
 
@@ -219,6 +224,15 @@ func errString(err error) string {
 
 // serveMalformed answers requests fasthttp could not parse. Such input is the client's fault: 400, never 500.
 func (s *Server) serveMalformed(ctx *fasthttp.RequestCtx, err error) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// fasthttp also lands here when a new connection sent nothing before server.read_timeout: browsers open
+		// spare connections and park them. Whatever is written is read as the answer to the next request sent on
+		// that socket, and 408 is the one answer browsers take as "retry on a fresh connection".
+		s.log.Debug("request read timeout", "err", err)
+		s.fail(ctx, fasthttp.StatusRequestTimeout, "request timeout")
+		return
+	}
 	s.log.Info("malformed request", "err", err)
 	status := fasthttp.StatusBadRequest
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {

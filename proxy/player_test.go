@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,8 +26,7 @@ import (
 
 const playerSTSecret = "player-securetoken-secret"
 
-// playerEdge is an edge with the player and the status page in front of its handlers, the way the hooks in
-// handle() and serveAdmin() place them.
+// playerEdge is an edge with its player and status page, started like startEdge.
 type playerEdge struct {
 	base, admin string
 	srv         *Server
@@ -34,8 +34,7 @@ type playerEdge struct {
 	status      *statusPage
 }
 
-// startPlayerEdge mirrors startEdge and wraps the public and admin handlers with the player, the status page and
-// the viewer observation. Once the hooks are in handler.go and admin.go this wrapper only duplicates them.
+// startPlayerEdge mirrors startEdge with both URL layouts routed and the player configured by pcfg.
 func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), origins ...string) *playerEdge {
 	t.Helper()
 	cfg := &Config{}
@@ -47,15 +46,12 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 	cfg.Routes = []RouteConfig{{Prefix: "/play/"}, {Prefix: "/", OriginPrefix: "/play/"}}
 	// Open channels through a public group rather than auth.disabled, so the rewriter is built as in production.
 	cfg.Auth = authz.Config{Groups: []authz.GroupConfig{{Name: "open", Channels: []string{"*"}, Public: true}}}
+	cfg.Player = pcfg
 	if mutate != nil {
 		mutate(cfg)
 	}
 	cfg.SetDefaults()
-	pcfg.SetDefaults(cfg.CORS.AllowOrigins)
 	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if err := pcfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	logs := &lockedBuffer{}
@@ -69,28 +65,6 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 			t.Logf("edge log:\n%s", logs.String())
 		}
 	})
-	pl, err := newPlayer(&pcfg, cfg.Routes, web.FS())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := newStatusPage(srv)
-	public, admin := srv.public.Handler, srv.admin.Handler
-	srv.public.Handler = func(ctx *fasthttp.RequestCtx) {
-		if pl.serve(ctx) {
-			return
-		}
-		public(ctx)
-		if rt, err := matchRoute(cfg.Routes, ctx.Request.URI().PathOriginal(), nil); err == nil {
-			st.observe(ctx, &rt, &scratch{})
-		}
-	}
-	srv.admin.Handler = func(ctx *fasthttp.RequestCtx) {
-		if string(ctx.Path()) == "/" {
-			st.serve(ctx)
-			return
-		}
-		admin(ctx)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +81,7 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 		srv.Shutdown(ctx)
 		<-done
 	})
-	return &playerEdge{base: "http://" + ln.Addr().String(), admin: "http://" + adminLn.Addr().String(), srv: srv, player: pl, status: st}
+	return &playerEdge{base: "http://" + ln.Addr().String(), admin: "http://" + adminLn.Addr().String(), srv: srv, player: srv.player, status: srv.status}
 }
 
 // lockedBuffer collects the edge's log from its goroutines.
@@ -434,11 +408,9 @@ func artifactDir(t *testing.T) string {
 
 func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	origin := startBenchOrigin(t, "a001")
-	// Chromium opens spare connections and parks them. With the default 10 s read timeout fasthttp hands such an
-	// idle first connection to the ErrorHandler, and the edge's 400 answer is then read by Chromium as the answer to
-	// the next request it sends there (seen as a 400 on index.m3u8). Until serveMalformed answers timeouts with
-	// 408, which browsers retry, keep the parked connections alive through the test.
-	patient := func(c *Config) { withSecureToken(c); c.Server.ReadTimeout = 2 * time.Minute }
+	// Chromium opens spare connections and parks them; a short read timeout makes the edge answer some of them
+	// (408, which Chromium retries on a fresh connection) while the test runs, as a loaded machine does with 10 s.
+	patient := func(c *Config) { withSecureToken(c); c.Server.ReadTimeout = 2 * time.Second }
 	e := startPlayerEdge(t, PlayerConfig{}, patient, origin)
 	// An edge whose origin is gone: the page must say so instead of spinning.
 	deadLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -513,8 +485,7 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	}
 
 	// The viewers the browser made show on the status page: one session for the good token, and one for the token
-	// that expired mid-play while it is less than 30 s idle (counted by address alone until the hook in handle()
-	// hands over the decision's session).
+	// that expired mid-play while it is less than 30 s idle.
 	code, _, body := get(t, e.admin+"/")
 	if code != 200 || !regexp.MustCompile(`<td>a001</td><td>[12]</td>`).Match(body) {
 		t.Errorf("status page after playback: %d\n%s", code, body)
@@ -565,5 +536,22 @@ func BenchmarkPlayerServeMiss(b *testing.B) {
 		if p.serve(&ctx) {
 			b.Fatal("a segment was taken for a player path")
 		}
+	}
+}
+
+// TestParkedConnectionGets408NotA400: fasthttp hands a connection that sent nothing before the read timeout to the
+// ErrorHandler, and whatever it writes is read by the browser as the answer to its next request on that socket.
+func TestParkedConnectionGets408NotA400(t *testing.T) {
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
+	e := startPlayerEdge(t, PlayerConfig{}, func(c *Config) { c.Server.ReadTimeout = 300 * time.Millisecond }, o.url)
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(e.base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	if len(b) > 0 && !strings.HasPrefix(string(b), "HTTP/1.1 408") {
+		t.Fatalf("a connection that sent nothing got %q; browsers read that as the answer to their next request", b)
 	}
 }

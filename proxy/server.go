@@ -17,6 +17,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/playlist"
+	"github.com/hlsedge/hlsedge/proxy/web"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -42,6 +43,11 @@ type Server struct {
 
 	public *fasthttp.Server
 	admin  *fasthttp.Server
+
+	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
+	player *player
+	// status is the admin page at / and the viewer estimate it shows.
+	status *statusPage
 
 	// bufs holds the per-request scratch buffers (cache key, rewritten playlist) so the fast path reuses them.
 	bufs sync.Pool
@@ -111,6 +117,17 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("building playlist rewriter: %w", err)
 	}
 	s.rewriter = rw
+	if !cfg.Player.Disabled {
+		p, err := newPlayer(&cfg.Player, cfg.Routes, web.FS())
+		if err != nil {
+			return nil, fmt.Errorf("building player: %w", err)
+		}
+		if !p.HasHLSJS() {
+			s.log.Warn("player: hls.js is not embedded (build with make); embed.html plays only where the browser has native HLS")
+		}
+		s.player = p
+	}
+	s.status = newStatusPage(s)
 	s.public = &fasthttp.Server{
 		Handler:                      s.serveHTTP,
 		ErrorHandler:                 s.serveMalformed,
