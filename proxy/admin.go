@@ -3,8 +3,10 @@ package proxy
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"strings"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // serveAdmin is the operators' listener: health, metrics and the admin API.
@@ -25,6 +27,16 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		return
 	case "/auth/astra":
 		s.serveAstraAuth(ctx)
+		return
+	}
+	if strings.HasPrefix(path, "/debug/pprof/") {
+		// Profiles are how the performance section's numbers were explained; they reveal nothing about viewers
+		// but cost CPU, so they sit behind the admin token like the API.
+		if !s.adminAuthorized(ctx) {
+			s.fail(ctx, fasthttp.StatusUnauthorized, "admin token required")
+			return
+		}
+		pprofhandler.PprofHandler(ctx)
 		return
 	}
 	if len(path) >= 5 && path[:5] == "/api/" {
