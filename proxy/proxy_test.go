@@ -550,3 +550,15 @@ func TestAdminHealthAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminProfilesNeedTheAdminToken(t *testing.T) {
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) })
+	_, srv := startEdge(t, func(c *Config) { c.Admin.Token = "sekrit" }, o.url)
+	admin := "http://" + srv.cfg.Admin.Listen
+	if code, _, _ := get(t, admin+"/debug/pprof/"); code != 401 {
+		t.Fatalf("profiles without the admin token: %d, want 401", code)
+	}
+	if code, _, body := get(t, admin+"/debug/pprof/", "Authorization", "Bearer sekrit"); code != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Fatalf("profiles with the admin token: %d", code)
+	}
+}
