@@ -54,11 +54,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 // countSessionBytes adds the response's size to the viewer's session once the response is ready. A streamed
 // response has no body here; its Content-Length says how much is on its way.
 func (s *Server) countSessionBytes(ctx *fasthttp.RequestCtx, sc *scratch) {
-	n := int64(len(ctx.Response.Body()))
-	if n == 0 {
-		n = int64(max(ctx.Response.Header.ContentLength(), 0))
-	}
-	sc.decision.AddBytes(n)
+	sc.decision.AddBytes(int64(responseSize(ctx)))
 }
 
 // isTokenParam tells which query parameters are the edge's: they are never sent to the origin and never part of

@@ -50,7 +50,7 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	if s.cfg.Log.Access {
 		// Only the path is logged, never the query: tokens travel there.
 		s.log.Info("access", "method", string(ctx.Method()), "path", string(ctx.Request.URI().PathOriginal()),
-			"status", status, "bytes", len(ctx.Response.Body()), "ms", float64(elapsed.Microseconds())/1000,
+			"status", status, "bytes", responseSize(ctx), "ms", float64(elapsed.Microseconds())/1000,
 			"ip", s.clientIP(ctx).String(), "cache", cacheState)
 	}
 }
@@ -291,4 +291,13 @@ func parseRange(h []byte, size int) (start, end int, ok bool) {
 		end = size - 1
 	}
 	return start, end, true
+}
+
+// responseSize is the body length without touching a body stream: Response.Body() would read a streamed body
+// into memory, which is exactly what streaming large objects avoids.
+func responseSize(ctx *fasthttp.RequestCtx) int {
+	if ctx.Response.IsBodyStream() {
+		return max(ctx.Response.Header.ContentLength(), 0)
+	}
+	return len(ctx.Response.Body())
 }

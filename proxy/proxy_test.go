@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -560,5 +561,52 @@ func TestAdminProfilesNeedTheAdminToken(t *testing.T) {
 	}
 	if code, _, body := get(t, admin+"/debug/pprof/", "Authorization", "Bearer sekrit"); code != 200 || !strings.Contains(string(body), "goroutine") {
 		t.Fatalf("profiles with the admin token: %d", code)
+	}
+}
+
+// TestOversizedSegmentReallyStreams: the viewer gets the first bytes of an object over the buffering limit while
+// the origin is still sending it. Reading Response.Body() anywhere after the handler (byte counts, access log)
+// would buffer the whole stream and hold the viewer until the origin finished.
+func TestOversizedSegmentReallyStreams(t *testing.T) {
+	release := make(chan struct{})
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(4<<20))
+		w.Write(make([]byte, 2<<20))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write(make([]byte, 2<<20))
+	})
+	base, _ := startEdge(t, func(c *Config) {
+		c.Cache.MaxObjectSize = 1 << 20
+		c.Log.Access = true
+		c.Upstream.Timeout = 20 * time.Second
+	}, o.url)
+	resp, err := client.Get(base + "/play/a001/huge.ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(resp.Body, make([]byte, 1<<20))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the first MiB did not arrive while the origin was still sending: the stream was buffered")
+	}
+	close(release)
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != 3<<20 {
+		t.Fatalf("rest of the stream: %d bytes, %v", n, err)
 	}
 }
