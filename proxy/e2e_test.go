@@ -1,14 +1,18 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +145,53 @@ func TestFFprobeWithTokensEndToEnd(t *testing.T) {
 		if strings.Contains(uri, "token") {
 			t.Fatalf("origin saw %q: tokens must be stripped before the origin", uri)
 		}
+	}
+}
+
+// TestCoalescingMeasuredAtTheDemoOrigin is the foundation's acceptance check as written: 200 viewers ask for a
+// segment the edge has not cached yet, and the origin's own /stats shows one fetch.
+func TestCoalescingMeasuredAtTheDemoOrigin(t *testing.T) {
+	// The delay keeps the leader's fetch open long enough for every viewer to queue behind it.
+	originURL, origin := startDemoOrigin(t, bench.OriginConfig{Channels: []string{"a001"}, URIs: bench.URIsPath, Delay: 2 * time.Second})
+	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 15 * time.Second }, originURL)
+	first, _ := origin.Window()
+	name := "/play/a001/" + origin.SegmentName("a001", 0, first)
+	const viewers = 200
+	bodies := make([][]byte, viewers)
+	var wg sync.WaitGroup
+	for i := 0; i < viewers; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			resp, err := client.Get(base + name + "?token=v" + strconv.Itoa(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("viewer %d: %d", i, resp.StatusCode)
+				return
+			}
+			bodies[i], _ = io.ReadAll(resp.Body)
+		}(i)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i := range bodies {
+		if len(bodies[i]) == 0 || !bytes.Equal(bodies[i], bodies[0]) {
+			t.Fatalf("viewer %d got %d bytes, viewer 0 got %d: all must get identical bytes", i, len(bodies[i]), len(bodies[0]))
+		}
+	}
+	var fetches uint64
+	for uri, n := range origin.Stats().URIs {
+		if strings.HasPrefix(uri, name) {
+			fetches += n
+		}
+	}
+	if fetches != 1 {
+		t.Fatalf("the origin's /stats counts %d fetches of %s for %d viewers, want exactly 1", fetches, name, viewers)
 	}
 }
