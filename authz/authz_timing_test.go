@@ -25,6 +25,27 @@ func BenchmarkAuthorizeCacheHit(b *testing.B) {
 	}
 }
 
+// BenchmarkDecisionCacheHit is the issue-4 goal as stated: the decision cache hit alone, with session tracking
+// (issue 5, budgeted separately in BenchmarkPolicyCachedPath) switched off.
+func BenchmarkDecisionCacheHit(b *testing.B) {
+	cfg := hsConfig()
+	cfg.Sessions.Disabled = true
+	a := newAuthz(b, cfg)
+	r := req("a001", clientIP)
+	c := q(mintHS(b, []string{"a001"}, time.Hour, "ip", clientIP.String()))
+	if d := a.Authorize(r, c, testNow); !d.Allowed() {
+		b.Fatal(d.Reason)
+	}
+	a.cache.c.Wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if d := a.Authorize(r, c, testNow); !d.Cached {
+			b.Fatal("miss")
+		}
+	}
+}
+
 func BenchmarkAuthorizeCacheHitParallel(b *testing.B) {
 	a := newAuthz(b, hsConfig())
 	r := req("a001", clientIP)
