@@ -127,6 +127,11 @@ type ServerConfig struct {
 	// JWTs in URLs need room. Every open WebSocket keeps one, so it is also the knob for signaling memory.
 	// Default 8192.
 	ReadBufferSize int `yaml:"read_buffer_size"`
+	// WriteBufferSize is the per-response write buffer, taken from a pool only while a response is being written.
+	// Default 64 KiB: on loopback a 220 KB segment went out 50% faster than with fasthttp's 4 KiB default (the
+	// writes then match the 64 KiB loopback segment size). Memory is this much per response in flight, so lower
+	// it on an edge with many slow viewers and little RAM.
+	WriteBufferSize ByteSize `yaml:"write_buffer_size"`
 	// MaxConnsPerIP caps connections from one client address; 0 means no cap (the default, since many viewers
 	// share one carrier-grade NAT address).
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
@@ -256,6 +261,9 @@ func (c *Config) SetDefaults() {
 	if c.Server.ReadBufferSize == 0 {
 		c.Server.ReadBufferSize = 8192
 	}
+	if c.Server.WriteBufferSize == 0 {
+		c.Server.WriteBufferSize = 64 << 10
+	}
 	if c.Signaling != nil {
 		c.Signaling.SetDefaults()
 	}
@@ -356,6 +364,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.ReadBufferSize < 1024 {
 		return errors.New("'server.read_buffer_size' must be at least 1024")
+	}
+	if c.Server.WriteBufferSize < 1024 || c.Server.WriteBufferSize > 16<<20 {
+		return errors.New("'server.write_buffer_size' must be between 1KiB and 16MiB")
 	}
 	if c.Signaling != nil {
 		if err := c.Signaling.Validate(); err != nil {

@@ -138,6 +138,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		MaxConnsPerIP:                cfg.Server.MaxConnsPerIP,
 		MaxRequestBodySize:           64 << 10,
 		ReadBufferSize:               cfg.Server.ReadBufferSize,
+		WriteBufferSize:              int(cfg.Server.WriteBufferSize),
 		DisablePreParseMultipartForm: true,
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
