@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz"
 )
 
 // lockedBuffer is written by the command's goroutine while the test reads it.
@@ -104,5 +109,60 @@ func TestDemoPrintsAPlayableURL(t *testing.T) {
 	}
 	if !strings.Contains(string(probe), "codec_name=h264") || !strings.Contains(string(probe), "codec_name=aac") {
 		t.Fatalf("ffprobe found no h264 + aac:\n%s", probe)
+	}
+}
+
+type queryCarrier map[string]string
+
+func (q queryCarrier) QueryArg(name string) []byte { return []byte(q[name]) }
+func (q queryCarrier) Cookie(string) []byte        { return nil }
+func (q queryCarrier) Header(string) []byte        { return nil }
+
+// TestTokenCommandMintsWhatTheEdgeAccepts runs `hlsedge token` for each kind and has the edge's own authorizer
+// decide the result, for the right channel and address and for the wrong ones.
+func TestTokenCommandMintsWhatTheEdgeAccepts(t *testing.T) {
+	const jwtSecret, stSecret, edgeSecret = "cmd-jwt-secret-0123456789abcdef0123", "cmd-st-secret", "cmd-edge-secret-0123456789abcdef0123"
+	a, err := authz.New(authz.Config{
+		JWT:         &authz.JWTConfig{Algorithms: []string{"HS256"}, Secret: jwtSecret},
+		SecureToken: &authz.SecureTokenConfig{Secret: stSecret},
+		Edge:        authz.EdgeConfig{Secret: edgeSecret},
+		Cache:       authz.CacheConfig{Disabled: true},
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	mint := func(args ...string) string {
+		t.Helper()
+		var out, errOut lockedBuffer
+		if code := run(context.Background(), append([]string{"token"}, args...), &out, &errOut); code != 0 {
+			t.Fatalf("hlsedge token %v: exit %d: %s", args, code, errOut.String())
+		}
+		return strings.TrimSpace(out.String())
+	}
+	decide := func(tok, channel, ip string) int {
+		t.Helper()
+		req := &authz.Request{Path: []byte("/play/" + channel + "/index.m3u8"), Channel: []byte(channel), ClientIP: netip.MustParseAddr(ip)}
+		d := a.Authorize(req, queryCarrier{"token": tok}, time.Now())
+		return d.Status
+	}
+	f := func(tok string) {
+		t.Helper()
+		if st := decide(tok, "a001", "127.0.0.1"); st != 200 {
+			t.Fatalf("minted token refused for its own channel: %d", st)
+		}
+		if st := decide(tok, "a002", "127.0.0.1"); st != 403 {
+			t.Fatalf("minted token accepted for another channel: %d", st)
+		}
+	}
+	f(mint("--kind", "jwt", "--secret", jwtSecret, "--stream", "a001", "--ttl", "1h", "--sub", "bob"))
+	f(mint("--kind", "securetoken", "--secret", stSecret, "--stream", "a001", "--ip", "127.0.0.1"))
+	f(mint("--kind", "edge", "--secret", edgeSecret, "--stream", "a001", "--ttl", "1h"))
+	if st := decide(mint("--kind", "securetoken", "--secret", stSecret, "--stream", "a001", "--ip", "127.0.0.1"), "a001", "10.0.0.1"); st != 403 {
+		t.Fatalf("securetoken bound to 127.0.0.1 accepted from 10.0.0.1: %d", st)
+	}
+	link := mint("--kind", "jwt", "--secret", jwtSecret, "--stream", "a001", "--ttl", "1h", "--url", "http://127.0.0.1:8080")
+	if !strings.HasPrefix(link, "http://127.0.0.1:8080/play/a001/index.m3u8?token=ey") {
+		t.Fatalf("--url printed %q", link)
 	}
 }
