@@ -51,21 +51,22 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, uri []byte) (fetchResul
 	now := s.now()
 	o := &object{key: string(uri), body: body, contentType: ct, kind: k, storedAt: now}
 	ttl := s.cfg.Cache.SegmentTTL
-	if k == kindOther {
+	switch k {
+	case kindOther:
 		ttl = *s.cfg.Cache.PlaylistTTL
-	}
-	if k == kindPlaylist {
+	case kindPlaylist:
 		ttl = *s.cfg.Cache.PlaylistTTL
 		// A body that is not a playlist must not be cached or passed on: the player would choke on it and the
 		// rewriter could not put tokens in it.
-		if _, err := o.template(s.rewriter); err != nil {
+		tmpl, err := o.template(s.rewriter)
+		if err != nil {
 			s.m.rewriteErrors.Inc()
 			return fetchResult{}, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin sent an invalid playlist", Err: err}
 		}
-		if tmpl, _ := o.template(s.rewriter); tmpl != nil && len(tmpl.Foreign()) > 0 {
-			s.m.foreignURIs.Add(len(tmpl.Foreign()))
+		if foreign := tmpl.Foreign(); len(foreign) > 0 {
+			s.m.foreignURIs.Add(len(foreign))
 			s.log.Warn("playlist links to a foreign host; left untouched and without a token",
-				"path", string(uri[:pathLen(uri)]), "uris", tmpl.Foreign())
+				"path", string(uri[:pathLen(uri)]), "uris", foreign)
 		}
 	}
 	if ttl > 0 {
@@ -83,7 +84,7 @@ func pathLen(uri []byte) int {
 }
 
 // fetchStream is for waiters whose leader found the object too large to share: each streams its own copy.
-func (s *Server) fetchStream(ctx *fasthttp.RequestCtx, k kind, uri []byte) (*originStream, error) {
+func (s *Server) fetchStream(ctx *fasthttp.RequestCtx, uri []byte) (*originStream, error) {
 	resp, err := s.originGet(ctx, uri)
 	if err != nil {
 		return nil, err

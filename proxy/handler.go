@@ -132,7 +132,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		if res.obj == nil {
 			// The leader's object was too large to share; this waiter streams its own copy.
 			s.m.cacheBypass.Inc()
-			st, err := s.fetchStream(ctx, rt.kind, sc.key)
+			st, err := s.fetchStream(ctx, sc.key)
 			if err != nil {
 				s.failOrigin(ctx, err)
 				return rt.kind, "stream"
