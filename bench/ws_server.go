@@ -55,16 +55,17 @@ func StartWSServer(addr string, cfg signaling.Config, opts WSServerOptions) (*WS
 	s.srv = &fasthttp.Server{
 		Name:    "hlsedge-bench-ws",
 		Handler: s.handle,
-		// fasthttp's default. Every socket keeps this buffer for its life (the hijacked connection reads through
-		// it), so it is part of the memory per socket; it must still hold the upgrade request's headers, cookies
-		// (one socket_io_token_* JWT per conference) included.
-		ReadBufferSize:     4096,
+		// The edge's default. Detached sockets give it back after the upgrade, so it does not count in the
+		// memory per socket; it must hold the upgrade request's headers, cookies (one socket_io_token_* JWT per
+		// conference) included.
+		ReadBufferSize:     8192,
 		ReadTimeout:        10 * time.Second,
 		WriteTimeout:       10 * time.Second,
 		MaxRequestBodySize: 64 << 10,
 		Concurrency:        1 << 20,
 		Logger:             discardLogger{},
 	}
+	sig.DetachSockets(s.srv)
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }

@@ -147,6 +147,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		DisableKeepalive: false,
 		Logger:           fasthttpLogger{s.log},
 	}
+	if s.sig != nil {
+		s.sig.DetachSockets(s.public)
+	}
 	if cfg.Admin.Listen != "" {
 		s.admin = &fasthttp.Server{
 			Handler:               s.serveAdmin,

@@ -43,7 +43,15 @@ func baseConfig() Config {
 	}
 }
 
+// startServer runs the signaling server the way the edge mounts it: sockets detached from fasthttp.
 func startServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	return startServerMode(t, cfg, true)
+}
+
+// startServerMode with detach false keeps sockets on fasthttp's hijack goroutine, as on a server that was not
+// given to DetachSockets.
+func startServerMode(t *testing.T, cfg Config, detach bool) *testServer {
 	t.Helper()
 	sig, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
@@ -65,6 +73,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 			}
 		},
 		ReadBufferSize: 16 << 10,
+	}
+	if detach {
+		sig.DetachSockets(srv)
 	}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {

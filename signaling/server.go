@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +33,11 @@ type Server struct {
 	ver      *verifier
 	codec    Codec
 	upgrader websocket.FastHTTPUpgrader
-	origins  []originPattern
-	anyOrig  bool
-	m        *sigMetrics
-	now      func() time.Time
+	detachState
+	origins []originPattern
+	anyOrig bool
+	m       *sigMetrics
+	now     func() time.Time
 
 	// readBufs holds frame buffers: a socket only needs one while it handles a message.
 	readBufs sync.Pool
@@ -80,12 +82,20 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
 		p, _ := parseOriginPattern(o) // Validate parsed it already
 		s.origins = append(s.origins, p)
 	}
+	// A pool instead of a 4 KiB buffer per socket: most sockets are idle, and fan-out frames are small.
+	writeBufs := &sync.Pool{}
+	s.wsUpgrader = websocket.Upgrader{
+		HandshakeTimeout: cfg.HandshakeTimeout,
+		ReadBufferSize:   cfg.ReadBufferSize,
+		WriteBufferPool:  writeBufs,
+		// admit checked the Origin against the allow-list before the hijack.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: cfg.HandshakeTimeout,
 		ReadBufferSize:   cfg.ReadBufferSize,
-		// A pool instead of a 4 KiB buffer per socket: most sockets are idle, and fan-out frames are small.
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     s.originAllowed,
+		WriteBufferPool:  writeBufs,
+		CheckOrigin:      s.originAllowed,
 		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
 			refuse(ctx, status, reason.Error())
 		},
@@ -145,7 +155,14 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 		refuse(ctx, statusOf(err), err.Error())
 		return
 	}
-	if err := s.upgrader.Upgrade(ctx, c.run); err != nil {
+	if s.detach.Load() {
+		if err := s.upgradeDetached(ctx, c); err != nil {
+			s.release(c)
+			s.m.refused(fasthttp.StatusBadRequest).Inc()
+			refuse(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+	} else if err := s.upgrader.Upgrade(ctx, c.run); err != nil {
 		s.release(c)
 		return
 	}

@@ -48,7 +48,14 @@ func barrier(t *testing.T, from *client, text string, cs ...*client) {
 }
 
 func TestWaitingRoomModeratorFlow(t *testing.T) {
-	ts := startServer(t, baseConfig())
+	f := func(name string, detach bool) {
+		t.Run(name, func(t *testing.T) { waitingRoomModeratorFlow(t, startServerMode(t, baseConfig(), detach)) })
+	}
+	f("detached", true)
+	f("on the hijack goroutine", false)
+}
+
+func waitingRoomModeratorFlow(t *testing.T, ts *testServer) {
 	const room, cid = "Weekly sync", "c-1"
 
 	m := ts.connect(mod, room, cid)
