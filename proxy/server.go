@@ -23,6 +23,12 @@ import (
 
 // Server is one edge node: the public listener for viewers and the admin listener for operators.
 type Server struct {
+	// lifeMu guards stopping and listeners: fasthttp's Shutdown cannot stop a Serve that has not reached its
+	// Accept loop yet, so Shutdown closes the listeners itself and a late Serve returns at once.
+	lifeMu    sync.Mutex
+	stopping  bool
+	listeners []net.Listener
+
 	cfg      *Config
 	log      *slog.Logger
 	up       *Upstreams
@@ -166,10 +172,26 @@ func New(cfg *Config, opts Options) (*Server, error) {
 
 // Serve runs the public listener on ln and, if configured, the admin listener on adminLn, until Shutdown.
 func (s *Server) Serve(ln, adminLn net.Listener) error {
+	serveAdmin := s.admin != nil && adminLn != nil
+	s.lifeMu.Lock()
+	if s.stopping {
+		s.lifeMu.Unlock()
+		_ = ln.Close()
+		if adminLn != nil {
+			_ = adminLn.Close()
+		}
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	if serveAdmin {
+		s.listeners = append(s.listeners, adminLn)
+	}
+	s.lifeMu.Unlock()
+
 	errc := make(chan error, 2)
 	go func() { errc <- s.public.Serve(ln) }()
 	n := 1
-	if s.admin != nil && adminLn != nil {
+	if serveAdmin {
 		n++
 		go func() { errc <- s.admin.Serve(adminLn) }()
 	}
@@ -215,6 +237,17 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.lifeMu.Lock()
+	s.stopping = true
+	lns := s.listeners
+	s.lifeMu.Unlock()
+	// After fasthttp's own shutdown, which reports an error for a listener closed under it. A Serve still on its
+	// way to Accept finds the listener closed and returns.
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
 	var errs []error
 	if s.sig != nil {
 		// WebSockets are hijacked connections the HTTP shutdown does not wait for; close them with 1001 first.

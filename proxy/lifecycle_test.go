@@ -1,0 +1,59 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+)
+
+// A stop that comes before, or while, Serve starts must still end Serve: fasthttp's own Shutdown returns at
+// once for a server whose Serve has not registered its listener, and that Serve then ran forever.
+func TestShutdownRacingServeEndsServe(t *testing.T) {
+	f := func(name string, shutdownFirst bool) {
+		t.Run(name, func(t *testing.T) {
+			cfg := &Config{Origins: []OriginConfig{{URL: "http://127.0.0.1:9"}}}
+			cfg.Auth.Disabled = true
+			cfg.SetDefaults()
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			srv, err := New(cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			if shutdownFirst {
+				_ = srv.Shutdown(context.Background())
+				go func() { done <- srv.Serve(ln, adminLn) }()
+			} else {
+				go func() { done <- srv.Serve(ln, adminLn) }()
+				_ = srv.Shutdown(context.Background())
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Serve still running 10 s after Shutdown")
+			}
+			if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+				c.Close()
+				t.Fatal("the public listener still accepts after Shutdown")
+			}
+		})
+	}
+	f("shutdown before serve", true)
+	f("shutdown right after serve starts", false)
+}
