@@ -75,9 +75,11 @@ type discardLogger struct{}
 func (discardLogger) Printf(string, ...any) {}
 
 func (s *WSServer) handle(ctx *fasthttp.RequestCtx) {
-	switch string(ctx.Path()) {
-	case s.Sig.Path():
+	if s.Sig.Handles(ctx.Path()) {
 		s.Sig.ServeWS(ctx)
+		return
+	}
+	switch string(ctx.Path()) {
 	case "/api/conferences":
 		s.Sig.ServeConferencesAPI(ctx)
 	case "/metrics":

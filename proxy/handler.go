@@ -63,7 +63,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		ctx.SetBodyString("ok\n")
 		return routeAdmin, ""
 	}
-	if s.sig != nil && string(path) == s.sig.Path() {
+	if s.sig != nil && s.sig.Handles(path) {
 		s.sig.ServeWS(ctx)
 		return routeAdmin, ""
 	}

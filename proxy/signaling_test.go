@@ -100,6 +100,11 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 			break
 		}
 	}
+	// The Socket.IO endpoint is routed too: a long-polling client is told what to change.
+	if code, _, body := get(t, base+"/socket.io/?EIO=4&transport=polling&room=standup"); code != 400 ||
+		!strings.Contains(string(body), `transports: ["websocket"]`) {
+		t.Fatalf("socket.io polling through the edge: %d %s", code, body)
+	}
 	_, _, body := get(t, admin+"/metrics")
 	if !strings.Contains(string(body), "hlsedge_signaling_") {
 		t.Fatal("signaling metrics are not on the admin /metrics")

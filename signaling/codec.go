@@ -3,7 +3,6 @@ package signaling
 import (
 	"encoding/json"
 	"errors"
-	"strconv"
 	"sync/atomic"
 )
 
@@ -48,7 +47,7 @@ func (JSONCodec) Decode(frame []byte) (string, []byte, error) {
 // Encode implements Codec.
 func (JSONCodec) Encode(dst []byte, event string, data []byte) []byte {
 	dst = append(dst, `{"event":`...)
-	dst = strconv.AppendQuote(dst, event)
+	dst = appendJSONString(dst, event)
 	dst = append(dst, `,"data":`...)
 	dst = append(dst, data...)
 	return append(dst, '}')
@@ -56,11 +55,27 @@ func (JSONCodec) Encode(dst []byte, event string, data []byte) []byte {
 
 func (JSONCodec) slot() int { return 0 }
 
+// appendJSONString quotes s as JSON. strconv.AppendQuote is not JSON: it writes \x01 for control characters.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == '"' || c == '\\' || c >= 0x7f {
+			b, _ := json.Marshal(s) // slow path: escapes, and U+2028/9 for script contexts
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
 // Message is one outgoing event. A fan-out builds it once; each codec frames it once, lazily, and every
 // recipient's writer sends the same bytes, so delivering to a thousand sockets allocates nothing per socket.
 type Message struct {
 	Event string
 	Data  []byte // a JSON value
+	// Raw, when set, is the whole frame, sent as it is whatever the codec: Engine.IO's open and heartbeat
+	// packets, which are not events.
+	Raw []byte
 
 	frames [maxCodecs]atomic.Pointer[[]byte]
 }
@@ -77,6 +92,9 @@ func newMessage(event string, data any) *Message {
 // frame returns the message framed by c. Two writers racing on the first call both build it; either result is
 // the same bytes, and the frames are never mutated after.
 func (m *Message) frame(c Codec) []byte {
+	if m.Raw != nil {
+		return m.Raw
+	}
 	p := &m.frames[c.slot()]
 	if f := p.Load(); f != nil {
 		return *f

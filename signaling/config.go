@@ -14,6 +14,10 @@ import (
 type Config struct {
 	// Path is where the WebSocket endpoint is mounted on the public listener. Default /ws.
 	Path string `yaml:"path"`
+	// SocketIOPath is where socket.io-client v3/v4 connects (Engine.IO 4, websocket transport only: the client
+	// sets `transports: ["websocket"]`), with the same events, auth and limits as Path. Default /socket.io/;
+	// "off" turns it off.
+	SocketIOPath string `yaml:"socketio_path"`
 	// AllowedOrigins lists the browser origins that may open a socket: exact origins (`https://meet.example.com`)
 	// or one leading wildcard label (`https://*.example.com`). Cookies ride along on cross-site upgrades, so this
 	// is what stops cross-site WebSocket hijacking. Empty: only an Origin equal to the request's Host passes.
@@ -106,6 +110,7 @@ type JWTConfig struct {
 // Defaults.
 const (
 	defaultPath              = "/ws"
+	defaultSocketIOPath      = "/socket.io/"
 	defaultCookiePrefix      = "socket_io_token_"
 	defaultMaxCookieTries    = 8
 	defaultReadLimit         = 64 << 10
@@ -138,6 +143,7 @@ const (
 // SetDefaults fills zero values. New calls it on its own copy, so callers need not.
 func (c *Config) SetDefaults() {
 	setDefault(&c.Path, defaultPath)
+	setDefault(&c.SocketIOPath, defaultSocketIOPath)
 	setDefault(&c.CookiePrefix, defaultCookiePrefix)
 	setDefault(&c.MaxCookieTries, defaultMaxCookieTries)
 	if c.DefaultWaitingRoom == nil {
@@ -183,6 +189,9 @@ func setDefault[T comparable](p *T, v T) {
 func (c *Config) Validate() error {
 	if !strings.HasPrefix(c.Path, "/") {
 		return fmt.Errorf("'signaling.path' must start with '/', got %q", c.Path)
+	}
+	if c.SocketIOPath != "off" && (!strings.HasPrefix(c.SocketIOPath, "/") || c.SocketIOPath == c.Path) {
+		return fmt.Errorf("'signaling.socketio_path' must start with '/' and differ from 'signaling.path', or be \"off\"; got %q", c.SocketIOPath)
 	}
 	for i, o := range c.AllowedOrigins {
 		if o == "*" {

@@ -20,6 +20,8 @@ type conn struct {
 	ws      *websocket.Conn
 	raw     net.Conn // the TCP connection under fasthttp's hijack wrapper; safe to close from any goroutine
 	key     ConfKey
+	codec   Codec
+	sio     bool // Socket.IO framing: Engine.IO handshake and text-frame heartbeat
 	id      Identity
 	userKey string
 	waiting bool // the conference had a waiting room when the socket opened
@@ -110,7 +112,7 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 		for i, m := range batch {
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, m.frame(c.s.codec)); err != nil {
+			if err := c.ws.WriteMessage(websocket.TextMessage, m.frame(c.codec)); err != nil {
 				c.mu.Lock()
 				c.closing, c.writing, c.queue = true, false, nil
 				c.mu.Unlock()
@@ -213,6 +215,13 @@ func (c *conn) run(ws *websocket.Conn) {
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		return
 	}
+	if c.sio {
+		ok := false
+		c.shallow(func() { ok = c.sioOpen(ws) })
+		if !ok {
+			return
+		}
+	}
 	c.shallow(func() {
 		c.Send(newMessage(evConnected, map[string]any{
 			"room":         c.key.Room,
@@ -308,6 +317,16 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 }
 
 func (c *conn) ping() {
+	if c.sio {
+		// Engine.IO's heartbeat is a text frame, so it takes its turn in the queue; the client's "3" answers it.
+		c.Send(sioPingMessage)
+		c.mu.Lock()
+		if !c.closing && c.pingTimer != nil {
+			c.pingTimer.Reset(c.s.cfg.PingInterval)
+		}
+		c.mu.Unlock()
+		return
+	}
 	if c.isClosing() || !c.enter() {
 		return
 	}

@@ -53,7 +53,10 @@ func (c *conn) handle(frame []byte) {
 		c.strike("", "rate limit exceeded")
 		return
 	}
-	ev, data, err := c.s.codec.Decode(frame)
+	if c.sio && c.sioControl(frame) {
+		return
+	}
+	ev, data, err := c.codec.Decode(frame)
 	if err != nil {
 		c.strike("", err.Error())
 		return

@@ -63,10 +63,10 @@ func startServerMode(t *testing.T, cfg Config, detach bool) *testServer {
 	}
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			switch string(ctx.Path()) {
-			case sig.Path():
+			switch {
+			case sig.Handles(ctx.Path()):
 				sig.ServeWS(ctx)
-			case "/api/conferences":
+			case string(ctx.Path()) == "/api/conferences":
 				sig.ServeConferencesAPI(ctx)
 			default:
 				ctx.SetStatusCode(http.StatusNotFound)

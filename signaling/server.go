@@ -31,7 +31,6 @@ type Server struct {
 	log      *slog.Logger
 	hub      Hub
 	ver      *verifier
-	codec    Codec
 	upgrader websocket.FastHTTPUpgrader
 	detachState
 	origins []originPattern
@@ -67,7 +66,6 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
 		cfg:     cfg,
 		log:     log,
 		ver:     ver,
-		codec:   JSONCodec{},
 		now:     time.Now,
 		conns:   map[*conn]struct{}{},
 		perUser: map[string]int{},
@@ -108,8 +106,13 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
 	return s, nil
 }
 
-// Path is where ServeWS expects to be mounted.
+// Path is where ServeWS expects to be mounted for the JSON framing.
 func (s *Server) Path() string { return s.cfg.Path }
+
+// Handles reports whether ServeWS serves path: the JSON endpoint or the Socket.IO one.
+func (s *Server) Handles(path []byte) bool {
+	return string(path) == s.cfg.Path || (s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath)
+}
 
 // Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines.
 func (s *Server) Close() {
@@ -143,6 +146,14 @@ func (s *Server) Conns() int {
 // ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
 // 400/401/403 status and a one-line reason.
 func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
+	sio := s.cfg.SocketIOPath != "off" && string(ctx.Request.URI().PathOriginal()) == s.cfg.SocketIOPath
+	if sio {
+		if err := checkSocketIOQuery(ctx); err != nil {
+			s.m.refused(fasthttp.StatusBadRequest).Inc()
+			refuse(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		ctx.Response.Header.Set("Upgrade", "websocket")
 		refuse(ctx, fasthttp.StatusUpgradeRequired, "websocket upgrade required")
@@ -154,6 +165,10 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 		s.log.Debug("signaling: upgrade refused", "reason", err.Error(), "ip", ctx.RemoteIP().String())
 		refuse(ctx, statusOf(err), err.Error())
 		return
+	}
+	c.codec, c.sio = Codec(JSONCodec{}), sio
+	if sio {
+		c.codec = SocketIOCodec{}
 	}
 	if s.detach.Load() {
 		if err := s.upgradeDetached(ctx, c); err != nil {

@@ -1,0 +1,251 @@
+package signaling
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+func TestSocketIOCodec(t *testing.T) {
+	f := func(frame, wantEv, wantData string) {
+		t.Helper()
+		ev, data, err := SocketIOCodec{}.Decode([]byte(frame))
+		if wantEv == "" {
+			if err == nil {
+				t.Fatalf("%q decoded as %q %s, want an error", frame, ev, data)
+			}
+			return
+		}
+		if err != nil || ev != wantEv || string(data) != wantData {
+			t.Fatalf("%q = %q %s %v, want %q %s", frame, ev, data, err, wantEv, wantData)
+		}
+	}
+	f(`42["chat_message",{"text":"hi"}]`, "chat_message", `{"text":"hi"}`)
+	f(`4217["join_waiting_room",{"room_name":"r"}]`, "join_waiting_room", `{"room_name":"r"}`) // with an ack id
+	f(`42["join_waiting_room"]`, "join_waiting_room", "null")
+	f(`42["a\u0001b",1]`, "a\x01b", "1")
+	f(`42[]`, "", "")
+	f(`42[1,2]`, "", "")
+	f(`42[""]`, "", "")
+	f(`42/admin,["x"]`, "", "") // another namespace
+	f(`41`, "", "")
+	f(`3`, "", "")
+	f(`{"event":"x"}`, "", "")
+
+	got := string(SocketIOCodec{}.Encode(nil, "join_room_Weekly sync", []byte(`{"can_join":true}`)))
+	if want := `42["join_room_Weekly sync",{"can_join":true}]`; got != want {
+		t.Fatalf("encode = %s, want %s", got, want)
+	}
+	if got := string(SocketIOCodec{}.Encode(nil, "a\"\x01", []byte("null"))); got != `42["a\"\u0001",null]` {
+		t.Fatalf("encode quotes as JSON: %s", got)
+	}
+}
+
+func FuzzSocketIOCodecDecode(f *testing.F) {
+	f.Add([]byte(`42["chat_message",{"text":"hi"}]`))
+	f.Add([]byte(`4212["join_waiting_room"]`))
+	f.Add([]byte(`42["\u0001"]`))
+	f.Add([]byte(`40`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, data, err := SocketIOCodec{}.Decode(b)
+		if err != nil {
+			return
+		}
+		if ev == "" || !json.Valid(data) {
+			t.Fatalf("decoded %q %q without error", ev, data)
+		}
+		ev2, data2, err := SocketIOCodec{}.Decode(SocketIOCodec{}.Encode(nil, ev, data))
+		if err != nil || ev2 != ev || !bytes.Equal(data2, data) {
+			t.Fatalf("round trip of %q %s: %q %s %v", ev, data, ev2, data2, err)
+		}
+	})
+}
+
+// sioDial opens a raw socket on the Socket.IO endpoint, for the packet-level checks.
+func sioDial(t *testing.T, ts *testServer, u user, room, cid string) *websocket.Conn {
+	t.Helper()
+	h := http.Header{"Origin": {testOrigin}, "Cookie": {"socket_io_token_" + cid + "=" + mint(t, u, room, cid)}}
+	ws, resp, err := (&websocket.Dialer{HandshakeTimeout: waitFor}).Dial(
+		"ws://"+ts.addr+"/socket.io/?EIO=4&transport=websocket&room="+url.QueryEscape(room), h)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { _ = ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(waitFor))
+	return ws
+}
+
+func readText(t *testing.T, ws *websocket.Conn) string {
+	t.Helper()
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return string(b)
+}
+
+func TestSocketIOPacketHandshake(t *testing.T) {
+	cfg := baseConfig()
+	cfg.PingInterval, cfg.IdleTimeout = 100*time.Millisecond, 2*time.Second
+	ts := startServer(t, cfg)
+	ws := sioDial(t, ts, alice, "sio room", "c-s")
+
+	open := readText(t, ws)
+	var o struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int64    `json:"maxPayload"`
+	}
+	if !strings.HasPrefix(open, "0") || json.Unmarshal([]byte(open[1:]), &o) != nil || o.SID == "" ||
+		o.Upgrades == nil || len(o.Upgrades) != 0 || o.PingInterval != 100 || o.PingTimeout != 1900 || o.MaxPayload != 64<<10 {
+		t.Fatalf("open packet %s", open)
+	}
+	// Nothing of the conference before the namespace connect; a namespace that does not exist is refused.
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("40/admin,"))
+	if got := readText(t, ws); got != `44/admin,{"message":"Invalid namespace"}` {
+		t.Fatalf("other namespace: %s", got)
+	}
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`40{"token":"ignored"}`))
+	if got := readText(t, ws); !strings.HasPrefix(got, `40{"sid":"`) {
+		t.Fatalf("namespace connect answer %s", got)
+	}
+	pings := 0
+	var events []string
+	for len(events) < 2 || pings < 2 {
+		got := readText(t, ws)
+		switch {
+		case got == "2":
+			pings++
+			_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
+		case strings.HasPrefix(got, "42"):
+			ev, _, err := SocketIOCodec{}.Decode([]byte(got))
+			if err != nil {
+				t.Fatalf("bad event %s", got)
+			}
+			events = append(events, ev)
+			if len(events) == 1 {
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`42["no_such_event",{}]`))
+			}
+		default:
+			t.Fatalf("unexpected packet %s", got)
+		}
+	}
+	if events[0] != "connected" || events[1] != "error" {
+		t.Fatalf("events %v, want connected then the error for the unknown event", events)
+	}
+	// A Socket.IO disconnect ends the socket with a normal close.
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("41"))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+				t.Fatalf("after 41: %v, want a 1000 close", err)
+			}
+			break
+		}
+	}
+}
+
+func TestSocketIORefusesPollingAndEngineIO3(t *testing.T) {
+	ts := startServer(t, baseConfig())
+	f := func(query string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: waitFor}).Get("http://" + ts.addr + "/socket.io/?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b [512]byte
+		n, _ := resp.Body.Read(b[:])
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b[:n]), `transports: ["websocket"]`) {
+			t.Fatalf("%s: %d %q, want 400 naming the websocket transport", query, resp.StatusCode, b[:n])
+		}
+	}
+	f("EIO=4&transport=polling&room=r")
+	f("EIO=3&transport=websocket&room=r")
+}
+
+// TestSocketIOClientRunsUnchanged drives a conference with the real socket.io-client (npm, pinned in
+// package.json), the way the original front end connects.
+func TestSocketIOClientRunsUnchanged(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is missing: `make test` installs nodejs and npm")
+	}
+	if _, err := os.Stat(filepath.Join("..", "node_modules", "socket.io-client", "package.json")); err != nil {
+		t.Fatal("socket.io-client is missing: `make test` runs npm ci")
+	}
+	cfg := baseConfig()
+	cfg.PingInterval, cfg.IdleTimeout = 200*time.Millisecond, 700*time.Millisecond
+	ts := startServer(t, cfg)
+	const room, cid = "Weekly sync", "c-sio"
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "socketio_client.mjs"))
+	cmd.Env = append(os.Environ(),
+		"SIO_URL=http://"+ts.addr, "ROOM="+room, "CID="+cid, "ORIGIN="+testOrigin,
+		"MOD_TOKEN="+mint(t, mod, room, cid), "ALICE_TOKEN="+mint(t, alice, room, cid), "BOB_TOKEN="+mint(t, bob, room, cid),
+		"HEARTBEAT_WAIT_MS=2000")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("socket.io-client run failed: %v\n%s", err, out)
+	}
+	var r struct {
+		OK                 bool
+		ModeratorConnected struct {
+			Moderator bool   `json:"moderator"`
+			Room      string `json:"room"`
+		}
+		InitialList    struct{ Participants []any }
+		AliceJoined    struct{ Participant struct{ Email string } }
+		AcceptResponse struct {
+			Success bool
+		}
+		AliceGrant struct {
+			CanJoin bool `json:"can_join"`
+		}
+		ChatAtModerator struct {
+			From struct{ Name, Email string }
+			Text string
+		}
+		WrongRoomError           map[string]any
+		ConnectedAfterHeartbeats []bool
+		BobGrants                []any
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil || !r.OK {
+		t.Fatalf("client output %s (%v)", out, err)
+	}
+	switch {
+	case !r.ModeratorConnected.Moderator || r.ModeratorConnected.Room != room:
+		t.Fatalf("connected event %+v", r.ModeratorConnected)
+	case len(r.InitialList.Participants) != 0:
+		t.Fatalf("initial list %v", r.InitialList.Participants)
+	case r.AliceJoined.Participant.Email != alice.email:
+		t.Fatalf("moderator saw %q join, want the token's %q, not the payload's", r.AliceJoined.Participant.Email, alice.email)
+	case !r.AcceptResponse.Success || !r.AliceGrant.CanJoin:
+		t.Fatalf("accept %+v, grant %+v", r.AcceptResponse, r.AliceGrant)
+	case len(r.BobGrants) != 0:
+		t.Fatalf("bob received a grant meant for alice: %v", r.BobGrants)
+	case r.ChatAtModerator.From.Email != bob.email || r.ChatAtModerator.From.Name != bob.name || r.ChatAtModerator.Text != "hello from bob":
+		t.Fatalf("chat at moderator %+v", r.ChatAtModerator)
+	case r.WrongRoomError == nil:
+		t.Fatal("no error for a payload naming another room")
+	case len(r.ConnectedAfterHeartbeats) != 3 || !r.ConnectedAfterHeartbeats[0] || !r.ConnectedAfterHeartbeats[1] || !r.ConnectedAfterHeartbeats[2]:
+		t.Fatalf("sockets after heartbeats %v: one side missed pings or pongs", r.ConnectedAfterHeartbeats)
+	}
+}
