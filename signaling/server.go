@@ -166,9 +166,9 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 		refuse(ctx, statusOf(err), err.Error())
 		return
 	}
-	c.codec, c.sio = Codec(JSONCodec{}), sio
+	c.codec = JSONCodec{}
 	if sio {
-		c.codec = SocketIOCodec{}
+		c.codec, c.sio = SocketIOCodec{}, true
 	}
 	if s.detach.Load() {
 		if err := s.upgradeDetached(ctx, c); err != nil {

@@ -249,3 +249,25 @@ func TestSocketIOClientRunsUnchanged(t *testing.T) {
 		t.Fatalf("sockets after heartbeats %v: one side missed pings or pongs", r.ConnectedAfterHeartbeats)
 	}
 }
+
+func TestSocketIOPathCanBeTurnedOff(t *testing.T) {
+	f := func(socketIOPath string, path string, want bool) {
+		t.Helper()
+		cfg := baseConfig()
+		cfg.SocketIOPath = socketIOPath
+		s, err := New(cfg, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Handles([]byte(path)); got != want {
+			t.Fatalf("socketio_path %q: Handles(%q) = %v, want %v", socketIOPath, path, got, want)
+		}
+	}
+	f("", "/socket.io/", true)
+	f("", "/ws", true)
+	f("", "/socket.io", false)
+	f("off", "/socket.io/", false)
+	f("off", "off", false)
+	f("off", "/ws", true)
+	f("/sio/", "/sio/", true)
+}
