@@ -30,13 +30,15 @@ var (
 	ErrTooManyConference = errors.New("too many connections for this conference")
 	ErrTooManyConns      = errors.New("too many connections")
 	ErrClosed            = errors.New("signaling server is shutting down")
+	ErrHandshake         = errors.New("bad websocket handshake")
 )
 
 // statusOf maps an upgrade refusal onto its HTTP status: 401 when no valid credential was presented (the client
 // should fetch a token), 403 when the credential is authentic but does not open this conference or a limit is hit.
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrNoRoom), errors.Is(err, ErrBadRoom):
+	case errors.Is(err, ErrNoRoom), errors.Is(err, ErrBadRoom), errors.Is(err, ErrHandshake),
+		errors.Is(err, ErrSocketIOTransport):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable

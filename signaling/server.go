@@ -149,8 +149,7 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 	sio := s.cfg.SocketIOPath != "off" && string(ctx.Request.URI().PathOriginal()) == s.cfg.SocketIOPath
 	if sio {
 		if err := checkSocketIOQuery(ctx); err != nil {
-			s.m.refused(fasthttp.StatusBadRequest).Inc()
-			refuse(ctx, fasthttp.StatusBadRequest, err.Error())
+			s.refuseUpgrade(ctx, err)
 			return
 		}
 	}
@@ -161,9 +160,7 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 	}
 	c, err := s.admit(ctx)
 	if err != nil {
-		s.m.refused(statusOf(err)).Inc()
-		s.log.Debug("signaling: upgrade refused", "reason", err.Error(), "ip", ctx.RemoteIP().String())
-		refuse(ctx, statusOf(err), err.Error())
+		s.refuseUpgrade(ctx, err)
 		return
 	}
 	c.codec = JSONCodec{}
@@ -173,8 +170,7 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 	if s.detach.Load() {
 		if err := s.upgradeDetached(ctx, c); err != nil {
 			s.release(c)
-			s.m.refused(fasthttp.StatusBadRequest).Inc()
-			refuse(ctx, fasthttp.StatusBadRequest, err.Error())
+			s.refuseUpgrade(ctx, err)
 			return
 		}
 	} else if err := s.upgrader.Upgrade(ctx, c.run); err != nil {
@@ -182,6 +178,14 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.m.upgrades.Inc()
+}
+
+// refuseUpgrade answers a refused upgrade with its status and one-line reason, and tells the operator why.
+func (s *Server) refuseUpgrade(ctx *fasthttp.RequestCtx, err error) {
+	st := statusOf(err)
+	s.m.refused(st).Inc()
+	s.log.Debug("signaling: upgrade refused", "status", st, "reason", err.Error(), "ip", ctx.RemoteIP().String())
+	refuse(ctx, st, err.Error())
 }
 
 // admit runs every check of the upgrade request and reserves the connection's place in the limits.

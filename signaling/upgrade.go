@@ -3,7 +3,7 @@ package signaling
 import (
 	"bufio"
 	"encoding/base64"
-	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -72,14 +72,14 @@ func (s *Server) serveDetached(c *conn, nc net.Conn, req *http.Request) {
 // fasthttp, and copies the few headers the Upgrader reads: the rest of the request is not kept.
 func handshakeRequest(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	if !ctx.IsGet() {
-		return nil, errors.New("websocket handshake must be a GET")
+		return nil, fmt.Errorf("%w: method must be GET", ErrHandshake)
 	}
 	if string(ctx.Request.Header.Peek("Sec-Websocket-Version")) != "13" {
-		return nil, errors.New("unsupported websocket version: want Sec-WebSocket-Version: 13")
+		return nil, fmt.Errorf("%w: want Sec-WebSocket-Version: 13", ErrHandshake)
 	}
 	key := ctx.Request.Header.Peek("Sec-Websocket-Key")
 	if n, err := base64.StdEncoding.Decode(make([]byte, 18), key); err != nil || n != 16 {
-		return nil, errors.New("Sec-WebSocket-Key must be 16 bytes in base64")
+		return nil, fmt.Errorf("%w: Sec-WebSocket-Key must be 16 bytes in base64", ErrHandshake)
 	}
 	h := make(http.Header, 4)
 	h.Set("Connection", "Upgrade")
