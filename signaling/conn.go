@@ -13,7 +13,7 @@ import (
 // closeGrace is how long the server waits for the client's close frame after sending its own.
 const closeGrace = time.Second
 
-// conn is one socket. The fasthttp hijack goroutine is its only reader; a writer goroutine exists only while
+// conn is one socket. The goroutine running run is its only reader; a writer goroutine exists only while
 // the send queue is not empty, so an idle socket costs one goroutine, not two.
 type conn struct {
 	s       *Server
@@ -40,8 +40,8 @@ type conn struct {
 	expTimer  *time.Timer
 	pingTimer *time.Timer
 
-	// fasthttp recycles the hijacked connection wrapper as soon as run returns, so every use of ws outside the
-	// reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
+	// Without DetachSockets, fasthttp recycles the hijacked connection wrapper as soon as run returns, so every
+	// use of ws outside the reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
 	dead bool
 	ops  sync.WaitGroup
 }
@@ -182,7 +182,8 @@ func (c *conn) isClosing() bool {
 	return c.closing
 }
 
-// run is the upgraded socket's life, on the fasthttp hijack goroutine.
+// run is the upgraded socket's life: on a goroutine of ours when the socket is detached, else on fasthttp's
+// hijack goroutine.
 func (c *conn) run(ws *websocket.Conn) {
 	s := c.s
 	raw := ws.NetConn()
