@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -14,24 +12,8 @@ import (
 func TestShutdownRacingServeEndsServe(t *testing.T) {
 	f := func(name string, shutdownFirst bool) {
 		t.Run(name, func(t *testing.T) {
-			cfg := &Config{Origins: []OriginConfig{{URL: "http://127.0.0.1:9"}}}
-			cfg.Auth.Disabled = true
-			cfg.SetDefaults()
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			srv, err := New(cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			srv := newEdge(t, nil, "http://127.0.0.1:9")
+			ln, adminLn := loopbackListeners(t)
 			done := make(chan error, 1)
 			if shutdownFirst {
 				_ = srv.Shutdown(context.Background())

@@ -65,22 +65,7 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 			t.Logf("edge log:\n%s", logs.String())
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, adminLn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	ln, adminLn := serveEdge(t, srv)
 	return &playerEdge{base: "http://" + ln.Addr().String(), admin: "http://" + adminLn.Addr().String(), srv: srv, player: srv.player, status: srv.status}
 }
 

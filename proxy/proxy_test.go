@@ -78,6 +78,45 @@ const testPlaylist = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X
 // startEdge runs an edge with the given config tweaks in front of origins and returns its base URL.
 func startEdge(t *testing.T, mutate func(*Config), origins ...string) (string, *Server) {
 	t.Helper()
+	srv := newEdge(t, mutate, origins...)
+	ln, _ := serveEdge(t, srv)
+	return "http://" + ln.Addr().String(), srv
+}
+
+// serveEdge serves srv on free loopback ports until the test ends; srv.cfg.Admin.Listen names the admin one.
+func serveEdge(t *testing.T, srv *Server) (public, admin net.Listener) {
+	t.Helper()
+	public, admin = loopbackListeners(t)
+	srv.cfg.Admin.Listen = admin.Addr().String()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(public, admin) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+	})
+	return public, admin
+}
+
+// loopbackListeners opens the public and admin listeners on free loopback ports.
+func loopbackListeners(t *testing.T) (public, admin net.Listener) {
+	t.Helper()
+	public, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return public, admin
+}
+
+// newEdge builds the edge startEdge serves: origins, short upstream timeouts, authorization off unless mutate
+// turns it on.
+func newEdge(t *testing.T, mutate func(*Config), origins ...string) *Server {
+	t.Helper()
 	cfg := &Config{}
 	for _, o := range origins {
 		cfg.Origins = append(cfg.Origins, OriginConfig{URL: o})
@@ -97,24 +136,7 @@ func startEdge(t *testing.T, mutate func(*Config), origins ...string) (string, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Admin.Listen = adminLn.Addr().String()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln, adminLn) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String(), srv
+	return srv
 }
 
 var client = &http.Client{Timeout: 20 * time.Second}
