@@ -571,6 +571,9 @@ func scrapeMemory(ctx context.Context, u string) (heapStack, rss float64, err er
 		return 0, 0, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return 0, 0, errors.New("metrics: status 401: the edge has an admin.token; give it as the password in the URL, http://ops:TOKEN@host/metrics")
+	}
 	if resp.StatusCode != http.StatusOK {
 		return 0, 0, fmt.Errorf("metrics: status %d", resp.StatusCode)
 	}

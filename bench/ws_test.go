@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +116,29 @@ func TestWSConfigValidate(t *testing.T) {
 	f(WSConfig{URL: "ws://x/ws"}, "'secret'")
 	f(WSConfig{URL: "ws://x/ws", Secret: "s", Rooms: -1}, "'rooms'")
 	f(WSConfig{URL: "ws://x/ws", Secret: "s", ChatRate: -1}, "'chat-rate'")
+}
+
+// An edge with an admin.token answers /metrics with 401; the URL's user info carries the token as Basic.
+func TestScrapeMemoryWithAdminToken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pass, ok := r.BasicAuth(); !ok || pass != "TOKEN" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte("go_memstats_heap_inuse_bytes 1000\ngo_memstats_stack_inuse_bytes 24\nprocess_resident_memory_bytes 5000\n"))
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	ctx := context.Background()
+	if _, _, err := scrapeMemory(ctx, "http://"+ln.Addr().String()+"/metrics"); err == nil || !strings.Contains(err.Error(), "http://ops:TOKEN@host/metrics") {
+		t.Fatalf("without the token: %v, want the hint", err)
+	}
+	hs, rss, err := scrapeMemory(ctx, "http://ops:TOKEN@"+ln.Addr().String()+"/metrics")
+	if err != nil || hs != 1024 || rss != 5000 {
+		t.Fatalf("with the token: %v %v %v", hs, rss, err)
+	}
 }

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 
@@ -9,42 +11,45 @@ import (
 	"github.com/valyala/fasthttp/pprofhandler"
 )
 
-// serveAdmin is the operators' listener: health, metrics and the admin API.
+// serveAdmin is the operators' listener: health, metrics, the status page and the admin API.
 func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	path := string(ctx.Path())
 	switch path {
-	case "/":
-		s.status.serve(ctx)
-		return
 	case "/healthz":
+		// Load balancers probe it without credentials.
 		ctx.SetContentType("text/plain; charset=utf-8")
 		ctx.SetBodyString("ok\n")
+		return
+	case "/auth/astra":
+		// Astra cannot send the admin token; see serveAstraAuth for why this is safe here.
+		s.serveAstraAuth(ctx)
+		return
+	}
+	// Everything else (the status page with origin addresses and viewer counts, metrics, profiles, the API)
+	// sits behind the admin token when one is set.
+	if !s.adminAuthorized(ctx) {
+		// Bearer for scrapers and scripts; Basic so that a browser asks for it on the status page.
+		ctx.Response.Header.Add("WWW-Authenticate", `Bearer realm="hlsedge admin"`)
+		ctx.Response.Header.Add("WWW-Authenticate", `Basic realm="hlsedge admin", charset="UTF-8"`)
+		s.log.Info("admin request refused: no valid admin token", "path", path, "ip", ctx.RemoteIP().String())
+		s.fail(ctx, fasthttp.StatusUnauthorized, "admin token required")
+		return
+	}
+	switch path {
+	case "/":
+		s.status.serve(ctx)
 		return
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4")
 		s.m.WritePrometheus(ctx)
 		s.writeAuthMetrics(ctx)
 		return
-	case "/auth/astra":
-		s.serveAstraAuth(ctx)
-		return
 	}
 	if strings.HasPrefix(path, "/debug/pprof/") {
-		// Profiles are how the performance section's numbers were explained; they reveal nothing about viewers
-		// but cost CPU, so they sit behind the admin token like the API.
-		if !s.adminAuthorized(ctx) {
-			s.fail(ctx, fasthttp.StatusUnauthorized, "admin token required")
-			return
-		}
 		pprofhandler.PprofHandler(ctx)
 		return
 	}
 	if len(path) >= 5 && path[:5] == "/api/" {
-		if !s.adminAuthorized(ctx) {
-			ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="hlsedge admin"`)
-			s.fail(ctx, fasthttp.StatusUnauthorized, "admin token required")
-			return
-		}
 		switch path {
 		case "/api/stats":
 			s.writeJSON(ctx, s.adminStats())
@@ -63,19 +68,30 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	s.fail(ctx, fasthttp.StatusNotFound, "not found")
 }
 
-// adminAuthorized checks the admin bearer token in constant time. Without a configured token the API is open,
-// which is only safe because the admin listener defaults to loopback.
+// adminAuthorized checks the admin token in constant time, as "Bearer TOKEN" or as the password of HTTP Basic
+// (any user name), which is what a browser can send. Without a configured token the listener is open, which is
+// only safe because it defaults to loopback.
 func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
 	want := s.cfg.Admin.Token
 	if want == "" {
 		return true
 	}
 	got := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
-	const prefix = "Bearer "
-	if len(got) <= len(prefix) || string(got[:len(prefix)]) != prefix {
+	const bearer, basic = "Bearer ", "Basic "
+	switch {
+	case len(got) > len(bearer) && string(got[:len(bearer)]) == bearer:
+		got = got[len(bearer):]
+	case len(got) > len(basic) && string(got[:len(basic)]) == basic:
+		userPass, err := base64.StdEncoding.DecodeString(string(got[len(basic):]))
+		i := bytes.IndexByte(userPass, ':')
+		if err != nil || i < 0 {
+			return false
+		}
+		got = userPass[i+1:]
+	default:
 		return false
 	}
-	return subtle.ConstantTimeCompare(got[len(prefix):], []byte(want)) == 1
+	return subtle.ConstantTimeCompare(got, []byte(want)) == 1
 }
 
 func (s *Server) writeJSON(ctx *fasthttp.RequestCtx, v any) {

@@ -61,7 +61,8 @@ type Config struct {
 type AdminConfig struct {
 	// Listen is the admin address; empty disables the admin listener. Default 127.0.0.1:8090.
 	Listen string `yaml:"listen"`
-	// Token, when set, must be sent as "Authorization: Bearer TOKEN" to the /api/ endpoints.
+	// Token, when set, is required on every admin path but /healthz and /auth/astra: as "Authorization: Bearer
+	// TOKEN" (scrapers, scripts) or as the password of HTTP Basic (browsers, on the status page).
 	Token string `yaml:"token"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -574,16 +575,39 @@ func TestAdminHealthAndMetrics(t *testing.T) {
 	}
 }
 
-func TestAdminProfilesNeedTheAdminToken(t *testing.T) {
+func TestAdminTokenGuardsAllButHealthAndAstraAuth(t *testing.T) {
 	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) })
 	_, srv := startEdge(t, func(c *Config) { c.Admin.Token = "sekrit" }, o.url)
 	admin := "http://" + srv.cfg.Admin.Listen
-	if code, _, _ := get(t, admin+"/debug/pprof/"); code != 401 {
-		t.Fatalf("profiles without the admin token: %d, want 401", code)
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
-	if code, _, body := get(t, admin+"/debug/pprof/", "Authorization", "Bearer sekrit"); code != 200 || !strings.Contains(string(body), "goroutine") {
-		t.Fatalf("profiles with the admin token: %d", code)
+	f := func(path, authorization string, wantCode int, wantBody string) {
+		t.Helper()
+		var hdr []string
+		if authorization != "" {
+			hdr = []string{"Authorization", authorization}
+		}
+		code, h, body := get(t, admin+path, hdr...)
+		if code != wantCode || !strings.Contains(string(body), wantBody) {
+			t.Fatalf("%s with %q: %d %.80q, want %d containing %q", path, authorization, code, body, wantCode, wantBody)
+		}
+		if code == 401 && !strings.Contains(strings.Join(h.Values("WWW-Authenticate"), ","), "Basic") {
+			t.Fatalf("%s: a 401 without a Basic challenge leaves a browser with nothing to ask", path)
+		}
 	}
+	for _, p := range []string{"/", "/metrics", "/debug/pprof/", "/api/stats"} {
+		f(p, "", 401, "admin token required")
+		f(p, "Bearer wrong", 401, "admin token required")
+		f(p, basic("ops", "wrong"), 401, "admin token required")
+		f(p, "Bearer sekri", 401, "admin token required")
+	}
+	f("/", basic("ops", "sekrit"), 200, "<html")
+	f("/metrics", "Bearer sekrit", 200, "hlsedge_")
+	f("/debug/pprof/", "Bearer sekrit", 200, "goroutine")
+	f("/api/stats", basic("", "sekrit"), 200, "{")
+	f("/healthz", "", 200, "ok")
+	f("/auth/astra", "", 200, "ok") // Astra's own question (authorization is off on this edge): no admin token
 }
 
 // TestOversizedSegmentReallyStreams: the viewer gets the first bytes of an object over the buffering limit while

@@ -105,7 +105,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 		!strings.Contains(string(body), `transports: ["websocket"]`) {
 		t.Fatalf("socket.io polling through the edge: %d %s", code, body)
 	}
-	_, _, body := get(t, admin+"/metrics")
+	_, _, body := get(t, admin+"/metrics", "Authorization", "Bearer admin-token")
 	if !strings.Contains(string(body), "hlsedge_signaling_") {
 		t.Fatal("signaling metrics are not on the admin /metrics")
 	}
