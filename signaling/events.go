@@ -186,8 +186,13 @@ func errorData(ev, msg string) map[string]any {
 
 // strike reports bad input and counts it. Sustained abuse closes the socket with 1008.
 func (c *conn) strike(ev, msg string) {
-	c.s.m.badInput.Inc()
 	c.Send(newMessage(evError, errorData(ev, msg)))
+	c.penalize(msg)
+}
+
+// penalize counts one bad message whose answer has been sent, and closes the socket when the strikes run out.
+func (c *conn) penalize(msg string) {
+	c.s.m.badInput.Inc()
 	if !c.strikes.take(c.s.now()) {
 		c.s.m.abuse.Inc()
 		reason := "too many bad messages"

@@ -120,18 +120,39 @@ func (c *conn) sioOpen(ws *websocket.Conn) bool {
 			}
 			continue
 		}
-		// "40" or "40{auth}" is the main namespace; "40/name,..." another one, which does not exist here.
+		// "40" or "40{auth}" is the main namespace; "40/name,..." another one, which does not exist here. The
+		// refusal names it back only when it is a plain short name: a text frame must stay valid UTF-8, and an
+		// echo must not be an amplifier. Each one costs a strike, as the handshake wait is not rate limited.
 		if len(frame) > 2 && frame[2] == '/' {
 			ns := frame[2:]
 			if i := bytes.IndexByte(ns, ','); i >= 0 {
 				ns = ns[:i]
 			}
+			if !plainNamespace(ns) {
+				ns = []byte("/")
+			}
 			c.Send(&Message{Raw: append(append([]byte{eioMessage, '4'}, ns...), `,{"message":"Invalid namespace"}`...)})
+			c.penalize("invalid namespace")
+			if c.isClosing() {
+				return false
+			}
 			continue
 		}
 		c.Send(&Message{Raw: append([]byte{eioMessage, sioConnect}, `{"sid":"`+newSocketIOID()+`"}`...)})
 		return true
 	}
+}
+
+func plainNamespace(ns []byte) bool {
+	if len(ns) > 64 {
+		return false
+	}
+	for _, b := range ns {
+		if b < '!' || b > '~' || b == '"' || b == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // sioControl handles the Engine.IO and Socket.IO packets that are not events; true when frame was one.

@@ -271,3 +271,29 @@ func TestSocketIOPathCanBeTurnedOff(t *testing.T) {
 	f("off", "/ws", true)
 	f("/sio/", "/sio/", true)
 }
+
+func TestSocketIONamespaceAbuseIsClosed(t *testing.T) {
+	ts := startServer(t, baseConfig())
+	ws := sioDial(t, ts, alice, "sio abuse", "c-a")
+	if open := readText(t, ws); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("open packet %s", open)
+	}
+	// A namespace that is not a plain name is not echoed into a text frame.
+	_ = ws.WriteMessage(websocket.TextMessage, []byte("40/\xff\"<x>,"))
+	if got := readText(t, ws); got != `44/,{"message":"Invalid namespace"}` {
+		t.Fatalf("odd namespace answered %q", got)
+	}
+	for range 30 {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte("40/x,")); err != nil {
+			break
+		}
+	}
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+				t.Fatalf("after a namespace flood: %v, want a 1008 close", err)
+			}
+			return
+		}
+	}
+}
