@@ -397,9 +397,10 @@ func (a *Authorizer) Close() {
 // Disabled reports whether authorization is off.
 func (a *Authorizer) Disabled() bool { return a.disabled }
 
-// Protected reports whether a path needs a token. /healthz and /metrics never do.
+// Protected reports whether a path needs a token. /healthz never does: the edge answers it itself. /metrics
+// lives on the admin listener only, so on the public one it is a path like any other.
 func (a *Authorizer) Protected(path []byte) bool {
-	if a.disabled || string(path) == "/healthz" || string(path) == "/metrics" {
+	if a.disabled || string(path) == "/healthz" {
 		return false
 	}
 	for _, p := range a.protected {

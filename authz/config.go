@@ -15,8 +15,8 @@ type Config struct {
 	// Disabled turns authorization off: every path is served without a token. It must be said explicitly, so that
 	// a missing or misspelt `auth:` section never silently opens the edge.
 	Disabled bool `yaml:"disabled"`
-	// Protected lists the path prefixes that need a token. Default ["/"]: everything except /healthz and
-	// /metrics, which are always open.
+	// Protected lists the path prefixes that need a token. Default ["/"]: everything except /healthz, which the
+	// edge answers itself.
 	Protected []string `yaml:"protected"`
 	// Sources are the places a token is looked for, in order; the first one present is used. Default: the query
 	// parameter `token`, then the cookie `token`, then `Authorization: Bearer`. Set-top boxes and Smart TVs can
