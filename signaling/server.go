@@ -111,7 +111,11 @@ func (s *Server) Path() string { return s.cfg.Path }
 
 // Handles reports whether ServeWS serves path: the JSON endpoint or the Socket.IO one.
 func (s *Server) Handles(path []byte) bool {
-	return string(path) == s.cfg.Path || (s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath)
+	return string(path) == s.cfg.Path || s.isSocketIOPath(path)
+}
+
+func (s *Server) isSocketIOPath(path []byte) bool {
+	return s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath
 }
 
 // Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines.
@@ -146,7 +150,7 @@ func (s *Server) Conns() int {
 // ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
 // 400/401/403 status and a one-line reason.
 func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
-	sio := s.cfg.SocketIOPath != "off" && string(ctx.Request.URI().PathOriginal()) == s.cfg.SocketIOPath
+	sio := s.isSocketIOPath(ctx.Request.URI().PathOriginal())
 	if sio {
 		if err := checkSocketIOQuery(ctx); err != nil {
 			s.refuseUpgrade(ctx, err)
