@@ -10,12 +10,14 @@ func AppendQueryParam[T string | []byte](dst []byte, name string, value T) []byt
 	if n := len(dst); n > 0 && dst[n-1] != '&' && dst[n-1] != '?' {
 		dst = append(dst, '&')
 	}
-	dst = appendEscaped(dst, name)
+	dst = AppendQueryEscape(dst, name)
 	dst = append(dst, '=')
-	return appendEscaped(dst, value)
+	return AppendQueryEscape(dst, value)
 }
 
-func appendEscaped[T string | []byte](dst []byte, s T) []byte {
+// AppendQueryEscape percent-encodes s for a query key or value: everything but RFC 3986 unreserved bytes. It is
+// the edge's one query escaper, used for child tokens, origin queries and backend calls alike.
+func AppendQueryEscape[T string | []byte](dst []byte, s T) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if isUnreserved(c) {
