@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 type reqKind int
@@ -124,7 +126,7 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 		}
 		urls[i] = u
 	}
-	var before *OriginStats
+	var before *synthorigin.Stats
 	if cfg.OriginStats != "" {
 		st, err := fetchOriginStats(ctx, cfg.OriginStats)
 		if err != nil {
@@ -285,7 +287,7 @@ func (r *hlsRun) report(cfg HLSConfig, start time.Time, elapsed time.Duration, s
 
 var statsHTTP = &http.Client{Timeout: 10 * time.Second}
 
-func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
+func fetchOriginStats(ctx context.Context, url string) (*synthorigin.Stats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("origin stats: %w", err)
@@ -298,7 +300,7 @@ func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("origin stats: %s answered %d", redactURL(url), resp.StatusCode)
 	}
-	var st OriginStats
+	var st synthorigin.Stats
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
 		return nil, fmt.Errorf("origin stats: decoding: %w", err)
 	}
@@ -306,7 +308,7 @@ func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
 }
 
 // originOffload compares two /stats snapshots: how often the origin served each distinct segment during the run.
-func originOffload(before, after *OriginStats, viewerSegments uint64) *OriginOffload {
+func originOffload(before, after *synthorigin.Stats, viewerSegments uint64) *OriginOffload {
 	o := &OriginOffload{
 		SegmentFetches:        after.Kinds["segment"] - before.Kinds["segment"],
 		PlaylistFetches:       after.Kinds["playlist"] + after.Kinds["master"] - before.Kinds["playlist"] - before.Kinds["master"],

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 // recordedReq is one request the test origin saw.
@@ -30,16 +32,16 @@ type recordedReq struct {
 
 // recordingOrigin serves a real Origin through a wrapper that records every request and can answer some itself.
 type recordingOrigin struct {
-	*Origin
+	*synthorigin.Origin
 	base     string
 	mu       sync.Mutex
 	reqs     []recordedReq
 	override func(uri string, n int) int // status to answer instead of the origin (0: let the origin answer)
 }
 
-func startRecordingOrigin(t *testing.T, cfg OriginConfig, override func(uri string, n int) int) *recordingOrigin {
+func startRecordingOrigin(t *testing.T, cfg synthorigin.Config, override func(uri string, n int) int) *recordingOrigin {
 	t.Helper()
-	o, err := NewOrigin(cfg)
+	o, err := synthorigin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +90,7 @@ func runHLS(t *testing.T, cfg HLSConfig, progress io.Writer) *HLSReport {
 
 // TestViewerLive runs two viewers for a few live segments against the real origin and checks what a player does.
 func TestViewerLive(t *testing.T) {
-	ro := startRecordingOrigin(t, OriginConfig{Channels: []string{"a001"}, Variants: 2, URIs: URIsPath, SegmentDuration: time.Second}, nil)
+	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, Variants: 2, URIs: synthorigin.URIsPath, SegmentDuration: time.Second}, nil)
 	const runFor = 3500 * time.Millisecond
 	rep := runHLS(t, HLSConfig{URL: ro.base + "/play/a001/index.m3u8", Viewers: 2, Duration: runFor, Variant: VariantHighest}, nil)
 	reqs := ro.requests()
@@ -140,8 +142,9 @@ func TestViewerLive(t *testing.T) {
 			if n != 2 { // once per viewer
 				t.Fatalf("segment %s fetched %d times by 2 viewers, want 2", u, n)
 			}
-			seq, _, ok := parseSegmentName([]byte(u[strings.LastIndexByte(u, '/')+1:]))
-			if !ok {
+			digits, _, _ := strings.Cut(u[strings.LastIndexByte(u, '/')+1:], "_")
+			seq, err := strconv.ParseInt(digits, 10, 64)
+			if err != nil {
 				t.Fatalf("bad segment uri %s", u)
 			}
 			seqs = append(seqs, seq)
@@ -169,7 +172,7 @@ func TestViewerLive(t *testing.T) {
 
 func TestViewerSlowSegmentIsStall(t *testing.T) {
 	// Each segment lasts 1 s but takes 1.5 s to arrive: from the second one on, every one is late.
-	ro := startRecordingOrigin(t, OriginConfig{Channels: []string{"a001"}, SegmentDuration: time.Second, Delay: 1500 * time.Millisecond}, nil)
+	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, SegmentDuration: time.Second, Delay: 1500 * time.Millisecond}, nil)
 	rep := runHLS(t, HLSConfig{URL: ro.base + "/play/a001/index.m3u8", Viewers: 1, Duration: 4 * time.Second}, nil)
 	if rep.Stalls < 1 || rep.ViewersStalled != 1 || rep.StallSec <= 0 {
 		t.Fatalf("stalls %d, stalled viewers %d, %.2fs; want a stall", rep.Stalls, rep.ViewersStalled, rep.StallSec)
@@ -184,7 +187,7 @@ func TestViewerDeniedStops(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var deniedAt int
 			var mu sync.Mutex
-			ro := startRecordingOrigin(t, OriginConfig{Channels: []string{"a001"}, SegmentDuration: time.Second}, func(uri string, n int) int {
+			ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, SegmentDuration: time.Second}, func(uri string, n int) int {
 				mu.Lock()
 				defer mu.Unlock()
 				if deniedAt == 0 && deny(uri, n) {
@@ -218,7 +221,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // TestHLSProgressAndReport runs a short bench with minted tokens and origin stats, then checks the progress
 // lines, the JSON, and that the HTML report is one well-formed, self-contained document with its charts.
 func TestHLSProgressAndReport(t *testing.T) {
-	_, base := startOrigin(t, OriginConfig{Channels: []string{"a001", "a002"}, Variants: 2, SegmentDuration: time.Second})
+	base := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001", "a002"}, Variants: 2, SegmentDuration: time.Second}, nil).base
 	secret := "report-test-secret-report-test-secret"
 	var progress bytes.Buffer
 	rep := runHLS(t, HLSConfig{

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -27,7 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	origin, err := bench.NewOrigin(bench.OriginConfig{Channels: strings.Split(*channels, ","), URIs: "absolute", Variants: *variants})
+	origin, err := synthorigin.New(synthorigin.Config{Channels: strings.Split(*channels, ","), URIs: synthorigin.URIsAbsolute, Variants: *variants})
 	if err != nil {
 		return fmt.Errorf("building demo origin: %w", err)
 	}

@@ -1,4 +1,4 @@
-package bench
+package synthorigin
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // a sliding window that follows the wall clock, generated playlist and segment names, absolute segment URIs by
 // default, CORS on, and real MPEG-TS segments looping with a discontinuity at each wrap.
 type Origin struct {
-	cfg      OriginConfig
+	cfg      Config
 	channels map[string]*originChannel
 	segs     [][]byte
 	extinf   string // "#EXTINF:3.000,\n"
@@ -49,8 +49,8 @@ var variantLadder = [maxVariants]struct {
 	{"1920x1080", 4500000}, {"2560x1440", 8000000}, {"3840x2160", 14000000}, {"7680x4320", 30000000},
 }
 
-// NewOrigin validates cfg and builds an origin; call Serve to start it.
-func NewOrigin(cfg OriginConfig) (*Origin, error) {
+// New validates cfg and builds an origin; call Serve to start it.
+func New(cfg Config) (*Origin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (o *Origin) Shutdown() {
 }
 
 // Stats returns a snapshot of the request counters.
-func (o *Origin) Stats() OriginStats { return o.stats.snapshot() }
+func (o *Origin) Stats() Stats { return o.stats.snapshot() }
 
 // Handler returns the origin's request handler, for tests that serve it on their own server.
 func (o *Origin) Handler() fasthttp.RequestHandler { return o.handle }
