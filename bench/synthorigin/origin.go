@@ -3,6 +3,7 @@ package synthorigin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -25,6 +26,10 @@ type Origin struct {
 	bufs     sync.Pool
 	done     chan struct{}
 	stopOnce sync.Once
+
+	heldMu      sync.Mutex
+	held        int           // segment responses waiting out Delay now
+	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
 type originChannel struct {
@@ -66,6 +71,8 @@ func New(cfg Config) (*Origin, error) {
 		extinf:   "#EXTINF:" + strconv.FormatFloat(cfg.SegmentDuration.Seconds(), 'f', 3, 64) + ",\n",
 		target:   "#EXT-X-TARGETDURATION:" + strconv.Itoa(targetDuration(cfg.SegmentDuration)) + "\n",
 		done:     make(chan struct{}),
+
+		heldChanged: make(chan struct{}),
 	}
 	o.stats.init(cfg.MaxStatsURIs)
 	o.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -109,6 +116,32 @@ func (o *Origin) Shutdown() {
 		defer cancel()
 		_ = o.srv.ShutdownWithContext(ctx)
 	})
+}
+
+// WaitHeld blocks until at least n segment responses are waiting out Delay at once, or ctx is done. Tests use it
+// to act while the origin is known to hold requests, rather than hoping a sleep was long enough.
+func (o *Origin) WaitHeld(ctx context.Context, n int) error {
+	for {
+		o.heldMu.Lock()
+		held, changed := o.held, o.heldChanged
+		o.heldMu.Unlock()
+		if held >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d held responses, %d held: %w", n, held, ctx.Err())
+		}
+	}
+}
+
+func (o *Origin) addHeld(d int) {
+	o.heldMu.Lock()
+	o.held += d
+	close(o.heldChanged)
+	o.heldChanged = make(chan struct{})
+	o.heldMu.Unlock()
 }
 
 // Stats returns a snapshot of the request counters.
@@ -300,12 +333,14 @@ func (o *Origin) serveSegment(ctx *fasthttp.RequestCtx, ch *originChannel, name 
 	}
 	o.stats.count(kindSegment, ctx.RequestURI(), false)
 	if o.cfg.Delay > 0 {
+		o.addHeld(1)
 		t := time.NewTimer(o.cfg.Delay)
 		select {
 		case <-t.C:
 		case <-o.done:
 			t.Stop()
 		}
+		o.addHeld(-1)
 	}
 	body := o.segs[floorMod(seq, int64(len(o.segs)))]
 	h := &ctx.Response.Header

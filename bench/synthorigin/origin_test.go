@@ -24,9 +24,13 @@ func newTestClock(t time.Time) *testClock { c := &testClock{}; c.ns.Store(t.Unix
 func (c *testClock) Now() time.Time       { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Add(d time.Duration)  { c.ns.Add(int64(d)) }
 
-// startOrigin serves an origin on a loopback port for the test's lifetime and returns its base URL.
+// startOrigin serves an origin on a loopback port for the test's lifetime and returns its base URL. Without a
+// clock in cfg the live window stands still, so that a test never races the wall clock across a period.
 func startOrigin(t testing.TB, cfg Config) (*Origin, string) {
 	t.Helper()
+	if cfg.Now == nil {
+		cfg.Now = newTestClock(time.Unix(1_700_000_000, 500_000_000)).Now
+	}
 	o, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -406,7 +410,8 @@ func TestOriginStats(t *testing.T) {
 }
 
 func TestOriginDelayReleasedByShutdown(t *testing.T) {
-	o, err := New(Config{Channels: []string{"a001"}, Delay: time.Hour})
+	clk := newTestClock(time.Unix(1_700_000_000, 0))
+	o, err := New(Config{Channels: []string{"a001"}, Delay: time.Hour, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,12 +433,11 @@ func TestOriginDelayReleasedByShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- resp.StatusCode
 	}()
-	// Wait (bounded) until the request is inside the delay, then stop the origin: it must not hang for an hour.
-	for i := 0; i < 200 && o.Stats().Kinds["segment"] == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if o.Stats().Kinds["segment"] != 1 {
-		t.Fatalf("delayed request never arrived")
+	// Stop the origin while the request is inside the delay: it must not hang for an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := o.WaitHeld(ctx, 1); err != nil {
+		t.Fatalf("delayed request never arrived: %v", err)
 	}
 	o.Shutdown()
 	select {
@@ -480,6 +484,7 @@ func TestOriginFFprobe(t *testing.T) {
 			t.Fatalf("ffprobe saw %q, want h264 and aac", out)
 		}
 	}
-	f(Config{Channels: []string{"a001"}})
-	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2})
+	// On the wall clock: ffprobe reads a live playlist as a player would.
+	f(Config{Channels: []string{"a001"}, Now: time.Now})
+	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Now: time.Now})
 }
