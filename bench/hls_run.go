@@ -176,7 +176,7 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 			if runCtx.Err() != nil {
 				return
 			}
-			v := &viewer{r: r, id: i, entry: urls[i], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
+			v := &viewer{r: r, entry: urls[i], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 			r.started.Add(1)
 			wg.Add(1)
 			go func() { defer wg.Done(); v.run(runCtx) }()

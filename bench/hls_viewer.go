@@ -14,7 +14,6 @@ import (
 // segment fetched once, in order, against a playback clock that starts when the first segment is ready.
 type viewer struct {
 	r     *hlsRun
-	id    int
 	entry string
 	rnd   *rand.Rand
 

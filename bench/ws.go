@@ -82,20 +82,20 @@ func (c *WSConfig) defaults() {
 	}
 }
 
-// Validate checks a config after defaults.
+// Validate checks a config after defaults and reports the first invalid field, by its name.
 func (c *WSConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "":
-		return fmt.Errorf("'url' must be a ws:// or wss:// URL, got %q", c.URL)
+		return fmt.Errorf("%w: 'url' must be a ws:// or wss:// URL, got %q", ErrInvalidConfig, c.URL)
 	case c.Secret == "":
-		return errors.New("'secret' is required to mint tokens")
+		return fmt.Errorf("%w: 'secret' is required to mint tokens", ErrInvalidConfig)
 	case c.Participants < 0 || c.Rooms <= 0 || c.Moderators < 0:
-		return errors.New("'participants', 'rooms' and 'moderators' must not be negative, 'rooms' at least 1")
+		return fmt.Errorf("%w: 'participants', 'rooms' and 'moderators' must not be negative, 'rooms' at least 1", ErrInvalidConfig)
 	case c.Moderators == 0 && c.Participants > 0:
-		return errors.New("'moderators' must be at least 1: nobody would admit the participants")
+		return fmt.Errorf("%w: 'moderators' must be at least 1: nobody would admit the participants", ErrInvalidConfig)
 	case c.ChatRate < 0 || c.Duration < 0:
-		return errors.New("'chat-rate' and 'duration' must not be negative")
+		return fmt.Errorf("%w: 'chat-rate' and 'duration' must not be negative", ErrInvalidConfig)
 	}
 	return nil
 }
