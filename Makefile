@@ -46,7 +46,7 @@ bench: build
 # fuzz runs every fuzz target for FUZZTIME each; new crashers land in the package's testdata/fuzz.
 FUZZTIME ?= 30s
 fuzz:
-	for p in ./playlist ./authz ./proxy ./signaling ./bench; do \
+	for p in ./playlist ./authz ./proxy ./signaling ./bench ./bench/synthorigin; do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$p | grep ^Fuzz); do $(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; \
 	done
 

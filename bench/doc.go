@@ -1,2 +1,2 @@
-// Package bench is a load harness of simulated HLS viewers and the synthetic Astra-like origin it runs against.
+// Package bench is a load harness of simulated HLS viewers and conference participants, for `hlsedge bench`.
 package bench

@@ -1,11 +1,17 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
+
+// ErrInvalidConfig is wrapped by every configuration validation error of this package.
+var ErrInvalidConfig = errors.New("invalid config")
 
 // Variant choices for viewers that load a master playlist.
 const (
@@ -115,7 +121,7 @@ func (m *MintConfig) validate(url string) error {
 		return fmt.Errorf("%w: 'mint.channels' must not be empty", ErrInvalidConfig)
 	}
 	for i, ch := range m.Channels {
-		if !validChannelID(ch) {
+		if !synthorigin.ValidChannelID(ch) {
 			return fmt.Errorf("%w: 'mint.channels[%d]' %q must be letters, digits, '-' or '_'", ErrInvalidConfig, i, ch)
 		}
 	}

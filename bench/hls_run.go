@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 type reqKind int
@@ -25,10 +27,11 @@ const (
 	reqSegment
 )
 
-// hlsRun is the state every viewer of one run shares: one fasthttp client and lock-free counters.
+// hlsRun is the state every viewer of one run shares: one fasthttp client, the clock and lock-free counters.
 type hlsRun struct {
 	cfg    HLSConfig
 	client *fasthttp.Client
+	clk    clock
 
 	active, started, peak, denied, stalledViewers atomic.Int64
 	requests, bytes, errors, stalls, skipped      atomic.Uint64
@@ -47,6 +50,7 @@ func (r *hlsRun) get(url string, k reqKind, buf *[]byte) (int, error) {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(url)
+	// The wall clock, whatever the run's: this is the network's latency, not the schedule's.
 	start := time.Now()
 	err := r.client.DoDeadline(req, resp, start.Add(r.cfg.Timeout))
 	el := time.Since(start)
@@ -111,20 +115,26 @@ func errorName(err error) string {
 // RunHLS runs cfg.Viewers simulated viewers for cfg.Duration, writes a progress line to progress (if not nil)
 // every cfg.Interval, and returns the report. It returns early, with what it measured, when ctx is done.
 func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport, error) {
+	return runHLS(ctx, cfg, progress, wallClock{})
+}
+
+// runHLS is RunHLS on the given clock.
+func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (*HLSReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	began := time.Now()
+	// Tokens are minted on the wall clock: the server that checks them reads its own.
+	minted := time.Now()
 	urls := make([]string, cfg.Viewers)
 	for i := range urls {
-		u, err := viewerURL(&cfg, i, began)
+		u, err := viewerURL(&cfg, i, minted)
 		if err != nil {
 			return nil, err
 		}
 		urls[i] = u
 	}
-	var before *OriginStats
+	var before *synthorigin.Stats
 	if cfg.OriginStats != "" {
 		st, err := fetchOriginStats(ctx, cfg.OriginStats)
 		if err != nil {
@@ -134,6 +144,7 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 	}
 	r := &hlsRun{
 		cfg:       cfg,
+		clk:       clk,
 		errByName: map[string]uint64{},
 		client: &fasthttp.Client{
 			Name:                   "hlsedge-bench",
@@ -148,31 +159,24 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 	}
 	defer r.client.CloseIdleConnections()
 
-	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start := time.Now()
+	start := clk.Now()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // launcher: spread the starts over the ramp
 		defer wg.Done()
-		t := time.NewTimer(time.Hour)
-		defer t.Stop()
 		for i := range cfg.Viewers {
 			if cfg.Ramp > 0 {
 				at := start.Add(time.Duration(int64(cfg.Ramp) * int64(i) / int64(cfg.Viewers)))
-				if d := time.Until(at); d > 0 {
-					t.Reset(d)
-					select {
-					case <-t.C:
-					case <-runCtx.Done():
-						return
-					}
+				if !clk.SleepUntil(runCtx, at) {
+					return
 				}
 			}
 			if runCtx.Err() != nil {
 				return
 			}
-			v := &viewer{r: r, id: i, entry: urls[i], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
+			v := &viewer{r: r, entry: urls[i], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 			r.started.Add(1)
 			wg.Add(1)
 			go func() { defer wg.Done(); v.run(runCtx) }()
@@ -181,24 +185,27 @@ func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport,
 
 	// The run ends at its duration, or earlier when every viewer has stopped (all denied, or VOD played out).
 	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
+	go func() { wg.Wait(); close(allDone); cancel() }()
 	s := newSampler(r, start)
-	tick := time.NewTicker(cfg.Interval)
-	for done := false; !done; {
-		select {
-		case <-tick.C:
-			s.sample(progress)
-		case <-runCtx.Done():
-			done = true
-		case <-allDone:
-			done = true
+	end := start.Add(cfg.Duration)
+	for next := start.Add(cfg.Interval); ; {
+		at := next
+		if end.Before(at) {
+			at = end
+		}
+		if !clk.SleepUntil(runCtx, at) || !at.Before(end) {
+			break
+		}
+		s.sample(progress)
+		// A late sample drops the ticks it missed, as a time.Ticker does, rather than catching up in a burst.
+		for now := clk.Now(); !next.After(now); {
+			next = next.Add(cfg.Interval)
 		}
 	}
-	tick.Stop()
 	cancel()
 	<-allDone
 	s.sample(progress)
-	rep := r.report(cfg, start, time.Since(start), s.series)
+	rep := r.report(cfg, start, clk.Now().Sub(start), s.series)
 	if before != nil {
 		// A fresh context: the run's own may be done, and the offload is worth asking for anyway.
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -227,7 +234,7 @@ func newSampler(r *hlsRun, start time.Time) *sampler {
 
 func (s *sampler) sample(progress io.Writer) {
 	r := s.r
-	now := time.Now()
+	now := r.clk.Now()
 	dt := now.Sub(s.last).Seconds()
 	if dt <= 0 {
 		return
@@ -285,7 +292,7 @@ func (r *hlsRun) report(cfg HLSConfig, start time.Time, elapsed time.Duration, s
 
 var statsHTTP = &http.Client{Timeout: 10 * time.Second}
 
-func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
+func fetchOriginStats(ctx context.Context, url string) (*synthorigin.Stats, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("origin stats: %w", err)
@@ -298,7 +305,7 @@ func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("origin stats: %s answered %d", redactURL(url), resp.StatusCode)
 	}
-	var st OriginStats
+	var st synthorigin.Stats
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
 		return nil, fmt.Errorf("origin stats: decoding: %w", err)
 	}
@@ -306,7 +313,7 @@ func fetchOriginStats(ctx context.Context, url string) (*OriginStats, error) {
 }
 
 // originOffload compares two /stats snapshots: how often the origin served each distinct segment during the run.
-func originOffload(before, after *OriginStats, viewerSegments uint64) *OriginOffload {
+func originOffload(before, after *synthorigin.Stats, viewerSegments uint64) *OriginOffload {
 	o := &OriginOffload{
 		SegmentFetches:        after.Kinds["segment"] - before.Kinds["segment"],
 		PlaylistFetches:       after.Kinds["playlist"] + after.Kinds["master"] - before.Kinds["playlist"] - before.Kinds["master"],

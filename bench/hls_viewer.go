@@ -14,7 +14,6 @@ import (
 // segment fetched once, in order, against a playback clock that starts when the first segment is ready.
 type viewer struct {
 	r     *hlsRun
-	id    int
 	entry string
 	rnd   *rand.Rand
 
@@ -26,7 +25,6 @@ type viewer struct {
 	playStart time.Time // zero until the first segment is ready; moved on by every stall (rebuffering)
 	mediaPos  time.Duration
 	stalled   bool
-	timer     *time.Timer
 }
 
 // errDenied ends a viewer: the server refused its token, a player would stop too.
@@ -34,10 +32,8 @@ var errDenied = errors.New("denied")
 
 func (v *viewer) run(ctx context.Context) {
 	r := v.r
-	v.started = time.Now()
+	v.started = r.clk.Now()
 	v.nextSeq = -1
-	v.timer = time.NewTimer(time.Hour)
-	v.timer.Stop()
 	r.notePeak(r.active.Add(1))
 	defer r.active.Add(-1)
 	if err := v.open(ctx); err != nil {
@@ -47,7 +43,7 @@ func (v *viewer) run(ctx context.Context) {
 		return
 	}
 	for ctx.Err() == nil {
-		pollStart := time.Now()
+		pollStart := r.clk.Now()
 		target := v.poll(ctx)
 		if target < 0 {
 			r.denied.Add(1)
@@ -56,7 +52,7 @@ func (v *viewer) run(ctx context.Context) {
 		if target == 0 { // VOD playlist fully played
 			return
 		}
-		if !v.sleepUntil(ctx, pollStart.Add(target)) {
+		if !r.clk.SleepUntil(ctx, pollStart.Add(target)) {
 			return
 		}
 	}
@@ -83,7 +79,7 @@ func (v *viewer) open(ctx context.Context) error {
 		case deniedStatus(st):
 			return errDenied
 		}
-		if !v.sleepUntil(ctx, time.Now().Add(time.Second)) {
+		if !v.r.clk.SleepUntil(ctx, v.r.clk.Now().Add(time.Second)) {
 			return ctx.Err()
 		}
 	}
@@ -142,7 +138,7 @@ func (v *viewer) poll(ctx context.Context) time.Duration {
 			return retry
 		}
 		st, err := r.get(resolveURI(v.media, s.uri), reqSegment, nil)
-		done := time.Now()
+		done := r.clk.Now()
 		v.nextSeq = s.seq + 1
 		if deniedStatus(st) {
 			return -1
@@ -177,21 +173,6 @@ func (v *viewer) stall(d time.Duration) {
 	if !v.stalled {
 		v.stalled = true
 		r.stalledViewers.Add(1)
-	}
-}
-
-func (v *viewer) sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	v.timer.Reset(d)
-	select {
-	case <-v.timer.C:
-		return true
-	case <-ctx.Done():
-		v.timer.Stop()
-		return false
 	}
 }
 

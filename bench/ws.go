@@ -50,7 +50,7 @@ type WSConfig struct {
 	Concurrency int `json:"concurrency"`
 	// MetricsURL is the server's Prometheus /metrics, read for its memory before and after connecting.
 	MetricsURL string `json:"metricsUrl,omitempty"`
-	// Timeout bounds one dial and the wait for all admissions. Default 30s.
+	// Timeout bounds one dial, the wait for all admissions and the wait for the last chat deliveries. Default 30s.
 	Timeout time.Duration `json:"timeout"`
 	// Interval between progress lines. Default 1s.
 	Interval time.Duration `json:"-"`
@@ -82,20 +82,20 @@ func (c *WSConfig) defaults() {
 	}
 }
 
-// Validate checks a config after defaults.
+// Validate checks a config after defaults and reports the first invalid field, by its name.
 func (c *WSConfig) Validate() error {
 	u, err := url.Parse(c.URL)
 	switch {
 	case err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "":
-		return fmt.Errorf("'url' must be a ws:// or wss:// URL, got %q", c.URL)
+		return fmt.Errorf("%w: 'url' must be a ws:// or wss:// URL, got %q", ErrInvalidConfig, c.URL)
 	case c.Secret == "":
-		return errors.New("'secret' is required to mint tokens")
+		return fmt.Errorf("%w: 'secret' is required to mint tokens", ErrInvalidConfig)
 	case c.Participants < 0 || c.Rooms <= 0 || c.Moderators < 0:
-		return errors.New("'participants', 'rooms' and 'moderators' must not be negative, 'rooms' at least 1")
+		return fmt.Errorf("%w: 'participants', 'rooms' and 'moderators' must not be negative, 'rooms' at least 1", ErrInvalidConfig)
 	case c.Moderators == 0 && c.Participants > 0:
-		return errors.New("'moderators' must be at least 1: nobody would admit the participants")
+		return fmt.Errorf("%w: 'moderators' must be at least 1: nobody would admit the participants", ErrInvalidConfig)
 	case c.ChatRate < 0 || c.Duration < 0:
-		return errors.New("'chat-rate' and 'duration' must not be negative")
+		return fmt.Errorf("%w: 'chat-rate' and 'duration' must not be negative", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -153,6 +153,9 @@ type wsRun struct {
 	chatSent, delivered       atomic.Int64
 	expected                  atomic.Int64
 	stopping                  atomic.Bool
+	chatOver                  atomic.Bool   // no more sends: expected is final
+	settled                   chan struct{} // closed once, when delivered reaches the final expected
+	settleOnce                sync.Once
 
 	mu         sync.Mutex
 	connErrors map[string]int
@@ -191,6 +194,7 @@ func RunWS(ctx context.Context, cfg WSConfig, progress io.Writer) (*WSReport, er
 		cfg:        cfg,
 		connErrors: map[string]int{},
 		dropped:    map[string]int{},
+		settled:    make(chan struct{}),
 		dialer: websocket.Dialer{
 			HandshakeTimeout: cfg.Timeout,
 			// Small buffers: the harness holds thousands of sockets, and frames are small.
@@ -440,7 +444,9 @@ func (c *wsClient) readLoop() {
 				continue
 			}
 			r.fanoutH.Record(now.Sub(time.Unix(0, ns)))
-			r.delivered.Add(1)
+			if n := r.delivered.Add(1); r.chatOver.Load() && n >= r.expected.Load() {
+				r.settle()
+			}
 		case bytes.HasPrefix(b, evConnectedPrefix):
 			close(c.connected)
 		case bytes.HasPrefix(b, evJoinedPrefix):
@@ -517,13 +523,51 @@ func (r *wsRun) chat(ctx context.Context, rooms []*wsRoom) {
 		}()
 	}
 	wg.Wait()
-	// Let the last messages arrive.
-	time.Sleep(min(time.Second, r.cfg.Duration))
+	// Wait until the last messages have reached every member they were sent to, or the timeout: a message
+	// still missing then counts as not delivered.
+	r.chatOver.Store(true)
+	if r.delivered.Load() >= r.expected.Load() {
+		r.settle()
+	}
+	t := time.NewTimer(r.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-r.settled:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
+func (r *wsRun) settle() { r.settleOnce.Do(func() { close(r.settled) }) }
+
+// startProgress writes a progress line every Interval, and a last one when the returned stop is called.
 func (r *wsRun) startProgress(w io.Writer) func() {
 	if w == nil {
 		return func() {}
+	}
+	start := time.Now()
+	last, lastDelivered := start, int64(0)
+	line := func() {
+		now := time.Now()
+		d := r.delivered.Load()
+		fo := r.fanoutH.snapshot()
+		r.mu.Lock()
+		errs := 0
+		for _, n := range r.connErrors {
+			errs += n
+		}
+		for _, n := range r.dropped {
+			errs += n
+		}
+		r.mu.Unlock()
+		rate := int64(0)
+		if dt := now.Sub(last).Seconds(); dt > 0 {
+			rate = int64(float64(d-lastDelivered) / dt)
+		}
+		fmt.Fprintf(w, "ws %5.0fs  sockets %d  admitted %d  chat sent %d  delivered/s %d  fan-out p99 %s  errors %d\n",
+			now.Sub(start).Seconds(), r.connected.Load(), r.admitted.Load(), r.chatSent.Load(),
+			rate, fmtMs(ms(fo.quantile(0.99))), errs)
+		last, lastDelivered = now, d
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -531,29 +575,14 @@ func (r *wsRun) startProgress(w io.Writer) func() {
 		defer close(done)
 		t := time.NewTicker(r.cfg.Interval)
 		defer t.Stop()
-		start := time.Now()
-		var lastDelivered int64
 		for {
 			select {
 			case <-stop:
+				line()
 				return
 			case <-t.C:
+				line()
 			}
-			d := r.delivered.Load()
-			fo := r.fanoutH.snapshot()
-			r.mu.Lock()
-			errs := 0
-			for _, n := range r.connErrors {
-				errs += n
-			}
-			for _, n := range r.dropped {
-				errs += n
-			}
-			r.mu.Unlock()
-			fmt.Fprintf(w, "ws %5.0fs  sockets %d  admitted %d  chat sent %d  delivered/s %d  fan-out p99 %s  errors %d\n",
-				time.Since(start).Seconds(), r.connected.Load(), r.admitted.Load(), r.chatSent.Load(),
-				int64(float64(d-lastDelivered)/r.cfg.Interval.Seconds()), fmtMs(ms(fo.quantile(0.99))), errs)
-			lastDelivered = d
 		}
 	}()
 	return func() { close(stop); <-done }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -108,7 +109,7 @@ func TestWSConfigValidate(t *testing.T) {
 		t.Helper()
 		c.defaults()
 		err := c.Validate()
-		if err == nil || !strings.Contains(err.Error(), want) {
+		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), want) {
 			t.Fatalf("error %v, want %q", err, want)
 		}
 	}

@@ -17,13 +17,13 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 // startDemoOrigin runs the synthetic Astra-like origin on loopback.
-func startDemoOrigin(t *testing.T, cfg bench.OriginConfig) (string, *bench.Origin) {
+func startDemoOrigin(t *testing.T, cfg synthorigin.Config) (string, *synthorigin.Origin) {
 	t.Helper()
-	o, err := bench.NewOrigin(cfg)
+	o, err := synthorigin.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func wantH264AAC(t *testing.T, codecs []string, err error) {
 }
 
 func TestFFprobePlaysThroughTheEdge(t *testing.T) {
-	originURL, _ := startDemoOrigin(t, bench.OriginConfig{Channels: []string{"a001"}, URIs: bench.URIsAbsolute})
+	originURL, _ := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsAbsolute})
 	base, _ := startEdge(t, nil, originURL)
 	codecs, err := ffprobeStreams(t, base+"/play/a001/index.m3u8")
 	wantH264AAC(t, codecs, err)
@@ -103,7 +103,7 @@ func TestFFprobePlaysThroughTheEdge(t *testing.T) {
 // TestFFprobeWithTokensEndToEnd runs the real player path: Astra absolute URIs with variants, a JWT and a
 // securetoken, and a playlist whose segment lost its token.
 func TestFFprobeWithTokensEndToEnd(t *testing.T) {
-	originURL, origin := startDemoOrigin(t, bench.OriginConfig{Channels: []string{"a001", "st1"}, URIs: bench.URIsAbsolute, Variants: 2})
+	originURL, origin := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001", "st1"}, URIs: synthorigin.URIsAbsolute, Variants: 2})
 	base, _ := startEdge(t, withAuth, originURL)
 
 	jwtTok := mintJWT(t, time.Hour, "a001")
@@ -152,7 +152,7 @@ func TestFFprobeWithTokensEndToEnd(t *testing.T) {
 // segment the edge has not cached yet, and the origin's own /stats shows one fetch.
 func TestCoalescingMeasuredAtTheDemoOrigin(t *testing.T) {
 	// The delay keeps the leader's fetch open long enough for every viewer to queue behind it.
-	originURL, origin := startDemoOrigin(t, bench.OriginConfig{Channels: []string{"a001"}, URIs: bench.URIsPath, Delay: 2 * time.Second})
+	originURL, origin := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsPath, Delay: 2 * time.Second})
 	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 15 * time.Second }, originURL)
 	first, _ := origin.Window()
 	name := "/play/a001/" + origin.SegmentName("a001", 0, first)

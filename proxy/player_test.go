@@ -20,7 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy/web"
 )
 
@@ -106,7 +106,7 @@ func startBenchOrigin(t *testing.T, channels ...string) string {
 	t.Helper()
 	// A long window keeps the segment a player starts from listed (and served) for a while, so a loaded machine
 	// that is slow to fetch it does not meet the origin's 404 for segments that left the window.
-	o, err := bench.NewOrigin(bench.OriginConfig{Channels: channels, WindowSize: 8})
+	o, err := synthorigin.New(synthorigin.Config{Channels: channels, WindowSize: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -27,7 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	origin, err := bench.NewOrigin(bench.OriginConfig{Channels: strings.Split(*channels, ","), URIs: "absolute", Variants: *variants})
+	origin, err := synthorigin.New(synthorigin.Config{Channels: strings.Split(*channels, ","), URIs: synthorigin.URIsAbsolute, Variants: *variants})
 	if err != nil {
 		return fmt.Errorf("building demo origin: %w", err)
 	}
@@ -47,27 +47,56 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	ch := strings.Split(*channels, ",")[0]
-	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), cfg.Listen, cfg.Admin.Listen)
-	if err := printDemoLinks(stdout, cfg, ch); err != nil {
+	// Bound before anything is printed: the links carry the real ports (port 0 lets the kernel pick them), and
+	// whoever follows one at once finds the edge accepting.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on 'listen' %s: %w", cfg.Listen, err)
+	}
+	adminURL := "off"
+	var adminLn net.Listener
+	if cfg.Admin.Listen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on 'admin.listen' %s: %w", cfg.Admin.Listen, err)
+		}
+		adminURL = "http://" + adminLn.Addr().String()
+	}
+	links, err := demoLinks(cfg, ln.Addr().String(), strings.Split(*channels, ",")[0])
+	if err != nil {
+		ln.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
 		return err
 	}
-	fmt.Fprintln(stdout, "stop with Ctrl-C")
-	return srv.ListenAndServe(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln, adminLn) }()
+	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin %s\n%sstop with Ctrl-C\n", oln.Addr(), ln.Addr(), adminURL, links)
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return <-served
 }
 
-// printDemoLinks mints a day-long token with the demo's own secrets, so the printed URL plays as it is.
-func printDemoLinks(w io.Writer, cfg *proxy.Config, ch string) error {
+// demoLinks mints a day-long token with the demo's own secrets, so that the printed URL plays as it is.
+func demoLinks(cfg *proxy.Config, edge, ch string) (string, error) {
 	if cfg.Auth.Disabled || cfg.Auth.JWT == nil || cfg.Auth.JWT.Secret == "" {
-		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", cfg.Listen, ch)
-		return nil
+		return fmt.Sprintf("play:  ffplay 'http://%s/play/%s/index.m3u8'\n", edge, ch), nil
 	}
 	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
 		Subject: "demo", TTL: 24 * time.Hour})
 	if err != nil {
-		return fmt.Errorf("minting the demo token: %w", err)
+		return "", fmt.Errorf("minting the demo token: %w", err)
 	}
-	fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\n", cfg.Listen, ch, tok)
-	fmt.Fprintf(w, "page:  http://%s/%s/embed.html?token=%s\n", cfg.Listen, ch, tok)
-	return nil
+	return fmt.Sprintf("play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\npage:  http://%s/%s/embed.html?token=%s\n",
+		edge, ch, tok, edge, ch, tok), nil
 }

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -59,26 +60,20 @@ func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// TestDemoPrintsAPlayableURL is `make run` in-process: the printed URL plays in the real ffprobe.
+// TestDemoPrintsAPlayableURL is `make run` in-process: the printed URL plays in the real ffprobe. Every listener is
+// on port 0, so the demo must print the ports it really bound.
 func TestDemoPrintsAPlayableURL(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
+	stdout, w := io.Pipe()
+	var errOut lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--origin-listen", freeAddr(t), "--listen", freeAddr(t), "--admin", freeAddr(t)}, &out, &errOut)
+		code := run(ctx, []string{"demo", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, w, &errOut)
+		w.Close()
+		done <- code
 	}()
 	defer func() {
 		cancel()
@@ -91,14 +86,29 @@ func TestDemoPrintsAPlayableURL(t *testing.T) {
 			t.Error("demo did not shut down within 15 s")
 		}
 	}()
-	re := regexp.MustCompile(`play:\s+ffplay '([^']+)'`)
-	var url string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && url == ""; time.Sleep(50 * time.Millisecond) {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
+	// Read stdout as the demo writes it, to the end so that it never blocks; the play: line is the event.
+	var out lockedBuffer
+	found := make(chan string, 1) // the URL, then closed at the end of stdout
+	go func() {
+		defer close(found)
+		re := regexp.MustCompile(`play:\s+ffplay '([^']+)'`)
+		sc := bufio.NewScanner(stdout)
+		for sent := false; sc.Scan(); {
+			fmt.Fprintln(&out, sc.Text())
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				found <- m[1]
+				sent = true
+			}
 		}
-	}
-	if url == "" {
+	}()
+	var url string
+	select {
+	case u, ok := <-found:
+		if !ok {
+			t.Fatalf("demo printed no URL before it ended; stdout %q stderr %q", out.String(), errOut.String())
+		}
+		url = u
+	case <-time.After(30 * time.Second): // a safety net for a demo that hangs, not a measure
 		t.Fatalf("demo printed no URL; stdout %q stderr %q", out.String(), errOut.String())
 	}
 	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)

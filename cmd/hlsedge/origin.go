@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 // runOrigin serves the synthetic Astra-like live origin until ctx is done.
@@ -19,7 +19,7 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to listen on")
 	channels := fs.String("channels", "a001,a002", "comma-separated channel ids served under /play/{channel}/")
-	uris := fs.String("uris", bench.URIsAbsolute, "segment URI style in playlists: absolute (like Astra), path or relative")
+	uris := fs.String("uris", synthorigin.URIsAbsolute, "segment URI style in playlists: absolute (like Astra), path or relative")
 	variants := fs.Int("variants", 1, "variants per channel; above 1 index.m3u8 is a master playlist")
 	segDur := fs.Duration("segment-duration", 3*time.Second, "live segment duration")
 	window := fs.Int("window", 4, "segments per media playlist")
@@ -36,7 +36,7 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			chs = append(chs, c)
 		}
 	}
-	o, err := bench.NewOrigin(bench.OriginConfig{
+	o, err := synthorigin.New(synthorigin.Config{
 		Channels: chs, URIs: *uris, Variants: *variants,
 		SegmentDuration: *segDur, WindowSize: *window, Delay: *delay,
 	})

@@ -1,4 +1,4 @@
-package bench
+package synthorigin
 
 import (
 	"testing"
@@ -11,7 +11,7 @@ import (
 // panic, never answer 5xx, and a 206 must lie inside the segment.
 func FuzzOriginRequest(f *testing.F) {
 	clk := newTestClock(time.Unix(3000, 0))
-	o, err := NewOrigin(OriginConfig{Channels: []string{"a001"}, Variants: 2, Now: clk.Now})
+	o, err := New(Config{Channels: []string{"a001"}, Variants: 2, Now: clk.Now})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package bench
+package synthorigin
 
 import (
 	"sync"
@@ -15,9 +15,9 @@ const (
 	numKinds
 )
 
-// OriginStats is what GET /stats returns: how many requests reached the origin, by kind and by full request URI
+// Stats is what GET /stats returns: how many requests reached the origin, by kind and by full request URI
 // (query string included, so tests can assert that no token parameter ever reaches it).
-type OriginStats struct {
+type Stats struct {
 	// Requests counts every request except those to /stats.
 	Requests uint64 `json:"requests"`
 	// Kinds counts requests by kind: master, playlist (media playlists), segment, other.
@@ -66,8 +66,8 @@ func (s *originStats) count(k kind, uri []byte, notFound bool) {
 	s.mu.Unlock()
 }
 
-func (s *originStats) snapshot() OriginStats {
-	st := OriginStats{
+func (s *originStats) snapshot() Stats {
+	st := Stats{
 		Requests:    s.requests.Load(),
 		Kinds:       make(map[string]uint64, numKinds),
 		NotFound:    s.notFound.Load(),

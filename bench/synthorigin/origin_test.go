@@ -1,4 +1,4 @@
-package bench
+package synthorigin
 
 import (
 	"bufio"
@@ -24,12 +24,16 @@ func newTestClock(t time.Time) *testClock { c := &testClock{}; c.ns.Store(t.Unix
 func (c *testClock) Now() time.Time       { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Add(d time.Duration)  { c.ns.Add(int64(d)) }
 
-// startOrigin serves an origin on a loopback port for the test's lifetime and returns its base URL.
-func startOrigin(t testing.TB, cfg OriginConfig) (*Origin, string) {
+// startOrigin serves an origin on a loopback port for the test's lifetime and returns its base URL. Without a
+// clock in cfg the live window stands still, so that a test never races the wall clock across a period.
+func startOrigin(t testing.TB, cfg Config) (*Origin, string) {
 	t.Helper()
-	o, err := NewOrigin(cfg)
+	if cfg.Now == nil {
+		cfg.Now = newTestClock(time.Unix(1_700_000_000, 500_000_000)).Now
+	}
+	o, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewOrigin: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -111,7 +115,7 @@ func parseMediaInfo(t testing.TB, body string) mediaInfo {
 }
 
 func TestOriginConfigValidate(t *testing.T) {
-	f := func(cfg OriginConfig, field string) {
+	f := func(cfg Config, field string) {
 		t.Helper()
 		err := cfg.Validate()
 		if field == "" {
@@ -123,30 +127,30 @@ func TestOriginConfigValidate(t *testing.T) {
 		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field) {
 			t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
 		}
-		if _, err := NewOrigin(cfg); err == nil {
-			t.Fatalf("NewOrigin accepted an invalid config %+v", cfg)
+		if _, err := New(cfg); err == nil {
+			t.Fatalf("New accepted an invalid config %+v", cfg)
 		}
 	}
 	ok := []string{"a001"}
-	f(OriginConfig{Channels: ok}, "")
-	f(OriginConfig{Channels: ok, URIs: "path", Variants: 8, WindowSize: 6, SegmentDuration: time.Second}, "")
-	f(OriginConfig{}, "channels")
-	f(OriginConfig{Channels: []string{"a/b"}}, "channels[0]")
-	f(OriginConfig{Channels: []string{"a", ""}}, "channels[1]")
-	f(OriginConfig{Channels: []string{"a", "a"}}, "channels[1]")
-	f(OriginConfig{Channels: ok, URIs: "https"}, "uris")
-	f(OriginConfig{Channels: ok, Variants: 9}, "variants")
-	f(OriginConfig{Channels: ok, Variants: -1}, "variants")
-	f(OriginConfig{Channels: ok, SegmentDuration: -time.Second}, "segmentDuration")
-	f(OriginConfig{Channels: ok, SegmentDuration: time.Millisecond}, "segmentDuration")
-	f(OriginConfig{Channels: ok, WindowSize: 65}, "windowSize")
-	f(OriginConfig{Channels: ok, Delay: -1}, "delay")
-	f(OriginConfig{Channels: ok, MaxStatsURIs: -1}, "maxStatsURIs")
+	f(Config{Channels: ok}, "")
+	f(Config{Channels: ok, URIs: "path", Variants: 8, WindowSize: 6, SegmentDuration: time.Second}, "")
+	f(Config{}, "channels")
+	f(Config{Channels: []string{"a/b"}}, "channels[0]")
+	f(Config{Channels: []string{"a", ""}}, "channels[1]")
+	f(Config{Channels: []string{"a", "a"}}, "channels[1]")
+	f(Config{Channels: ok, URIs: "https"}, "uris")
+	f(Config{Channels: ok, Variants: 9}, "variants")
+	f(Config{Channels: ok, Variants: -1}, "variants")
+	f(Config{Channels: ok, SegmentDuration: -time.Second}, "segmentDuration")
+	f(Config{Channels: ok, SegmentDuration: time.Millisecond}, "segmentDuration")
+	f(Config{Channels: ok, WindowSize: 65}, "windowSize")
+	f(Config{Channels: ok, Delay: -1}, "delay")
+	f(Config{Channels: ok, MaxStatsURIs: -1}, "maxStatsURIs")
 }
 
 func TestOriginWindowAdvancesWithClock(t *testing.T) {
 	clk := newTestClock(time.Unix(1_699_999_998, 500_000_000))
-	_, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}, URIs: URIsPath, WindowSize: 5, Now: clk.Now})
+	_, base := startOrigin(t, Config{Channels: []string{"a001"}, URIs: URIsPath, WindowSize: 5, Now: clk.Now})
 	url := base + "/play/a001/index.m3u8"
 	code, hdr, body := get(t, url)
 	if code != 200 || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" || hdr.Get("Access-Control-Allow-Origin") != "*" {
@@ -175,7 +179,7 @@ func TestOriginWindowAdvancesWithClock(t *testing.T) {
 		t.Fatalf("newest segment: %d %q %d bytes", code, hdr.Get("Content-Type"), len(seg))
 	}
 	// A segment not yet complete is not served either.
-	o, _ := NewOrigin(OriginConfig{Channels: []string{"a001"}, Now: clk.Now})
+	o, _ := New(Config{Channels: []string{"a001"}, Now: clk.Now})
 	_, last := o.Window()
 	if code, _, _ := get(t, base+"/play/a001/"+o.SegmentName("a001", 0, last+1)); code != 404 {
 		t.Fatalf("future segment: %d, want 404", code)
@@ -195,7 +199,7 @@ func TestOriginDiscontinuityAtWrap(t *testing.T) {
 	// Put the window so that sequence 1000 (1000 % 5 == 0: loop wraps) is its third entry.
 	d := 3 * time.Second
 	clk := newTestClock(time.Unix(0, 0).Add(time.Duration(1000-2+4) * d))
-	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}, URIs: URIsRelative, Now: clk.Now})
+	o, base := startOrigin(t, Config{Channels: []string{"a001"}, URIs: URIsRelative, Now: clk.Now})
 	m := parseMediaInfo(t, mustGet(t, base+"/play/a001/index.m3u8"))
 	if m.seq != 998 || len(m.uris) != 4 {
 		t.Fatalf("seq %d, %d entries; want 998, 4", m.seq, len(m.uris))
@@ -227,7 +231,7 @@ func TestOriginDiscontinuityAtWrap(t *testing.T) {
 func TestOriginURIStyles(t *testing.T) {
 	f := func(style, wantPrefix string) {
 		t.Helper()
-		_, base := startOrigin(t, OriginConfig{Channels: []string{"a0g2"}, URIs: style})
+		_, base := startOrigin(t, Config{Channels: []string{"a0g2"}, URIs: style})
 		host := strings.TrimPrefix(base, "http://")
 		m := parseMediaInfo(t, mustGet(t, base+"/play/a0g2/index.m3u8"))
 		if len(m.uris) != 4 {
@@ -254,7 +258,7 @@ func TestOriginURIStyles(t *testing.T) {
 	f("", "http://HOST/play/a0g2/") // Astra's default
 
 	// A Host header that is not a host is not echoed into playlists.
-	_, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}})
+	_, base := startOrigin(t, Config{Channels: []string{"a001"}})
 	code, _, body := get(t, base+"/play/a001/index.m3u8", "Host", "evil\"<x>")
 	if code != 200 && code != 400 {
 		t.Fatalf("odd Host: %d", code)
@@ -265,7 +269,7 @@ func TestOriginURIStyles(t *testing.T) {
 }
 
 func TestOriginVariantsMaster(t *testing.T) {
-	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001", "a002"}, URIs: URIsPath, Variants: 3})
+	o, base := startOrigin(t, Config{Channels: []string{"a001", "a002"}, URIs: URIsPath, Variants: 3})
 	code, hdr, body := get(t, base+"/play/a001/index.m3u8")
 	if code != 200 || hdr.Get("Content-Type") != "application/vnd.apple.mpegurl" {
 		t.Fatalf("master: %d %v", code, hdr)
@@ -320,7 +324,7 @@ func TestOriginVariantsMaster(t *testing.T) {
 }
 
 func TestOriginNotFound(t *testing.T) {
-	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}, Variants: 2})
+	o, base := startOrigin(t, Config{Channels: []string{"a001"}, Variants: 2})
 	_, last := o.Window()
 	good := o.SegmentName("a001", 1, last)
 	f := func(path string, want int) {
@@ -344,7 +348,7 @@ func TestOriginNotFound(t *testing.T) {
 }
 
 func TestOriginRangeAndHead(t *testing.T) {
-	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}})
+	o, base := startOrigin(t, Config{Channels: []string{"a001"}})
 	_, last := o.Window()
 	url := base + "/play/a001/" + o.SegmentName("a001", 0, last)
 	full := mustGet(t, url)
@@ -373,7 +377,7 @@ func TestOriginRangeAndHead(t *testing.T) {
 }
 
 func TestOriginStats(t *testing.T) {
-	o, base := startOrigin(t, OriginConfig{Channels: []string{"a001"}, Variants: 2, URIs: URIsPath, MaxStatsURIs: 5})
+	o, base := startOrigin(t, Config{Channels: []string{"a001"}, Variants: 2, URIs: URIsPath, MaxStatsURIs: 5})
 	_, last := o.Window()
 	seg := "/play/a001/" + o.SegmentName("a001", 0, last)
 	mustGet(t, base+"/play/a001/index.m3u8")
@@ -384,7 +388,7 @@ func TestOriginStats(t *testing.T) {
 	get(t, base+"/nope")
 	get(t, base+"/play/a001/1_0000.ts")
 	get(t, base+"/overflow") // the sixth and seventh distinct URIs are over the bound
-	var st OriginStats
+	var st Stats
 	if err := json.Unmarshal([]byte(mustGet(t, base+"/stats")), &st); err != nil {
 		t.Fatalf("stats JSON: %v", err)
 	}
@@ -406,7 +410,8 @@ func TestOriginStats(t *testing.T) {
 }
 
 func TestOriginDelayReleasedByShutdown(t *testing.T) {
-	o, err := NewOrigin(OriginConfig{Channels: []string{"a001"}, Delay: time.Hour})
+	clk := newTestClock(time.Unix(1_700_000_000, 0))
+	o, err := New(Config{Channels: []string{"a001"}, Delay: time.Hour, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,12 +433,11 @@ func TestOriginDelayReleasedByShutdown(t *testing.T) {
 		resp.Body.Close()
 		got <- resp.StatusCode
 	}()
-	// Wait (bounded) until the request is inside the delay, then stop the origin: it must not hang for an hour.
-	for i := 0; i < 200 && o.Stats().Kinds["segment"] == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if o.Stats().Kinds["segment"] != 1 {
-		t.Fatalf("delayed request never arrived")
+	// Stop the origin while the request is inside the delay: it must not hang for an hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := o.WaitHeld(ctx, 1); err != nil {
+		t.Fatalf("delayed request never arrived: %v", err)
 	}
 	o.Shutdown()
 	select {
@@ -457,7 +461,7 @@ func TestOriginFFprobe(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatalf("ffprobe is required (make deps installs it): %v", err)
 	}
-	f := func(cfg OriginConfig) {
+	f := func(cfg Config) {
 		t.Helper()
 		_, base := startOrigin(t, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -480,6 +484,7 @@ func TestOriginFFprobe(t *testing.T) {
 			t.Fatalf("ffprobe saw %q, want h264 and aac", out)
 		}
 	}
-	f(OriginConfig{Channels: []string{"a001"}})
-	f(OriginConfig{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2})
+	// On the wall clock: ffprobe reads a live playlist as a player would.
+	f(Config{Channels: []string{"a001"}, Now: time.Now})
+	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Now: time.Now})
 }

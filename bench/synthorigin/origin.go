@@ -1,8 +1,9 @@
-package bench
+package synthorigin
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -15,7 +16,7 @@ import (
 // a sliding window that follows the wall clock, generated playlist and segment names, absolute segment URIs by
 // default, CORS on, and real MPEG-TS segments looping with a discontinuity at each wrap.
 type Origin struct {
-	cfg      OriginConfig
+	cfg      Config
 	channels map[string]*originChannel
 	segs     [][]byte
 	extinf   string // "#EXTINF:3.000,\n"
@@ -25,6 +26,10 @@ type Origin struct {
 	bufs     sync.Pool
 	done     chan struct{}
 	stopOnce sync.Once
+
+	heldMu      sync.Mutex
+	held        int           // segment responses waiting out Delay now
+	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
 type originChannel struct {
@@ -49,8 +54,8 @@ var variantLadder = [maxVariants]struct {
 	{"1920x1080", 4500000}, {"2560x1440", 8000000}, {"3840x2160", 14000000}, {"7680x4320", 30000000},
 }
 
-// NewOrigin validates cfg and builds an origin; call Serve to start it.
-func NewOrigin(cfg OriginConfig) (*Origin, error) {
+// New validates cfg and builds an origin; call Serve to start it.
+func New(cfg Config) (*Origin, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -66,6 +71,8 @@ func NewOrigin(cfg OriginConfig) (*Origin, error) {
 		extinf:   "#EXTINF:" + strconv.FormatFloat(cfg.SegmentDuration.Seconds(), 'f', 3, 64) + ",\n",
 		target:   "#EXT-X-TARGETDURATION:" + strconv.Itoa(targetDuration(cfg.SegmentDuration)) + "\n",
 		done:     make(chan struct{}),
+
+		heldChanged: make(chan struct{}),
 	}
 	o.stats.init(cfg.MaxStatsURIs)
 	o.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -111,8 +118,34 @@ func (o *Origin) Shutdown() {
 	})
 }
 
+// WaitHeld blocks until at least n segment responses are waiting out Delay at once, or ctx is done. Tests use it
+// to act while the origin is known to hold requests, rather than hoping a sleep was long enough.
+func (o *Origin) WaitHeld(ctx context.Context, n int) error {
+	for {
+		o.heldMu.Lock()
+		held, changed := o.held, o.heldChanged
+		o.heldMu.Unlock()
+		if held >= n {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d held responses, %d held: %w", n, held, ctx.Err())
+		}
+	}
+}
+
+func (o *Origin) addHeld(d int) {
+	o.heldMu.Lock()
+	o.held += d
+	close(o.heldChanged)
+	o.heldChanged = make(chan struct{})
+	o.heldMu.Unlock()
+}
+
 // Stats returns a snapshot of the request counters.
-func (o *Origin) Stats() OriginStats { return o.stats.snapshot() }
+func (o *Origin) Stats() Stats { return o.stats.snapshot() }
 
 // Handler returns the origin's request handler, for tests that serve it on their own server.
 func (o *Origin) Handler() fasthttp.RequestHandler { return o.handle }
@@ -300,12 +333,14 @@ func (o *Origin) serveSegment(ctx *fasthttp.RequestCtx, ch *originChannel, name 
 	}
 	o.stats.count(kindSegment, ctx.RequestURI(), false)
 	if o.cfg.Delay > 0 {
+		o.addHeld(1)
 		t := time.NewTimer(o.cfg.Delay)
 		select {
 		case <-t.C:
 		case <-o.done:
 			t.Stop()
 		}
+		o.addHeld(-1)
 	}
 	body := o.segs[floorMod(seq, int64(len(o.segs)))]
 	h := &ctx.Response.Header

@@ -1,4 +1,4 @@
-package bench
+package synthorigin
 
 import (
 	"errors"
@@ -19,8 +19,8 @@ const (
 // maxVariants bounds Variants: the variant index is kept in the low nibble of generated segment names.
 const maxVariants = 8
 
-// OriginConfig configures the synthetic Astra-like live origin. Zero values mean the documented defaults.
-type OriginConfig struct {
+// Config configures the synthetic Astra-like live origin. Zero values mean the documented defaults.
+type Config struct {
 	// Channels are the channel ids served under /play/{channel}/ (letters, digits, '-', '_'). Required.
 	Channels []string
 	// URIs is the style of segment and variant URIs in playlists: absolute (default, like Astra), path or relative.
@@ -33,7 +33,8 @@ type OriginConfig struct {
 	SegmentDuration time.Duration
 	// WindowSize is the number of segments in each media playlist, 1 to 64 (default 4, Astra's).
 	WindowSize int
-	// Delay is an artificial latency added before every segment response, for tests of timeouts and coalescing.
+	// Delay is an artificial latency added before every segment response, for tests of timeouts and coalescing;
+	// Origin.WaitHeld tells when requests are inside it.
 	Delay time.Duration
 	// MaxStatsURIs bounds the per-URI counters of /stats so a scan cannot grow it without limit (default 10000).
 	MaxStatsURIs int
@@ -42,13 +43,13 @@ type OriginConfig struct {
 }
 
 // Validate reports the first invalid field, by its name.
-func (c *OriginConfig) Validate() error {
+func (c *Config) Validate() error {
 	if len(c.Channels) == 0 {
 		return fmt.Errorf("%w: 'channels' must not be empty", ErrInvalidConfig)
 	}
 	seen := make(map[string]struct{}, len(c.Channels))
 	for i, ch := range c.Channels {
-		if !validChannelID(ch) {
+		if !ValidChannelID(ch) {
 			return fmt.Errorf("%w: 'channels[%d]' %q must be 1-64 letters, digits, '-' or '_'", ErrInvalidConfig, i, ch)
 		}
 		if _, dup := seen[ch]; dup {
@@ -83,7 +84,7 @@ func (c *OriginConfig) Validate() error {
 }
 
 // withDefaults returns a copy with zero values replaced by the defaults.
-func (c OriginConfig) withDefaults() OriginConfig {
+func (c Config) withDefaults() Config {
 	if c.URIs == "" {
 		c.URIs = URIsAbsolute
 	}
@@ -106,7 +107,9 @@ func (c OriginConfig) withDefaults() OriginConfig {
 	return c
 }
 
-func validChannelID(s string) bool {
+// ValidChannelID reports whether s can name a channel: 1 to 64 letters, digits, '-' or '_', so that it is one
+// plain path segment wherever it is put.
+func ValidChannelID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}
