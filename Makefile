@@ -4,19 +4,29 @@ BIN     := bin/hlsedge
 # Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test,
 # systemd-analyze to verify the shipped unit.
 TEST_DEBS := ffmpeg chromium chromium-driver systemd
+# Commands the build and the tests run, each with the Debian package that provides it: npm installs hls.js and the
+# test's JavaScript, node runs the browser test and resolves URIs with the WHATWG URL parser in the playlist tests.
+# They are checked by command rather than by package, so that a node installed otherwise (which bundles npm) counts.
+NODE_CMDS := node:nodejs npm:npm
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
+# APT_INSTALL installs the Debian packages listed in the shell variable missing, if any, when we are root.
+APT_INSTALL = if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	fi
 NPM     ?= npm
 # hls.js is pinned in package-lock.json and embedded in the binary by proxy/web; the copy is not committed.
 HLSJS   := proxy/web/assets/hls.min.js
 
-.PHONY: build run test deps bench fuzz vet clean
+.PHONY: build run test deps node-deps bench fuzz vet clean
 
 build: $(HLSJS)
 	$(GO) build -o $(BIN) ./cmd/hlsedge
 
 # npm ci installs exactly the lock file (hls.js, and playwright-core for the browser test; it never downloads a
 # browser: the test drives Debian's chromium). It reruns when package.json or the lock file change.
-node_modules/.package-lock.json: package.json package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json | node-deps
 	$(NPM) ci --no-audit --no-fund
 	@touch $@
 
@@ -27,13 +37,14 @@ run: build
 	./$(BIN) demo
 
 # deps installs the Debian packages the tests need when they are missing and we are root (CI, fresh machines).
-deps:
+deps: node-deps
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing:$$missing"; $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
-	fi
+	$(APT_INSTALL)
+
+# node-deps does the same for node and npm, which the build needs too.
+node-deps:
+	@missing=""; for c in $(NODE_CMDS); do command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c#*:}"; done; \
+	$(APT_INSTALL)
 
 test: deps $(HLSJS)
 	$(GO) vet ./...

@@ -3,6 +3,7 @@ package playlist
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -29,8 +30,9 @@ func strip(t *testing.T, out []byte) ([]byte, int) {
 	}
 }
 
-// FuzzRewrite checks that the rewriter never panics, that it only fails with its sentinels, and that it is
-// lossless: stripping the inserted parameters from its output gives back the input byte for byte.
+// FuzzRewrite checks that the rewriter never panics, that it only fails with its sentinels, that it is
+// lossless (stripping the inserted parameters from its output gives back the input byte for byte), and that a
+// URI line given the query is one a browser fetches from the edge's host.
 func FuzzRewrite(f *testing.F) {
 	for _, name := range []string{"astra_live.m3u8", "astra_master.m3u8", "ffmpeg_vod.m3u8", "master_renditions.m3u8",
 		"aes_master.m3u8", "aes_media.m3u8", "fmp4_byterange.m3u8", "llhls.m3u8", "steering.m3u8", "define.m3u8"} {
@@ -80,6 +82,54 @@ func FuzzRewrite(f *testing.F) {
 			// Without origins to rewrite and with none of its own parameters present, the rewriter only inserts.
 			if r == plain && !bytes.Contains(src, []byte("tok")) && !bytes.Equal(back, src) {
 				t.Fatalf("not lossless:\n in %q\nout %q", src, back)
+			}
+			public := ""
+			if r == based {
+				public = "edge"
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				// Variables are FuzzURI's business: here the player would substitute them first.
+				if !strings.Contains(line, string(fuzzQuery)) || strings.Contains(line, "{$") {
+					continue
+				}
+				if l := strings.TrimLeft(line, " \t"); l[0] != '#' && !landsOn(line, public) {
+					t.Fatalf("the token leaves the edge's host: %q", line)
+				}
+			}
+		}
+	})
+}
+
+// FuzzURI puts one URI in every kind of URI place (attribute, variable, line) and checks against the WHATWG
+// oracle that wherever the query goes, the player's request stays on the edge's host (or the PublicBase host)
+// whether the playlist came over http or https. TestBrowserCorpus checks the oracle against Node.
+func FuzzURI(f *testing.F) {
+	for _, u := range oddURIs {
+		f.Add(u)
+	}
+	rewriters := []struct {
+		r      *Rewriter
+		public string
+	}{
+		{mustRewriter(f, Options{ParamNames: []string{"tok"}}), ""},
+		{mustRewriter(f, Options{ParamNames: []string{"tok"}, OriginHosts: []string{"origin.example.com", "[::1]:80", "h:8"}}), ""},
+		{mustRewriter(f, Options{ParamNames: []string{"tok"}, OriginHosts: []string{"origin.example.com"},
+			PublicBase: "https://edge.example.com/hls"}), "edge.example.com"},
+	}
+	f.Fuzz(func(t *testing.T, u string) {
+		// uriPlaylist's own syntax, and the marker of the inserted query.
+		if strings.ContainsAny(u, "\"\n") || strings.Contains(u, "{$") || strings.Contains(u, string(fuzzQuery)) {
+			return
+		}
+		for _, rw := range rewriters {
+			tmpl, err := rw.r.Parse([]byte(uriPlaylist(u)))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			for place, got := range placedURIs(t, string(tmpl.Append(nil, fuzzQuery)), u) {
+				if strings.Contains(got, string(fuzzQuery)) && !landsOn(got, rw.public) {
+					t.Fatalf("place %d: %q became %q: the token leaves the edge's host", place, u, got)
+				}
 			}
 		}
 	})

@@ -215,6 +215,33 @@ func TestRewriteLine(t *testing.T) {
 	f(h+`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://key"`, h+`#EXT-X-KEY:METHOD=SAMPLE-AES,URI="skd://key"`)
 	f(h+"mailto:x", h+"mailto:x")
 	f(h+"./seg:1.ts", h+"./seg:1.ts?"+q)
+	// what a browser resolves to another host gets nothing; origin URIs rewritten to the edge stay on it
+	f(h+`/\evil.net/a.ts`, h+`/\evil.net/a.ts`)
+	f(h+`\\evil.net/a.ts`, h+`\\evil.net/a.ts`)
+	f(h+"/\t/evil.net/a.ts", h+"/\t/evil.net/a.ts")
+	f(h+"ht\ttp://evil.net/a.ts", h+"ht\ttp://evil.net/a.ts")
+	f(h+"\x01//evil.net/a.ts", h+"\x01//evil.net/a.ts")
+	f(h+`#EXT-X-MAP:URI=" //evil.net/init.mp4"`, h+`#EXT-X-MAP:URI=" //evil.net/init.mp4"`)
+	f(h+"///evil.net/a.ts", h+"///evil.net/a.ts")
+	f(h+"http:evil.net/a.ts", h+"http:evil.net/a.ts")
+	f(h+"https:/evil.net/a.ts", h+"https:/evil.net/a.ts")
+	f(h+`http:\\Origin.Example.com/a.ts`, h+"/a.ts?"+q)
+	f(h+"http://origin.example.com//evil.net/a.ts", h+"/.//evil.net/a.ts?"+q)
+	f(h+`http://origin.example.com/\evil.net/a.ts`, h+"/.//evil.net/a.ts?"+q)
+	f(h+"http://origin.example.com/\t/evil.net/a.ts?md5=old&x=1", h+"/.//evil.net/a.ts?x=1&"+q)
+	f(h+`http://origin.example.com\@evil.net/a.ts`, h+"/@evil.net/a.ts?"+q)
+	f(h+`//evil.net\@origin.example.com/a.ts`, h+`//evil.net\@origin.example.com/a.ts`)
+	f(h+"http:///origin.example.com/a.ts", h+"/a.ts?"+q)
+	f(h+"http:origin.example.com/a.ts", h+"http:origin.example.com/a.ts")
+	f(h+"//", h+"//")
+	// ... and what stays on the edge's host keeps its token, byte for byte, before trailing controls
+	f(h+`\a.ts`, h+`\a.ts?`+q)
+	f(h+`seg\1.ts`, h+`seg\1.ts?`+q)
+	f(h+"a\t.ts", h+"a\t.ts?"+q)
+	f(h+"/\x01/a.ts", h+"/\x01/a.ts?"+q)
+	f(h+"#EXT-X-MAP:URI=\"init.mp4 \x01\"", h+"#EXT-X-MAP:URI=\"init.mp4?"+q+" \x01\"")
+	f(h+"#EXT-X-MAP:URI=\" \x01 \"", h+"#EXT-X-MAP:URI=\" \x01 \"")
+	f(h+`a.ts?x=\\evil.net`, h+`a.ts?x=\\evil.net&`+q)
 	// byte-for-byte surroundings: CRLF, BOM, spaces, comments, blank lines, no final newline
 	f(h+"a.ts\r\nb.ts\r\n", h+"a.ts?"+q+"\r\nb.ts?"+q+"\r\n")
 	f("#EXTM3U\r\na.ts\r\n", "#EXTM3U\r\na.ts?"+q+"\r\n")
@@ -246,6 +273,12 @@ func TestRewriteLine(t *testing.T) {
 	f(h+`#EXT-X-DEFINE:NAME="d",VALUE="data:,x"`+"\n{$d}", h+`#EXT-X-DEFINE:NAME="d",VALUE="data:,x"`+"\n{$d}")
 	f(h+"{$nodefine}", h+"{$nodefine}?"+q)
 	f(h+`#EXT-X-DEFINE:NAME="v",VALUE="a.ts#f"`+"\n{$v}", h+`#EXT-X-DEFINE:NAME="v",VALUE="a.ts#f"`+"\n{$v}")
+	f(h+`#EXT-X-DEFINE:NAME="v",VALUE="/\evil.net"`+"\n{$v}/a.ts", h+`#EXT-X-DEFINE:NAME="v",VALUE="/\evil.net"`+"\n{$v}/a.ts")
+	// a variable cannot move a rewritten origin URI to another host
+	f(h+`#EXT-X-DEFINE:NAME="p",VALUE="/evil.net"`+"\nhttp://origin.example.com/{$p}/a.ts",
+		h+`#EXT-X-DEFINE:NAME="p",VALUE="/evil.net"`+"\nhttp://origin.example.com/{$p}/a.ts")
+	f(h+`#EXT-X-DEFINE:NAME="p",VALUE="\t\\evil.net"`+"\nhttp://origin.example.com/{$p}/a.ts",
+		h+`#EXT-X-DEFINE:NAME="p",VALUE="\t\\evil.net"`+"\nhttp://origin.example.com/{$p}/a.ts")
 
 	// An empty query leaves URIs as they are apart from the host rewriting and the edge's parameters.
 	tmpl, err := r.Parse([]byte(h + "http://origin.example.com/a.ts?md5=old&x=1\nb.ts\n"))
@@ -305,6 +338,60 @@ func TestForeignReport(t *testing.T) {
 	}
 }
 
+// TestDisguised checks what the proxy counts and logs about URIs whose spelling hides their host: they are
+// foreign like any other, and listed apart in the form a browser resolves them, without credentials.
+func TestDisguised(t *testing.T) {
+	r := mustRewriter(t, Options{ParamNames: []string{"token"}, OriginHosts: []string{"origin"}})
+	src := "#EXTM3U\n" +
+		"https://cdn.net/a.ts?sig=SECRET\n" +
+		`/\user:SECRET@evil.net/b.ts?sig=SECRET#f` + "\n" +
+		"ht\ttps://evil.net/c.ts\n" +
+		"http:evil.net/d.ts\n" +
+		"///evil.net/e.ts\n" +
+		`#EXT-X-MAP:URI=" //evil.net/init.mp4"` + "\n" +
+		"https://cd\tn.net/f.ts\n" +
+		"https://cdn.net/g\\h.ts\n" +
+		`#EXT-X-DEFINE:NAME="p",VALUE="/evil.net"` + "\nhttp://origin/{$p}/i.ts\n" +
+		`/\evil.net/b.ts` + "\n"
+	tmpl, err := r.Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(tmpl.Append(nil, []byte("token=t"))); got != src || tmpl.URICount() != 0 {
+		t.Errorf("URIs that leave the edge were changed (%d tokens):\n%s", tmpl.URICount(), got)
+	}
+	wantForeign := []string{"https://cdn.net/a.ts", "//evil.net/b.ts", "https://evil.net/c.ts", "http://evil.net/d.ts",
+		"//evil.net/e.ts", "//evil.net/init.mp4", "https://cdn.net/f.ts", "https://cdn.net/g/h.ts", "//evil.net/i.ts"}
+	if !slices.Equal(tmpl.Foreign(), wantForeign) {
+		t.Errorf("Foreign()\n got %q\nwant %q", tmpl.Foreign(), wantForeign)
+	}
+	wantDisguised := []string{"//evil.net/b.ts", "https://evil.net/c.ts", "http://evil.net/d.ts", "//evil.net/e.ts",
+		"//evil.net/init.mp4", "https://cdn.net/f.ts", "//evil.net/i.ts"}
+	if !slices.Equal(tmpl.Disguised(), wantDisguised) {
+		t.Errorf("Disguised()\n got %q\nwant %q", tmpl.Disguised(), wantDisguised)
+	}
+	for _, s := range append(tmpl.Foreign(), tmpl.Disguised()...) {
+		if strings.Contains(s, "SECRET") {
+			t.Errorf("%q keeps credentials", s)
+		}
+	}
+	// Both lists are bounded, apart from each other.
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n")
+	for i := 0; i < 40; i++ {
+		b.WriteString("https://cdn" + itoa(i) + ".net/x.ts\n")
+	}
+	for i := 0; i < 40; i++ {
+		b.WriteString(`/\evil` + itoa(i) + ".net/x.ts\n")
+	}
+	if tmpl, err = r.Parse([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	if len(tmpl.Foreign()) != maxForeign || len(tmpl.Disguised()) != maxForeign || tmpl.Disguised()[0] != "//evil0.net/x.ts" {
+		t.Errorf("%d foreign, %d disguised: %q", len(tmpl.Foreign()), len(tmpl.Disguised()), tmpl.Disguised())
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	r := mustRewriter(t, Options{MaxSize: 64})
 	f := func(in string, want error) {
@@ -335,7 +422,7 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("default MaxSize: %v", err)
 	}
 	var nilT *Template
-	if got := nilT.Append([]byte("x"), []byte("q")); string(got) != "x" || nilT.URICount() != 0 || nilT.Foreign() != nil || nilT.Size(3) != 0 {
+	if got := nilT.Append([]byte("x"), []byte("q")); string(got) != "x" || nilT.URICount() != 0 || nilT.Foreign() != nil || nilT.Disguised() != nil || nilT.Size(3) != 0 {
 		t.Errorf("nil Template misbehaves")
 	}
 }

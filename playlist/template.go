@@ -9,8 +9,11 @@ type Template struct {
 	// parameters removed, otherwise byte for byte.
 	body   []byte
 	points []point
-	// foreign are http(s) URIs on hosts that are not origins, without userinfo, query or fragment.
+	// foreign are http(s) URIs on hosts that are not origins, as a browser resolves them, without userinfo,
+	// query or fragment.
 	foreign []string
+	// disguised are the foreign URIs whose spelling hides their host (see Disguised).
+	disguised []string
 }
 
 // point is one URI place: the query goes at body[off], after sep.
@@ -60,7 +63,8 @@ func (t *Template) Size(queryLen int) int {
 	return len(t.body) + len(t.points)*(queryLen+1)
 }
 
-// Foreign lists the distinct http(s) URIs on hosts that are not origins, at most 16. They are left untouched
+// Foreign lists the distinct http(s) URIs that a browser resolves to hosts that are not origins (Disguised
+// included), at most 16, in the form it resolves them. They are left untouched
 // and get no query, so the viewer's token never reaches a third party. Userinfo, query and fragment are cut
 // off because they may hold a third party's credentials and the proxy logs this list. Do not modify it.
 func (t *Template) Foreign() []string {
@@ -68,6 +72,18 @@ func (t *Template) Foreign() []string {
 		return nil
 	}
 	return t.foreign
+}
+
+// Disguised lists the URIs among the foreign ones whose spelling hides where they lead: a browser (any WHATWG URL
+// parser) strips surrounding control characters and spaces, drops tabs and newlines, reads '\' as '/' and skips
+// extra slashes before a host, so "/\\evil.example/x" or "/\t/evil.example/x" go to evil.example. They get no
+// token, like every foreign URI, and are listed here in the form the browser resolves; an origin that writes
+// them is broken or hostile, so the proxy counts and logs them apart. At most 16. Do not modify it.
+func (t *Template) Disguised() []string {
+	if t == nil {
+		return nil
+	}
+	return t.disguised
 }
 
 // URICount is the number of URI places that get the query.

@@ -2,72 +2,76 @@ package playlist
 
 import "bytes"
 
-type uriKind uint8
-
-const (
-	// kindRelative is a relative reference, path-absolute or not: it stays as it is and gets the query, so
-	// the same template serves viewers who arrived on different URL layouts.
-	kindRelative uriKind = iota
-	// kindOrigin is an absolute http(s) URI on an origin host: it becomes an edge URI and gets the query.
-	kindOrigin
-	// kindForeign is an absolute http(s) URI on any other host: left alone, no query, reported.
-	kindForeign
-	// kindOpaque is any other scheme (data:, skd:, ...): left alone silently.
-	kindOpaque
-)
-
 // uri handles the URI place src[s:e].
 func (p *parser) uri(s, e int) {
+	src := p.src
+	// Browsers drop trailing C0 controls and spaces, so the query goes before them (and they stay as they are).
+	for e > s && src[e-1] <= ' ' {
+		e--
+	}
 	if s >= e {
 		return // an empty URI means "this playlist"; a query there would change its meaning
 	}
-	src := p.src
 	f := e // the fragment, which the query must precede
 	if n := bytes.IndexByte(src[s:e], '#'); n >= 0 {
 		f = s + n
 	}
-	kind, pathStart := p.r.classify(src[s:f])
-	pathStart += s
+	t := p.r.resolve(src[s:f])
 	hasVars := len(p.defines) > 0 && bytes.Contains(src[s:f], []byte("{$"))
 	if hasVars {
 		// The player substitutes variables before resolving the URI, so judge what it will fetch.
 		eff := p.expand(src[s:f])
-		effKind, effPath := p.r.classify(eff)
+		et := p.r.resolve(eff)
 		switch {
-		case effKind == kindOpaque, bytes.IndexByte(eff, '#') >= 0:
+		case et.kind == kindOpaque, bytes.IndexByte(eff, '#') >= 0:
 			// A fragment inside a value would swallow any query put after the reference.
 			return
-		case effKind == kindForeign, effKind == kindOrigin && kind != kindOrigin:
+		case et.kind == kindForeign, et.kind == kindOrigin && t.kind != kindOrigin:
 			// Rewriting a host that a variable supplies would break the variable; leaving it is honest.
-			p.report(eff, effPath)
+			p.report(et)
 			return
 		}
 	}
-	switch kind {
+	switch t.kind {
 	case kindOpaque:
 		return
 	case kindForeign:
-		p.report(src[s:f], pathStart-s)
+		p.report(t)
 		return
 	}
 
 	body := append(p.t.body, src[p.last:s]...)
 	out := len(body)
-	if kind == kindOrigin {
+	// rest is the path and query that follow the host in the output: the input from s on for a relative
+	// reference (byte for byte), the path of an origin URI as the browser reads it otherwise.
+	rest := src[s:f]
+	if t.kind == kindOrigin {
+		rest = t.u[t.pathStart:]
 		body = append(body, p.r.publicBase...)
-		if pathStart == f || src[pathStart] != '/' {
+		switch {
+		case len(rest) == 0 || rest[0] != '/':
 			body = append(body, '/')
+		case p.r.publicBase == "" && len(rest) > 1 && rest[1] == '/':
+			// "//x" alone would name host x; "/." keeps it a path on this host, where every resolver drops the
+			// "." segment and requests "//x" from the edge as the origin URI did.
+			body = append(body, '/', '.')
 		}
-	} else {
-		pathStart = s
 	}
 	hasQuery := false
-	if q := bytes.IndexByte(src[pathStart:f], '?'); q < 0 {
-		body = append(body, src[pathStart:f]...)
+	if q := bytes.IndexByte(rest, '?'); q < 0 {
+		body = append(body, rest...)
 	} else {
-		q += pathStart
-		body = append(body, src[pathStart:q]...)
-		body, hasQuery = p.appendQuery(body, src[q+1:f])
+		body = append(body, rest[:q]...)
+		body, hasQuery = p.appendQuery(body, rest[q+1:])
+	}
+	if t.kind == kindOrigin && p.r.publicBase == "" && hasVars {
+		// Built as above, a path stays on the edge's host; but a variable in it can hold "/evil.net", so check
+		// what the player will resolve.
+		if et := p.r.resolve(p.expand(body[out:])); et.kind != kindRelative {
+			et.odd = true
+			p.report(et)
+			return // body is dropped: p.t.body still ends before src[p.last:s]
+		}
 	}
 	if !hasQuery && hasVars {
 		hasQuery = bytes.IndexByte(p.expand(body[out:]), '?') >= 0
@@ -180,88 +184,34 @@ func (p *parser) lookup(name []byte) ([]byte, bool) {
 	return nil, false
 }
 
-// report records a foreign URI without userinfo, query and fragment; pathStart indexes u.
-func (p *parser) report(u []byte, pathStart int) {
-	if len(p.t.foreign) >= maxForeign {
-		return
+// report records where a foreign URI leads, without userinfo, query and fragment: the proxy logs these lists.
+func (p *parser) report(t target) {
+	b := make([]byte, 0, len(t.scheme)+3+len(t.host)+len(t.u)-t.pathStart)
+	if t.scheme != nil {
+		b = append(append(b, t.scheme...), ':')
 	}
-	authStart := bytes.Index(u, []byte("//")) + 2
-	b := make([]byte, 0, len(u))
-	b = append(b, u[:authStart]...)
-	auth := u[authStart:pathStart]
-	if at := bytes.LastIndexByte(auth, '@'); at >= 0 {
-		auth = auth[at+1:]
-	}
-	b = append(b, auth...)
-	path := u[pathStart:]
+	b = append(append(b, "//"...), t.host...)
+	path := t.u[t.pathStart:]
 	if n := bytes.IndexAny(path, "?#"); n >= 0 {
 		path = path[:n]
 	}
-	b = append(b, path...)
-	for _, s := range p.t.foreign {
-		if s == string(b) {
-			return
-		}
+	s := string(append(b, path...))
+	p.t.foreign = addDistinct(p.t.foreign, s)
+	if t.odd {
+		p.t.disguised = addDistinct(p.t.disguised, s)
 	}
-	p.t.foreign = append(p.t.foreign, string(b))
 }
 
-// classify tells what u (a URI without fragment) is and where the path of an absolute one starts.
-func (r *Rewriter) classify(u []byte) (kind uriKind, pathStart int) {
-	var scheme []byte
-	authStart := -1
-	if len(u) > 0 && isAlpha(u[0]) {
-		i := 1
-		for i < len(u) && (isAlpha(u[i]) || '0' <= u[i] && u[i] <= '9' || u[i] == '+' || u[i] == '-' || u[i] == '.') {
-			i++
-		}
-		if i < len(u) && u[i] == ':' {
-			scheme = u[:i]
-			if !bytes.EqualFold(scheme, []byte("http")) && !bytes.EqualFold(scheme, []byte("https")) ||
-				!bytes.HasPrefix(u[i+1:], []byte("//")) {
-				return kindOpaque, 0
-			}
-			authStart = i + 3
+// addDistinct appends s to list unless it is there already or the list is full: a hostile playlist must not
+// flood the proxy's log.
+func addDistinct(list []string, s string) []string {
+	if len(list) >= maxForeign {
+		return list
+	}
+	for _, have := range list {
+		if have == s {
+			return list
 		}
 	}
-	if authStart < 0 {
-		if !bytes.HasPrefix(u, []byte("//")) {
-			return kindRelative, 0
-		}
-		authStart = 2 // scheme-relative: the player keeps the playlist's scheme
-	}
-	pathStart = authStart
-	for pathStart < len(u) && u[pathStart] != '/' && u[pathStart] != '?' && u[pathStart] != '#' {
-		pathStart++
-	}
-	auth := u[authStart:pathStart]
-	if at := bytes.LastIndexByte(auth, '@'); at >= 0 {
-		auth = auth[at+1:]
-	}
-	if r.isOrigin(scheme, auth) {
-		return kindOrigin, pathStart
-	}
-	return kindForeign, pathStart
+	return append(list, s)
 }
-
-func (r *Rewriter) isOrigin(scheme, auth []byte) bool {
-	host, port := splitHostPort(auth)
-	for _, o := range r.origins {
-		if !bytes.EqualFold(host, []byte(o.host)) {
-			continue
-		}
-		if o.port == "" || string(port) == o.port {
-			return true
-		}
-		if len(port) == 0 {
-			switch {
-			case o.port == "80" && (scheme == nil || bytes.EqualFold(scheme, []byte("http"))),
-				o.port == "443" && (scheme == nil || bytes.EqualFold(scheme, []byte("https"))):
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func isAlpha(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
