@@ -1,8 +1,9 @@
 # hlsedge: `make run` starts the demo origin and the edge; `make test` installs what the tests need and runs them.
 GO      ?= go
 BIN     := bin/hlsedge
-# Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test.
-TEST_DEBS := ffmpeg chromium chromium-driver
+# Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test,
+# redis-server for the fleet (each test starts its own on a free loopback port).
+TEST_DEBS := ffmpeg chromium chromium-driver redis-server
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get
 NPM     ?= npm
 # hls.js is pinned in package-lock.json and embedded in the binary by proxy/web; the copy is not committed.
