@@ -421,10 +421,11 @@ func (c *Client) connRecovered() <-chan struct{} {
 func (c *Client) OnResync(fn func(ctx context.Context)) (remove func()) {
 	h := &resyncHook{fn: fn}
 	c.hmu.Lock()
-	h.pending = !c.health.Degraded
+	now := !c.health.Degraded
+	h.pending = now
 	c.hooks = append(c.hooks, h)
 	c.hmu.Unlock()
-	if h.pending {
+	if now {
 		select {
 		case c.kick <- struct{}{}:
 		default:
