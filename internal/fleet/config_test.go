@@ -151,3 +151,34 @@ func TestPasswordFile(t *testing.T) {
 		t.Fatalf("the password leaked: %q\n%s", h.Reason, logs.String())
 	}
 }
+
+// TLS to Redis: the member trusts the configured CA only.
+func TestTLS(t *testing.T) {
+	files := fleettest.NewTLSFiles(t)
+	srv := fleettest.StartTLS(t, files)
+	if out := srv.MustDo("PING"); out != "PONG" {
+		t.Fatalf("PING over TLS: %q", out)
+	}
+	cfg := testConfig(srv.Addr)
+	cfg.TLS = &fleet.TLSConfig{CAFile: files.CA}
+	c := newMember(t, cfg, "node-a")
+	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
+	got := make(chan string, 1)
+	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	if err := c.Publish(ctx(t), "events", []byte("over tls")); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got); v != "over tls" {
+		t.Fatalf("got %q", v)
+	}
+
+	// Without the CA the server's certificate is not trusted: degraded, with the reason.
+	cfg.TLS = &fleet.TLSConfig{}
+	u := newMember(t, cfg, "node-b")
+	waitHealth(t, u, func(h fleet.Health) bool { return strings.Contains(h.Reason, "certificate") })
+
+	// A client certificate and key are loaded when configured (the server accepts it, signed by its CA).
+	cfg.TLS = &fleet.TLSConfig{CAFile: files.CA, CertFile: files.Cert, KeyFile: files.Key, ServerName: "localhost"}
+	m := newMember(t, cfg, "node-c")
+	waitHealth(t, m, func(h fleet.Health) bool { return !h.Degraded })
+}

@@ -200,7 +200,9 @@ func (s *subscriber) session(ctx context.Context) (live bool, err error) {
 	}
 	s.c.setHealth(partSub, "")
 	var pending uint64 // the probe in flight; 0: none
-	t := time.NewTicker(s.c.cfg.ProbeInterval)
+	// A timer, not a ticker: a ticker catches up on ticks a busy goroutine missed, which would check a probe
+	// moments after sending it. The timer restarts after each probe, so every probe gets a full interval.
+	t := time.NewTimer(s.c.cfg.ProbeInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -230,6 +232,7 @@ func (s *subscriber) session(ctx context.Context) (live bool, err error) {
 			default:
 				pending = seq
 			}
+			t.Reset(s.c.cfg.ProbeInterval)
 		}
 	}
 }

@@ -4,6 +4,7 @@ package fleettest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ type Server struct {
 	t    testing.TB
 	dir  string
 	args []string
+	tls  *TLSFiles // serve TLS only
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -38,10 +40,22 @@ type Server struct {
 // Makefile's deps target installs it).
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return start(t, nil, extra)
+}
+
+// StartTLS is Start with TLS only, with the certificates of files (see NewTLSFiles). Client certificates are
+// optional.
+func StartTLS(t testing.TB, files *TLSFiles, extra ...string) *Server {
+	t.Helper()
+	return start(t, files, extra)
+}
+
+func start(t testing.TB, files *TLSFiles, extra []string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found: install the Debian package redis-server (make deps)")
 	}
-	s := &Server{t: t, dir: t.TempDir(), args: extra}
+	s := &Server{t: t, dir: t.TempDir(), args: extra, tls: files}
 	for i, a := range extra {
 		if a == "--requirepass" && i+1 < len(extra) {
 			s.Password = extra[i+1]
@@ -81,10 +95,16 @@ var errAddrInUse = errors.New("address in use")
 
 // start runs redis-server on port and returns once it logged that it accepts connections: no polling.
 func (s *Server) start(port int) error {
-	args := append([]string{
+	args := []string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no", "--logfile", "", "--loglevel", "notice",
-	}, s.args...)
+	}
+	if f := s.tls; f != nil {
+		args[1] = "0"
+		args = append(args, "--tls-port", strconv.Itoa(port), "--tls-cert-file", f.Cert, "--tls-key-file", f.Key,
+			"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "optional")
+	}
+	args = append(args, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -171,7 +191,14 @@ func (s *Server) Log() string {
 // Do runs one command on a connection of its own and returns the reply as text: arrays one element per line,
 // nil as "(nil)". An error reply is returned as an error.
 func (s *Server) Do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var c net.Conn
+	var err error
+	if s.tls != nil {
+		c, err = tls.DialWithDialer(d, "tcp", s.Addr, s.tls.ClientConfig())
+	} else {
+		c, err = d.Dial("tcp", s.Addr)
+	}
 	if err != nil {
 		return "", err
 	}
