@@ -182,3 +182,27 @@ func TestTLS(t *testing.T) {
 	m := newMember(t, cfg, "node-c")
 	waitHealth(t, m, func(h fleet.Health) bool { return !h.Degraded })
 }
+
+// Through Sentinel: the member asks the sentinel for the master and works on it.
+func TestSentinel(t *testing.T) {
+	master := fleettest.Start(t)
+	sentinel := fleettest.StartSentinel(t, master)
+	cfg := testConfig("")
+	cfg.Sentinel = &fleet.SentinelConfig{MasterName: fleettest.SentinelMaster, Addresses: []string{sentinel.Addr}}
+	c := newMember(t, cfg, "node-a")
+	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
+	got := make(chan string, 1)
+	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	if err := c.Publish(ctx(t), "events", []byte("via sentinel")); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got); v != "via sentinel" {
+		t.Fatalf("got %q", v)
+	}
+	if _, err := c.AdmitSession(ctx(t), "alice", "tv", fleet.SessionLimit{Idle: time.Minute}, now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := master.MustDo("ZCARD", c.UserKey("alice", "sessions")); n != "1" {
+		t.Fatalf("the master holds %s sessions of alice, want 1", n)
+	}
+}

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,8 @@ type Server struct {
 	dir  string
 	args []string
 	tls  *TLSFiles // serve TLS only
+	// monitor makes the process a sentinel watching this master (host:port) under the name "mymaster".
+	monitor string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -50,12 +54,25 @@ func StartTLS(t testing.TB, files *TLSFiles, extra ...string) *Server {
 	return start(t, files, extra)
 }
 
-func start(t testing.TB, files *TLSFiles, extra []string) *Server {
+// SentinelMaster is the name StartSentinel monitors the master under.
+const SentinelMaster = "mymaster"
+
+// StartSentinel runs a Redis Sentinel (the same binary, in sentinel mode) that monitors master with a quorum
+// of one.
+func StartSentinel(t testing.TB, master *Server) *Server {
+	t.Helper()
+	return start(t, nil, nil, master.Addr)
+}
+
+func start(t testing.TB, files *TLSFiles, extra []string, monitor ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found: install the Debian package redis-server (make deps)")
 	}
 	s := &Server{t: t, dir: t.TempDir(), args: extra, tls: files}
+	if len(monitor) > 0 {
+		s.monitor = monitor[0]
+	}
 	for i, a := range extra {
 		if a == "--requirepass" && i+1 < len(extra) {
 			s.Password = extra[i+1]
@@ -104,6 +121,18 @@ func (s *Server) start(port int) error {
 		args = append(args, "--tls-port", strconv.Itoa(port), "--tls-cert-file", f.Cert, "--tls-key-file", f.Key,
 			"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "optional")
 	}
+	readyLine := "Ready to accept connections"
+	if s.monitor != "" {
+		// A sentinel needs a config file it can rewrite; it is ready once it monitors the master.
+		host, port, _ := net.SplitHostPort(s.monitor)
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if err := os.WriteFile(conf, []byte("sentinel monitor "+SentinelMaster+" "+host+" "+port+" 1\n"), 0o600); err != nil {
+			return err
+		}
+		args = append([]string{conf, "--sentinel"}, args[:2]...)
+		args = append(args, "--bind", "127.0.0.1", "--dir", s.dir, "--logfile", "")
+		readyLine = "+monitor master"
+	}
 	args = append(args, s.args...)
 	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
@@ -127,7 +156,7 @@ func (s *Server) start(port int) error {
 				continue
 			}
 			switch {
-			case strings.Contains(line, "Ready to accept connections"):
+			case strings.Contains(line, readyLine):
 				ready <- nil
 				sent = true
 			case strings.Contains(line, "Address already in use"):
