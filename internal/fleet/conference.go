@@ -302,14 +302,14 @@ func (r *Room) entries(ctx context.Context, op, key string) ([]Entry, error) {
 // decideScript moves participants from the waiting list to the decisions in one step, so that two moderators
 // on two nodes never both admit (or one admit and the other reject) the same participant.
 //
-//	KEYS: waiting hash, decided hash. ARGV: ttl ms, decision, keys... (none: everyone waiting).
+//	KEYS: waiting hash, decided hash. ARGV: ttl ms, decision, "all" or "keys", keys...
 //	Returns the keys that were waiting.
 const decideScript = `
 local keys = {}
-if #ARGV == 2 then
+if ARGV[3] == 'all' then
   keys = redis.call('HKEYS', KEYS[1])
 else
-  for i = 3, #ARGV do keys[#keys + 1] = ARGV[i] end
+  for i = 4, #ARGV do keys[#keys + 1] = ARGV[i] end
 end
 local moved = {}
 for _, k in ipairs(keys) do
@@ -322,17 +322,28 @@ if #moved > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 return moved
 `
 
-// Decide records decision for the given waiting participants, or for everyone waiting when keys is empty, and
-// takes them out of the waiting list. It returns the keys that were waiting: a participant another moderator
-// decided on first is not among them.
+// Decide records decision for the given waiting participants and takes them out of the waiting list. It
+// returns the keys that were waiting: a participant another moderator decided on first is not among them.
 func (r *Room) Decide(ctx context.Context, keys []string, decision []byte) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	return r.decideArgs(ctx, append([]string{strconv.FormatInt(r.ttl, 10), string(decision), "keys"}, keys...))
+}
+
+// DecideAll records decision for everyone waiting (a moderator admits all, or the waiting room was turned
+// off) and returns who was.
+func (r *Room) DecideAll(ctx context.Context, decision []byte) ([]string, error) {
+	return r.decideArgs(ctx, []string{strconv.FormatInt(r.ttl, 10), string(decision), "all"})
+}
+
+func (r *Room) decideArgs(ctx context.Context, args []string) ([]string, error) {
 	rc, err := r.c.conn()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := r.c.timeout(ctx)
 	defer cancel()
-	args := append([]string{strconv.FormatInt(r.ttl, 10), string(decision)}, keys...)
 	moved, err := r.c.decide.Exec(ctx, rc, []string{r.waiting, r.decided}, args).AsStrSlice()
 	if err = r.c.check(ctx, "decide", err); err != nil {
 		return nil, err

@@ -106,7 +106,10 @@ func TestRoomWaitingAndDecisions(t *testing.T) {
 	}
 
 	// Everyone: bob is the only one left.
-	if m, err := rb.Decide(ctx(t), nil, []byte("all")); err != nil || !slices.Equal(m, []string{"bob@x"}) {
+	if m, err := rb.Decide(ctx(t), nil, []byte("nobody")); err != nil || len(m) != 0 {
+		t.Fatalf("decide on no one: %q, %v", m, err)
+	}
+	if m, err := rb.DecideAll(ctx(t), []byte("all")); err != nil || !slices.Equal(m, []string{"bob@x"}) {
 		t.Fatalf("decide everyone: %q, %v", m, err)
 	}
 	if w, err := ra.Waiting(ctx(t)); err != nil || len(w) != 0 {

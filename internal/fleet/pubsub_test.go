@@ -170,6 +170,10 @@ func TestRedisRestartDegradesThenResyncs(t *testing.T) {
 	if v := recv(t, got); v != "back" {
 		t.Fatalf("got %q", v)
 	}
+	// The restarted server lost the scripts too; they are loaded again on first use.
+	if a, err := c.AdmitSession(ctx(t), "alice", "m1", fleet.SessionLimit{Limit: 1, Idle: 30e9}, now()); err != nil || !a.Admitted {
+		t.Fatalf("admit after the restart: %+v, %v", a, err)
+	}
 	if s := c.Stats(); s.DegradedTotal < 1 || s.Resyncs < 2 {
 		t.Fatalf("stats %+v", s)
 	}
