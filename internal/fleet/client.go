@@ -47,7 +47,7 @@ type Client struct {
 
 	sub *subscriber
 
-	revoke, unrevoke, admit, putConf, delConf, decide *rueidis.Lua
+	revoke, unrevoke, admit, putConf, delConf, decide, announce *rueidis.Lua
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -115,6 +115,7 @@ func New(cfg Config, node string, log *slog.Logger, ms *metrics.Set) (*Client, e
 		putConf:  rueidis.NewLuaScript(putConfScript),
 		delConf:  rueidis.NewLuaScript(delConfScript),
 		decide:   rueidis.NewLuaScript(decideScript),
+		announce: rueidis.NewLuaScript(announceScript),
 	}
 	c.health = Health{Degraded: true, Reason: "connecting", Since: time.Now()}
 	c.down.Store(true)

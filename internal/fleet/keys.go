@@ -16,6 +16,8 @@ import "strings"
 //	{hlsedge:conf:ROOM}:RUN:decided    HASH  participant key -> the caller's decision
 //	{hlsedge:conf:ROOM}:RUN:chat       LIST  chat history, capped
 //	{hlsedge:conf:ROOM}:RUN:ch         channel of the conference run's events
+//	{hlsedge:nodes}                    HASH  node -> expiry (unix ms) "\n" the node's info
+//	{hlsedge:nodes}:exp                ZSET  node scored by expiry, to prune
 //	{hlsedge:probe}:NODE:N             channel a member probes its own subscription on
 //
 // ROOM, RUN (the content id) and USER are escaped (see escapeID), so that no value can end the hash tag early
