@@ -20,8 +20,8 @@ import "strings"
 //	{hlsedge:nodes}:exp                ZSET  node scored by expiry, to prune
 //	{hlsedge:probe}:NODE:N             channel a member probes its own subscription on
 //
-// ROOM, RUN (the content id) and USER are escaped (see escapeID), so that no value can end the hash tag early
-// or run into the next part.
+// ROOM, RUN (the content id) and USER are percent-escaped (see escByte), so that no value can end the hash tag
+// early or run into the next part.
 
 // tagged returns "{" prefix kind id "}" suffix.
 func (c *Client) tagged(kind, id, suffix string) string {
@@ -53,26 +53,8 @@ func (c *Client) ConfKey(room, run, part string) string {
 	return c.tagged("conf", room, b.String())
 }
 
-// escapeID percent-escapes what would break the key layout: braces (hash tag), ':' (separator), '%', and
+// escByte tells what would break the key layout: braces (hash tag), ':' (separator), '%' (the escape), and
 // spaces and control characters, which also keep keys printable in redis-cli.
-func escapeID(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
-	var b strings.Builder
-	writeEscaped(&b, s)
-	return b.String()
-}
-
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if escByte(s[i]) {
-			return true
-		}
-	}
-	return false
-}
-
 func escByte(c byte) bool {
 	return c <= ' ' || c == 0x7f || c == '{' || c == '}' || c == ':' || c == '%'
 }

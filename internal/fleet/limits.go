@@ -85,12 +85,18 @@ type SessionLimit struct {
 // Call it when a session opens, and then at most every RefreshInterval(idle) per session (see Throttle), never
 // per request: the cached request path makes no Redis round trip. On ErrUnavailable count locally.
 func (c *Client) AdmitSession(ctx context.Context, user, member string, l SessionLimit, now time.Time) (Admission, error) {
+	if err := checkUser(user); err != nil {
+		return Admission{}, err
+	}
 	return c.admitIn(ctx, "admit session", c.UserKey(user, "sessions"), member, l, now)
 }
 
 // EndSession drops a session from the user's count at once (it closed, was kicked or banned), instead of
 // letting it idle out.
 func (c *Client) EndSession(ctx context.Context, user, member string) error {
+	if err := checkUser(user); err != nil {
+		return err
+	}
 	return c.zrem(ctx, "end session", c.UserKey(user, "sessions"), member)
 }
 
@@ -99,12 +105,29 @@ func (c *Client) EndSession(ctx context.Context, user, member string) error {
 // meanwhile, which the holder does every ttl/3 for a long-lived socket. A node that dies leaks its connections
 // for ttl at most.
 func (c *Client) AcquireConn(ctx context.Context, user, conn string, limit int, ttl time.Duration, now time.Time) (Admission, error) {
+	if err := checkUser(user); err != nil {
+		return Admission{}, err
+	}
 	return c.admitIn(ctx, "acquire connection", c.UserKey(user, "conns"), conn, SessionLimit{Limit: limit, Idle: ttl}, now)
 }
 
 // ReleaseConn uncounts a connection that closed.
 func (c *Client) ReleaseConn(ctx context.Context, user, conn string) error {
+	if err := checkUser(user); err != nil {
+		return err
+	}
 	return c.zrem(ctx, "release connection", c.UserKey(user, "conns"), conn)
+}
+
+// maxUserBytes matches the longest user id authz accepts.
+const maxUserBytes = 255
+
+// checkUser refuses an empty user, whose key would be shared by every caller that forgot one.
+func checkUser(u string) error {
+	if u == "" || len(u) > maxUserBytes {
+		return fmt.Errorf("user must be 1 to %d bytes", maxUserBytes)
+	}
+	return nil
 }
 
 func checkMember(m string) error {

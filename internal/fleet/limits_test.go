@@ -182,6 +182,12 @@ func TestAdmitSessionRefusesBadInput(t *testing.T) {
 			t.Fatalf("member %q limit %+v: no error", member, l)
 		}
 	}
+	if _, err := c.AdmitSession(ctx(t), "", "m", fleet.SessionLimit{Idle: time.Second}, now()); err == nil {
+		t.Fatal("empty user: no error")
+	}
+	if _, err := c.AcquireConn(ctx(t), string(make([]byte, 256)), "m", 1, time.Second, now()); err == nil {
+		t.Fatal("user too long: no error")
+	}
 	f("", fleet.SessionLimit{Idle: time.Second})
 	f(string(make([]byte, 129)), fleet.SessionLimit{Idle: time.Second})
 	f("m", fleet.SessionLimit{})
