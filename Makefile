@@ -2,8 +2,9 @@
 GO      ?= go
 BIN     := bin/hlsedge
 # Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test,
-# systemd-analyze to verify the shipped unit.
-TEST_DEBS := ffmpeg chromium chromium-driver systemd
+# systemd-analyze to verify the shipped unit, redis-server for the fleet (each test starts its own on a free
+# loopback port).
+TEST_DEBS := ffmpeg chromium chromium-driver systemd redis-server
 # Commands the build and the tests run, each with the Debian package that provides it: npm installs hls.js and the
 # test's JavaScript, node runs the browser test and resolves URIs with the WHATWG URL parser in the playlist tests.
 # They are checked by command rather than by package, so that a node installed otherwise (which bundles npm) counts.
