@@ -295,18 +295,24 @@ func TestCookieSelectionWithTwoConferences(t *testing.T) {
 
 func postConference(t *testing.T, ts *testServer, body string, want int) []byte {
 	t.Helper()
+	return conferencesAPI(t, ts, "POST", body, want)
+}
+
+// conferencesAPI calls the admin API and checks the status.
+func conferencesAPI(t *testing.T, ts *testServer, method, body string, want int) []byte {
+	t.Helper()
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI("http://" + ts.addr + "/api/conferences")
-	req.Header.SetMethod("POST")
+	req.Header.SetMethod(method)
 	req.SetBodyString(body)
 	if err := fasthttp.DoTimeout(req, resp, waitFor); err != nil {
 		t.Fatal(err)
 	}
 	if resp.StatusCode() != want {
-		t.Fatalf("POST %s: %d %s", body, resp.StatusCode(), resp.Body())
+		t.Fatalf("%s %s: %d %s", method, body, resp.StatusCode(), resp.Body())
 	}
 	return append([]byte(nil), resp.Body()...)
 }
