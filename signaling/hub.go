@@ -87,7 +87,8 @@ type Receiver interface {
 
 // Hub is the conference state the nodes serving a conference share: the registry, per-user connection counts,
 // presence, waiting lists, decisions and chat history, and the delivery of events to sessions wherever they are
-// connected. NewMemoryHub serves the nodes of one process; a Redis hub serves a fleet with the same calls.
+// connected. The memory hub a server keeps by default serves one process; a Redis hub serves a fleet with the
+// same calls.
 //
 // Errors other than the package's sentinels mean the shared state could not be reached; implementations bound
 // every call with their own timeouts. Disconnect and Release cannot fail the caller: a hub that loses one lets

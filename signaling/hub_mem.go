@@ -8,9 +8,10 @@ import (
 	"time"
 )
 
-// memHub is the Hub of the nodes of one process: everything in memory, one lock per conference so that
-// conferences never wait for each other. It delivers to every attached node at once, under the conference's
-// lock, so that each node sees a conference's events in the order they were decided.
+// memHub is the Hub of one process: everything in memory, one lock per conference so that conferences never wait
+// for each other. It delivers to every attached node at once, under the conference's lock, so that each node
+// sees a conference's events in the order they were decided; tests attach two servers to one to stand for a
+// fleet.
 type memHub struct {
 	grace          time.Duration
 	history        int
@@ -26,14 +27,10 @@ type memHub struct {
 	closed   bool
 }
 
-// NewMemoryHub returns the Hub of one process, to share between servers with WithHub. grace is how long a
-// disconnected waiting participant keeps their place (negative: none), history how many chat messages a joiner
-// receives, defaultWaiting whether conferences missing from the registry have a waiting room: a server's own hub
-// takes them from signaling.reconnect_grace, chat_history and default_waiting_room.
-func NewMemoryHub(grace time.Duration, history int, defaultWaiting bool) Hub {
-	return newMemHub(grace, history, defaultWaiting, systemClock{})
-}
-
+// newMemHub returns the hub a server keeps when given none. grace is how long a disconnected waiting participant
+// keeps their place (negative: none), history how many chat messages a joiner receives, defaultWaiting whether
+// conferences missing from the registry have a waiting room: signaling.reconnect_grace, chat_history and
+// default_waiting_room.
 func newMemHub(grace time.Duration, history int, defaultWaiting bool, clk clock) *memHub {
 	return &memHub{
 		grace:          grace,

@@ -20,7 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big).
+// Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big, 1013
+// conference state unavailable).
 const (
 	// CloseTokenExpired: the token ran out and no refresh_token arrived in time. Reconnect with a new token.
 	CloseTokenExpired = 4001
@@ -66,8 +67,7 @@ type Server struct {
 type Option func(*Server)
 
 // WithHub makes the server keep conference state in h, which it shares with the other servers given h: the
-// nodes of a fleet, or several servers of one process with NewMemoryHub. The caller closes h after the servers.
-// Without it a server keeps its own memory hub.
+// nodes of a fleet. The caller closes h after the servers. Without it a server keeps its own memory hub.
 func WithHub(h Hub) Option { return func(s *Server) { s.hub = h } }
 
 // withClock drives the server's timers from c: tests pass a manual clock.
@@ -149,7 +149,8 @@ func (s *Server) isSocketIOPath(path []byte) bool {
 	return s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath
 }
 
-// Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines.
+// Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines. Then it
+// detaches from the hub, and closes it when it is the server's own.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -207,7 +208,7 @@ func (s *Server) Conns() int {
 }
 
 // ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
-// 400/401/403 status and a one-line reason.
+// 400/401/403/503 status and a one-line reason.
 func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 	sio := s.isSocketIOPath(ctx.Request.URI().PathOriginal())
 	if sio {
