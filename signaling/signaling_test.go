@@ -344,7 +344,7 @@ func TestRefusedUpgrades(t *testing.T) {
 	f("wrong origin", 403, ErrOrigin, withOrigin("https://evil.example.net"), cookie(good()))
 	f("origin null", 403, ErrOrigin, withOrigin("null"), cookie(good()))
 	f("origin wildcard needs a label", 403, ErrOrigin, withOrigin("https://example.org"), cookie(good()))
-	f("expired", 401, ErrExpired, cookie(with("exp", time.Now().Add(-time.Minute).Unix())))
+	f("expired", 401, ErrExpired, cookie(with("exp", ts.clock.Now().Add(-time.Minute).Unix())))
 	f("no exp", 401, ErrNoExpiry, cookie(without("exp")))
 	f("wrong aud", 401, ErrAudience, cookie(with("aud", "api")))
 	f("no aud", 401, ErrAudience, cookie(without("aud")))
