@@ -39,6 +39,7 @@ type conn struct {
 	mu        sync.Mutex
 	queue     []*Message
 	writing   bool
+	held      bool // queue without writing: the socket is joining its conference
 	closing   bool
 	sealed    bool // no more sends: a close follows what is queued
 	pendClose closeReq
@@ -80,11 +81,27 @@ func (c *conn) Send(m *Message) {
 		return
 	}
 	c.queue = append(c.queue, m)
-	start := !c.writing
-	c.writing = true
+	start := !c.writing && !c.held
+	if start {
+		c.writing = true
+	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
+	}
+}
+
+// unhold starts writing what was queued while the socket joined its conference.
+func (c *conn) unhold() {
+	c.mu.Lock()
+	c.held = false
+	start := !c.writing && !c.closing && (len(c.queue) > 0 || c.sealed)
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop() // with an empty queue and a seal, it closes
 	}
 }
 
@@ -149,7 +166,7 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 		c.mu.Unlock()
 		return
 	}
-	if c.writing {
+	if c.writing || c.held {
 		c.sealed, c.pendClose = true, closeReq{code, reason}
 		c.mu.Unlock()
 		return
@@ -235,6 +252,12 @@ func (c *conn) run(ws *websocket.Conn) {
 	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
 	c.mu.Unlock()
 	defer c.stopTimers()
+	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
+	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
+	// moderator's waiting list) queue behind `connected`.
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
 	c.shallow(func() {
 		c.Send(newMessage(evConnected, map[string]any{
 			"room":         c.key.Room,
@@ -260,6 +283,7 @@ func (c *conn) run(ws *websocket.Conn) {
 	if err != nil {
 		c.closeWith(websocket.CloseTryAgainLater, err.Error())
 	}
+	c.unhold()
 
 	for {
 		mt, r, err := ws.NextReader()
