@@ -67,7 +67,9 @@ type Server struct {
 type Option func(*Server)
 
 // WithHub makes the server keep conference state in h, which it shares with the other servers given h: the
-// nodes of a fleet. The caller closes h after the servers. Without it a server keeps its own memory hub.
+// nodes of a fleet. h applies its own reconnect grace, chat history and default waiting room, so build it from
+// the same signaling config; the caller closes it after the servers. Without it a server keeps its own memory
+// hub.
 func WithHub(h Hub) Option { return func(s *Server) { s.hub = h } }
 
 // withClock drives the server's timers from c: tests pass a manual clock.
