@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"unicode/utf8"
 
@@ -21,12 +22,18 @@ type conferenceRequest struct {
 
 // ServeConferencesAPI is the conference registry for the conference backend: POST announces the running
 // conference for a name ({room, content_id, waiting_room}), DELETE ends it ({room} or ?room=), GET lists them.
-// Mount it on the admin listener behind its bearer auth.
+// Sockets of an ended or replaced run are closed with CloseConferenceEnded on every node sharing the hub. Mount it
+// on the admin listener behind its bearer auth.
 func (s *Server) ServeConferencesAPI(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	switch {
 	case ctx.IsGet():
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conferences": s.hub.Conferences()})
+		cs, err := s.hub.Conferences()
+		if err != nil {
+			apiError(ctx, fasthttp.StatusServiceUnavailable, s.hubErr("list conferences", err).Error())
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conferences": cs})
 	case ctx.IsPost():
 		var req conferenceRequest
 		if !readJSON(ctx, &req) {
@@ -37,10 +44,13 @@ func (s *Server) ServeConferencesAPI(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		c := Conference{Room: req.Room, ContentID: string(req.ContentID), WaitingRoom: req.WaitingRoom == nil || *req.WaitingRoom}
-		ended := s.hub.PutConference(c)
-		s.endAll(ended, conferenceReplacedReason)
-		s.log.Info("signaling: conference announced", "room", c.Room, "waiting_room", c.WaitingRoom, "ended_sockets", len(ended))
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conference": c, "ended_sockets": len(ended)})
+		ended, err := s.hub.PutConference(c)
+		if err != nil {
+			apiError(ctx, fasthttp.StatusServiceUnavailable, s.hubErr("put conference", err).Error())
+			return
+		}
+		s.log.Info("signaling: conference announced", "room", c.Room, "waiting_room", c.WaitingRoom, "ended_sockets", ended)
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conference": c, "ended_sockets": ended})
 	case ctx.IsDelete():
 		room := string(ctx.QueryArgs().Peek("room"))
 		if room == "" && len(ctx.PostBody()) > 0 {
@@ -54,25 +64,20 @@ func (s *Server) ServeConferencesAPI(ctx *fasthttp.RequestCtx) {
 			apiError(ctx, fasthttp.StatusBadRequest, "'room' is required")
 			return
 		}
-		c, ended, ok := s.hub.DeleteConference(room)
-		if !ok {
+		c, ended, err := s.hub.DeleteConference(room)
+		switch {
+		case errors.Is(err, ErrNotRunning):
 			apiError(ctx, fasthttp.StatusNotFound, "no running conference with that name")
 			return
+		case err != nil:
+			apiError(ctx, fasthttp.StatusServiceUnavailable, s.hubErr("delete conference", err).Error())
+			return
 		}
-		s.endAll(ended, conferenceEndedReason)
-		s.log.Info("signaling: conference ended", "room", c.Room, "ended_sockets", len(ended))
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conference": c, "ended_sockets": len(ended)})
+		s.log.Info("signaling: conference ended", "room", c.Room, "ended_sockets", ended)
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"conference": c, "ended_sockets": ended})
 	default:
 		ctx.Response.Header.Set("Allow", "GET, POST, DELETE")
 		apiError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
-	}
-}
-
-func (s *Server) endAll(ms []Member, reason string) {
-	for _, m := range ms {
-		if c, ok := m.(*conn); ok {
-			c.closeAfterQueue(CloseConferenceEnded, reason)
-		}
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 )
 
 // Codec is the wire framing: how events travel inside WebSocket frames. The event layer (hub, events) only sees
-// event names and JSON data, so the Socket.IO v5 framing (`42["event",{...}]` after the Engine.IO handshake) can
-// be added as a second Codec without touching conferences, waiting rooms or chat.
+// event names and JSON data, so the JSON framing and Socket.IO v5's (`42["event",{...}]` after the Engine.IO
+// handshake) share conferences, waiting rooms and chat.
 type Codec interface {
 	// Decode splits one text frame into the event name and its raw JSON data ("null" when absent).
 	Decode(frame []byte) (event string, data []byte, err error)
@@ -18,7 +18,7 @@ type Codec interface {
 	slot() int
 }
 
-// maxCodecs is the size of Message's frame cache: JSON now, Socket.IO next.
+// maxCodecs is the size of Message's frame cache: JSON and Socket.IO.
 const maxCodecs = 2
 
 // ErrFrame is returned for a frame the codec cannot read.

@@ -59,7 +59,8 @@ type Config struct {
 	MaxStrikes int `yaml:"max_strikes"`
 	// StrikeDecay is how often one strike is forgiven. Default 10s.
 	StrikeDecay time.Duration `yaml:"strike_decay"`
-	// MaxConnsPerUser bounds one user's simultaneous sockets on this node (tabs, devices). Default 5.
+	// MaxConnsPerUser bounds one user's simultaneous sockets (tabs, devices) on all the nodes sharing the hub: the
+	// hub counts them. Default 5.
 	MaxConnsPerUser int `yaml:"max_conns_per_user"`
 	// MaxConnsPerConference bounds one conference's sockets on this node. Default 5000.
 	MaxConnsPerConference int `yaml:"max_conns_per_conference"`
@@ -109,35 +110,34 @@ type JWTConfig struct {
 
 // Defaults.
 const (
-	defaultPath              = "/ws"
-	defaultSocketIOPath      = "/socket.io/"
-	defaultCookiePrefix      = "socket_io_token_"
-	defaultMaxCookieTries    = 8
-	defaultReadLimit         = 64 << 10
-	defaultReadBufferSize    = 512
-	defaultMaxChatLength     = 2000
-	defaultChatHistory       = 50
-	defaultMessageRate       = 10
-	defaultMessageBurst      = 20
-	defaultMaxStrikes        = 10
-	defaultStrikeDecay       = 10 * time.Second
-	defaultMaxConnsPerUser   = 5
-	defaultMaxConnsPerConf   = 5000
-	defaultMaxConns          = 100000
-	defaultPingInterval      = 25 * time.Second
-	defaultIdleTimeout       = 60 * time.Second
-	defaultWriteTimeout      = 10 * time.Second
-	defaultHandshakeTimeout  = 10 * time.Second
-	defaultSendQueue         = 256
-	defaultReconnectGrace    = 30 * time.Second
-	defaultExpiryWarning     = 60 * time.Second
-	defaultAudience          = "socketio"
-	defaultLeeway            = 5 * time.Second
-	minSecretBytes           = 32
-	maxRoomNameBytes         = 256
-	maxContentIDBytes        = 128
-	minReadBufferSize        = 256 // a control frame and its header must fit
-	maxConferenceListEntries = 100000
+	defaultPath             = "/ws"
+	defaultSocketIOPath     = "/socket.io/"
+	defaultCookiePrefix     = "socket_io_token_"
+	defaultMaxCookieTries   = 8
+	defaultReadLimit        = 64 << 10
+	defaultReadBufferSize   = 512
+	defaultMaxChatLength    = 2000
+	defaultChatHistory      = 50
+	defaultMessageRate      = 10
+	defaultMessageBurst     = 20
+	defaultMaxStrikes       = 10
+	defaultStrikeDecay      = 10 * time.Second
+	defaultMaxConnsPerUser  = 5
+	defaultMaxConnsPerConf  = 5000
+	defaultMaxConns         = 100000
+	defaultPingInterval     = 25 * time.Second
+	defaultIdleTimeout      = 60 * time.Second
+	defaultWriteTimeout     = 10 * time.Second
+	defaultHandshakeTimeout = 10 * time.Second
+	defaultSendQueue        = 256
+	defaultReconnectGrace   = 30 * time.Second
+	defaultExpiryWarning    = 60 * time.Second
+	defaultAudience         = "socketio"
+	defaultLeeway           = 5 * time.Second
+	minSecretBytes          = 32
+	maxRoomNameBytes        = 256
+	maxContentIDBytes       = 128
+	minReadBufferSize       = 256 // a control frame and its header must fit
 )
 
 // SetDefaults fills zero values. New calls it on its own copy, so callers need not.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -20,25 +21,33 @@ type conn struct {
 	ws      *websocket.Conn
 	raw     net.Conn // the TCP connection under fasthttp's hijack wrapper; safe to close from any goroutine
 	key     ConfKey
+	sess    Session
 	codec   Codec
 	sio     bool // Socket.IO framing: Engine.IO handshake and text-frame heartbeat
-	id      Identity
-	userKey string
 	waiting bool // the conference had a waiting room when the socket opened
 
 	// Reader goroutine only.
 	rate, strikes bucket
 
+	// role routes the hub's deliveries; guarded by the node's lock on the conference.
+	role Role
+
+	// idleAt is when the socket counts as idle (unix nanoseconds on the server's clock). Reads move it; the idle
+	// timer looks at it only when it fires.
+	idleAt atomic.Int64
+
 	mu        sync.Mutex
 	queue     []*Message
 	writing   bool
+	held      bool // queue without writing: the socket is joining its conference
 	closing   bool
 	sealed    bool // no more sends: a close follows what is queued
 	pendClose closeReq
 	expires   time.Time
 	expGen    uint64
-	expTimer  *time.Timer
-	pingTimer *time.Timer
+	expTimer  timer
+	pingTimer timer
+	idleTimer timer
 
 	// Without DetachSockets, fasthttp recycles the hijacked connection wrapper as soon as run returns, so every
 	// use of ws outside the reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
@@ -57,11 +66,8 @@ func (c *conn) enter() bool {
 	return true
 }
 
-// Who implements Member.
-func (c *conn) Who() *Identity { return &c.id }
-
-// Send implements Member: it queues and returns at once. A client whose queue is full is dropped rather than
-// allowed to hold up the fan-out or grow without bound.
+// Send queues m and returns at once. A client whose queue is full is dropped rather than allowed to hold up the
+// fan-out or grow without bound.
 func (c *conn) Send(m *Message) {
 	c.mu.Lock()
 	if c.closing || c.sealed {
@@ -75,11 +81,27 @@ func (c *conn) Send(m *Message) {
 		return
 	}
 	c.queue = append(c.queue, m)
-	start := !c.writing
-	c.writing = true
+	start := !c.writing && !c.held
+	if start {
+		c.writing = true
+	}
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
+	}
+}
+
+// unhold starts writing what was queued while the socket joined its conference.
+func (c *conn) unhold() {
+	c.mu.Lock()
+	c.held = false
+	start := !c.writing && !c.closing && (len(c.queue) > 0 || c.sealed)
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop() // with an empty queue and a seal, it closes
 	}
 }
 
@@ -144,7 +166,7 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 		c.mu.Unlock()
 		return
 	}
-	if c.writing {
+	if c.writing || c.held {
 		c.sealed, c.pendClose = true, closeReq{code, reason}
 		c.mu.Unlock()
 		return
@@ -203,10 +225,8 @@ func (c *conn) run(ws *websocket.Conn) {
 	}()
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(func(string) error {
-		if c.isClosing() {
-			return nil
-		}
-		return raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		c.touch()
+		return nil
 	})
 
 	s.mu.Lock()
@@ -223,33 +243,55 @@ func (c *conn) run(ws *websocket.Conn) {
 			return
 		}
 	}
+	// From here silence is the idle timer's to judge, not a read deadline's: the timer runs on the server's
+	// clock. Armed before `connected`, so that a client which has it knows the heartbeat is running.
+	_ = raw.SetReadDeadline(time.Time{})
+	c.mu.Lock()
+	c.touch()
+	c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
+	c.mu.Unlock()
+	defer c.stopTimers()
+	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
+	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
+	// moderator's waiting list) queue behind `connected`.
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
 	c.shallow(func() {
 		c.Send(newMessage(evConnected, map[string]any{
 			"room":         c.key.Room,
 			"content_id":   c.key.ContentID,
-			"user":         &c.id,
-			"moderator":    c.id.Moderator,
+			"user":         &c.sess.User,
+			"moderator":    c.sess.User.Moderator,
 			"waiting_room": c.waiting,
 			"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
 		}))
 	})
 	c.mu.Lock()
-	c.pingTimer = time.AfterFunc(s.cfg.PingInterval, c.ping)
-	c.armExpiryLocked(s.now())
+	warn := c.armExpiryLocked(s.clock.Now())
 	c.mu.Unlock()
-	defer c.stopTimers()
-	c.shallow(func() { s.hub.Connect(c.key, c) })
-	defer s.hub.Disconnect(c.key, c)
+	if warn {
+		c.warnExpiry()
+	}
+	// The node knows the socket before the hub knows its session, so the hub's first delivery finds it.
+	s.node.add(c)
+	defer s.node.remove(c)
+	var err error
+	c.shallow(func() { err = s.hubErr("connect", s.hub.Connect(c.key, c.sess)) })
+	defer s.hub.Disconnect(c.key, c.sess)
+	if err != nil {
+		c.closeWith(websocket.CloseTryAgainLater, err.Error())
+	}
+	c.unhold()
 
 	for {
-		if !c.isClosing() {
-			_ = raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		}
 		mt, r, err := ws.NextReader()
 		if err != nil {
 			c.readFailed(err)
 			return
 		}
+		c.touch()
 		if c.isClosing() {
 			continue // waiting for the client's close frame; late messages are not handled
 		}
@@ -317,6 +359,28 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 	}
 }
 
+// touch moves the idle deadline: the client just sent something.
+func (c *conn) touch() {
+	c.idleAt.Store(c.s.clock.Now().Add(c.s.cfg.IdleTimeout).UnixNano())
+}
+
+// idleCheck runs when the idle timer fires. Reads only move idleAt, which is cheaper than re-arming a timer per
+// frame: the timer re-arms itself for what is left, and ends the socket when nothing is.
+func (c *conn) idleCheck() {
+	left := time.Duration(c.idleAt.Load() - c.s.clock.Now().UnixNano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return // a close is under way and has its own deadline
+	}
+	if left > 0 {
+		c.idleTimer.Reset(left)
+		return
+	}
+	// The reader wakes with a timeout, which readFailed counts as an idle close.
+	_ = c.raw.SetReadDeadline(aLongTimeAgo)
+}
+
 func (c *conn) ping() {
 	if c.sio {
 		// Engine.IO's heartbeat is a text frame, so it takes its turn in the queue; the client's "3" answers it.
@@ -354,12 +418,16 @@ func (c *conn) stopTimers() {
 	if c.expTimer != nil {
 		c.expTimer.Stop()
 	}
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
 	c.expGen++
 }
 
 // armExpiryLocked schedules `token_expiring` ahead of expiry and the close at expiry (plus leeway, as the upgrade
 // check allowed), for the current token. A refresh re-arms it; expGen discards a timer that fired meanwhile.
-func (c *conn) armExpiryLocked(now time.Time) {
+// When the token is already inside the warning window it returns true: the caller warns once it has unlocked.
+func (c *conn) armExpiryLocked(now time.Time) (warnNow bool) {
 	if c.expTimer != nil {
 		c.expTimer.Stop()
 	}
@@ -373,9 +441,8 @@ func (c *conn) armExpiryLocked(now time.Time) {
 		// Already inside the warning window: warn now, close at expiry.
 		warned = true
 		d = end.Sub(now)
-		go c.warnExpiry()
 	}
-	c.expTimer = time.AfterFunc(max(d, 0), func() {
+	c.expTimer = c.s.clock.AfterFunc(max(d, 0), func() {
 		c.mu.Lock()
 		if c.expGen != gen || c.closing {
 			c.mu.Unlock()
@@ -383,7 +450,7 @@ func (c *conn) armExpiryLocked(now time.Time) {
 		}
 		if !warned {
 			warned = true
-			c.expTimer.Reset(max(end.Sub(time.Now()), 0))
+			c.expTimer.Reset(max(end.Sub(c.s.clock.Now()), 0))
 			c.mu.Unlock()
 			c.warnExpiry()
 			return
@@ -391,6 +458,7 @@ func (c *conn) armExpiryLocked(now time.Time) {
 		c.mu.Unlock()
 		c.closeAfterQueue(CloseTokenExpired, "token expired")
 	})
+	return warned
 }
 
 func (c *conn) warnExpiry() {
@@ -399,7 +467,7 @@ func (c *conn) warnExpiry() {
 	c.mu.Unlock()
 	c.Send(newMessage(evTokenExpiring, map[string]any{
 		"expires_at": exp.Unix(),
-		"expires_in": max(int64(time.Until(exp).Seconds()), 0),
+		"expires_in": max(int64(exp.Sub(c.s.clock.Now()).Seconds()), 0),
 	}))
 }
 

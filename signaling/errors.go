@@ -31,6 +31,7 @@ var (
 	ErrTooManyConns      = errors.New("too many connections")
 	ErrClosed            = errors.New("signaling server is shutting down")
 	ErrHandshake         = errors.New("bad websocket handshake")
+	ErrUnavailable       = errors.New("conference state unavailable, try again later")
 )
 
 // statusOf maps an upgrade refusal onto its HTTP status: 401 when no valid credential was presented (the client
@@ -40,7 +41,7 @@ func statusOf(err error) int {
 	case errors.Is(err, ErrNoRoom), errors.Is(err, ErrBadRoom), errors.Is(err, ErrHandshake),
 		errors.Is(err, ErrSocketIOTransport):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrOrigin), errors.Is(err, ErrWrongRoom), errors.Is(err, ErrWrongConference),
 		errors.Is(err, ErrNotRunning), errors.Is(err, ErrTooManyUser), errors.Is(err, ErrTooManyConference),

@@ -47,7 +47,7 @@ var (
 // handle runs one client event. Bad input gets an `error` event and a strike; the socket stays open until the
 // strikes run out.
 func (c *conn) handle(frame []byte) {
-	now := c.s.now()
+	now := c.s.clock.Now()
 	if !c.rate.take(now) {
 		c.s.m.rateLimited.Inc()
 		c.strike("", "rate limit exceeded")
@@ -61,7 +61,7 @@ func (c *conn) handle(frame []byte) {
 		c.strike("", err.Error())
 		return
 	}
-	hub, k := c.s.hub, c.key
+	hub, k, s := c.s.hub, c.key, c.sess
 	switch ev {
 	case evJoinWaitingRoom, evLeaveWaitingRoom:
 		var p roomPayload
@@ -69,12 +69,12 @@ func (c *conn) handle(frame []byte) {
 			return
 		}
 		if ev == evJoinWaitingRoom {
-			err = hub.JoinWaiting(k, c)
+			err = hub.JoinWaiting(k, s)
 		} else {
-			err = hub.LeaveWaiting(k, c)
+			err = hub.LeaveWaiting(k, s)
 		}
 		if err != nil {
-			c.Send(newMessage(evError, errorData(ev, err.Error())))
+			c.Send(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
 		}
 	case evAcceptParticipant:
 		var p acceptPayload
@@ -86,9 +86,9 @@ func (c *conn) handle(frame []byte) {
 			c.respond(evAcceptResponse, false, errNoEmail.Error())
 			return
 		}
-		n, err := hub.Accept(k, c, p.Email, p.AcceptEveryone)
+		n, err := hub.Accept(k, s, p.Email, p.AcceptEveryone)
 		if err != nil {
-			c.respond(evAcceptResponse, false, err.Error())
+			c.respond(evAcceptResponse, false, c.s.hubErr(ev, err).Error())
 			return
 		}
 		msg := "admitted 1 participant"
@@ -111,8 +111,8 @@ func (c *conn) handle(frame []byte) {
 			c.respond(evRejectResponse, false, "reason too long")
 			return
 		}
-		if err := hub.Reject(k, c, p.Email, reason); err != nil {
-			c.respond(evRejectResponse, false, err.Error())
+		if err := hub.Reject(k, s, p.Email, reason); err != nil {
+			c.respond(evRejectResponse, false, c.s.hubErr(ev, err).Error())
 			return
 		}
 		c.respond(evRejectResponse, true, "participant rejected")
@@ -134,8 +134,8 @@ func (c *conn) handle(frame []byte) {
 			c.strike(ev, errLongChat.Error())
 			return
 		}
-		if err := hub.Chat(k, c, text, now); err != nil {
-			c.Send(newMessage(evError, errorData(ev, err.Error())))
+		if err := hub.Chat(k, s, text, now); err != nil {
+			c.Send(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
 		}
 	case evRefreshToken:
 		var p refreshPayload
@@ -193,7 +193,7 @@ func (c *conn) strike(ev, msg string) {
 // penalize counts one bad message whose answer has been sent, and closes the socket when the strikes run out.
 func (c *conn) penalize(msg string) {
 	c.s.m.badInput.Inc()
-	if !c.strikes.take(c.s.now()) {
+	if !c.strikes.take(c.s.clock.Now()) {
 		c.s.m.abuse.Inc()
 		reason := "too many bad messages"
 		if msg == "rate limit exceeded" {
@@ -206,24 +206,28 @@ func (c *conn) penalize(msg string) {
 // refresh replaces the connection's token with a newer one for the same conference and user (Centrifugo's
 // model): the socket lives on, and the expiry close moves to the new token's expiry.
 func (c *conn) refresh(tok string) {
-	now := c.s.now()
+	now := c.s.clock.Now()
 	g, err := c.s.ver.verify(tok, now)
 	if err == nil {
 		err = checkGrant(g, c.key.Room, c.key.ContentID, true)
 	}
-	if err == nil && (g.key() != c.userKey || g.Moderator != c.id.Moderator) {
+	if err == nil && (g.key() != c.sess.User.key() || g.Moderator != c.sess.User.Moderator) {
 		err = errors.New("token is for another user or role")
 	}
 	if err != nil {
 		c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": false, "message": err.Error()}))
 		return
 	}
+	warn := false
 	c.mu.Lock()
 	if g.Expires.After(c.expires) {
 		c.expires = g.Expires
-		c.armExpiryLocked(now)
+		warn = c.armExpiryLocked(now)
 	}
 	exp := c.expires
 	c.mu.Unlock()
 	c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": true, "expires_at": exp.Unix()}))
+	if warn {
+		c.warnExpiry()
+	}
 }

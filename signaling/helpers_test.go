@@ -25,10 +25,13 @@ const (
 )
 
 // testServer is a real fasthttp server on loopback with the signaling endpoints mounted as the edge mounts them.
+// Its timers run on a manual clock: pings, idle and expiry closes and reconnect grace happen when the test
+// advances it, never because the machine was slow.
 type testServer struct {
-	t    *testing.T
-	sig  *Server
-	addr string
+	t     *testing.T
+	sig   *Server
+	addr  string
+	clock *manualClock
 
 	// For the next dials: a small event buffer makes a client that stops reading; noPong one that never
 	// answers pings.
@@ -53,7 +56,14 @@ func startServer(t *testing.T, cfg Config) *testServer {
 // given to DetachSockets.
 func startServerMode(t *testing.T, cfg Config, detach bool) *testServer {
 	t.Helper()
-	sig, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	return startServerOn(t, cfg, detach, newManualClock())
+}
+
+// startServerOn runs a detached or attached server on clk with opts, for tests that share the clock with a hub
+// of their own.
+func startServerOn(t *testing.T, cfg Config, detach bool, clk *manualClock, opts ...Option) *testServer {
+	t.Helper()
+	sig, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, append([]Option{withClock(clk)}, opts...)...)
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
@@ -82,15 +92,15 @@ func startServerMode(t *testing.T, cfg Config, detach bool) *testServer {
 		sig.Close()
 		_ = srv.Shutdown()
 	})
-	return &testServer{t: t, sig: sig, addr: ln.Addr().String()}
+	return &testServer{t: t, sig: sig, addr: ln.Addr().String(), clock: clk}
 }
 
-// claims builds the seed's claim set for a user.
 type user struct {
 	name, email, id string
 	moderator       bool
 }
 
+// tokenClaimsFor builds the seed's claim set for a user.
 func tokenClaimsFor(u user, room, contentID string, exp time.Time) jwt.MapClaims {
 	return jwt.MapClaims{
 		"context": map[string]any{
@@ -125,6 +135,8 @@ type client struct {
 	t       *testing.T
 	ws      *websocket.Conn
 	events  chan event
+	pings   chan struct{} // a ping from the server arrived (and was answered, unless noPong)
+	pongs   chan struct{} // the server answered one of heartbeat's pings
 	done    chan struct{}
 	mu      sync.Mutex
 	closeE  *websocket.CloseError
@@ -178,10 +190,19 @@ func (ts *testServer) dial(room string, opts ...dialOpt) (*client, int, string) 
 	if ts.eventBuf > 0 {
 		n = ts.eventBuf
 	}
-	if ts.noPong {
-		ws.SetPingHandler(func(string) error { return nil })
-	}
-	c := &client{t: ts.t, ws: ws, events: make(chan event, n), done: make(chan struct{})}
+	c := &client{t: ts.t, ws: ws, events: make(chan event, n), pings: make(chan struct{}, 64), pongs: make(chan struct{}, 64), done: make(chan struct{})}
+	noPong := ts.noPong
+	// The handlers run on the read goroutine: the pong is written before the ping is reported.
+	ws.SetPingHandler(func(data string) error {
+		if !noPong {
+			if err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(waitFor)); err != nil {
+				return err
+			}
+		}
+		notify(c.pings)
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { notify(c.pongs); return nil })
 	go c.readLoop()
 	ts.t.Cleanup(func() { _ = ws.Close() })
 	return c, http.StatusSwitchingProtocols, ""
@@ -200,6 +221,35 @@ func (ts *testServer) connect(u user, room, contentID string) *client {
 
 func urlQueryEscape(s string) string {
 	return strings.NewReplacer("%", "%25", " ", "%20", "&", "%26", "#", "%23", "+", "%2B").Replace(s)
+}
+
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// heartbeat waits for the server's ping, which c answers, and then until the server has read the answer: c pings
+// the server behind its pong, and the server reads frames in order before it answers.
+func (c *client) heartbeat() {
+	c.t.Helper()
+	c.await(c.pings, "a ping from the server")
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte("barrier"), time.Now().Add(waitFor)); err != nil {
+		c.t.Fatalf("ping the server: %v", err)
+	}
+	c.await(c.pongs, "the server's pong")
+}
+
+func (c *client) await(ch chan struct{}, what string) {
+	c.t.Helper()
+	select {
+	case <-ch:
+	case <-c.done:
+		c.t.Fatalf("socket closed (%v) while waiting for %s", c.closeErr(), what)
+	case <-time.After(waitFor):
+		c.t.Fatalf("no %s within %v", what, waitFor)
+	}
 }
 
 func (c *client) readLoop() {

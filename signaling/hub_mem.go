@@ -4,56 +4,48 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// memHub is the Hub of one node: everything in memory, one lock per conference so that conferences never wait
-// for each other.
+// memHub is the Hub of one process: everything in memory, one lock per conference so that conferences never wait
+// for each other. It delivers to every attached node at once, under the conference's lock, so that each node
+// sees a conference's events in the order they were decided; tests attach two servers to one to stand for a
+// fleet.
 type memHub struct {
 	grace          time.Duration
 	history        int
 	defaultWaiting bool
-	now            func() time.Time
+	clock          clock
+
+	nodes atomic.Pointer[[]Receiver] // copied on Attach and detach: the fan-out reads it without a lock
 
 	mu       sync.Mutex
 	registry map[string]Conference
 	confs    map[ConfKey]*confState
+	users    map[string][]string // a user's reserved session IDs, by user key
 	closed   bool
 }
 
-// NewMemoryHub returns the single-node Hub. grace is how long a disconnected waiting participant keeps their
-// place (negative: none), history how many chat messages a joiner receives, defaultWaiting whether conferences
-// missing from the registry have a waiting room.
-func NewMemoryHub(grace time.Duration, history int, defaultWaiting bool) Hub {
-	return newMemHub(grace, history, defaultWaiting, time.Now)
-}
-
-func newMemHub(grace time.Duration, history int, defaultWaiting bool, now func() time.Time) *memHub {
-	if history < 0 {
-		history = 0
-	}
+// newMemHub returns the hub a server keeps when given none. grace is how long a disconnected waiting participant
+// keeps their place (negative: none), history how many chat messages a joiner receives, defaultWaiting whether
+// conferences missing from the registry have a waiting room: signaling.reconnect_grace, chat_history and
+// default_waiting_room.
+func newMemHub(grace time.Duration, history int, defaultWaiting bool, clk clock) *memHub {
 	return &memHub{
 		grace:          grace,
-		history:        history,
+		history:        max(history, 0),
 		defaultWaiting: defaultWaiting,
-		now:            now,
+		clock:          clk,
 		registry:       map[string]Conference{},
 		confs:          map[ConfKey]*confState{},
+		users:          map[string][]string{},
 	}
 }
 
-type role uint8
-
-const (
-	roleNone role = iota // connected, not joined yet
-	roleModerator
-	roleWaiting
-	roleAdmitted
-	roleRejected
-)
-
+// memberState is a session as its conference's state knows it.
 type memberState struct {
-	role role
+	role Role
 	w    *waiter
 }
 
@@ -62,20 +54,21 @@ type memberState struct {
 type waiter struct {
 	key      string
 	ident    Identity
-	sessions []Member
+	sessions []string // session IDs
 	joinedAt time.Time
-	grace    *time.Timer
+	grace    timer
 	queued   bool // in confState.queue, visible to moderators
 }
 
 // confState is one conference run.
 type confState struct {
+	h       *memHub
 	mu      sync.Mutex
 	key     ConfKey
-	dead    bool // removed from memHub.confs; callers look it up again
-	members map[Member]*memberState
-	queue   []*waiter          // the visible waiting list, in join order
-	byKey   map[string]*waiter // queue plus disconnected waiters inside their grace period
+	dead    bool                    // removed from memHub.confs; callers look it up again
+	members map[string]*memberState // by session ID
+	queue   []*waiter               // the visible waiting list, in join order
+	byKey   map[string]*waiter      // queue plus disconnected waiters inside their grace period
 	// decided remembers admissions and rejections for this run, so that a reconnect, or a decision taken while
 	// the participant was reconnecting, is honoured at once.
 	decided map[string]decision
@@ -88,14 +81,52 @@ type decision struct {
 	reason   string
 }
 
-func (h *memHub) PutConference(c Conference) []Member {
+func (h *memHub) Attach(r Receiver) func() {
+	h.mu.Lock()
+	h.setNodesLocked(append(h.nodeList(), r))
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			var keep []Receiver
+			for _, n := range h.nodeList() {
+				if n != r {
+					keep = append(keep, n)
+				}
+			}
+			h.setNodesLocked(keep)
+		})
+	}
+}
+
+// nodeList returns a copy of the attached receivers, to change and store back under h.mu.
+func (h *memHub) nodeList() []Receiver {
+	if p := h.nodes.Load(); p != nil {
+		return append([]Receiver(nil), *p...)
+	}
+	return nil
+}
+
+func (h *memHub) setNodesLocked(rs []Receiver) { h.nodes.Store(&rs) }
+
+func (h *memHub) deliver(d *Delivery) {
+	if p := h.nodes.Load(); p != nil {
+		for _, r := range *p {
+			r.Deliver(d)
+		}
+	}
+}
+
+func (h *memHub) PutConference(c Conference) (int, error) {
 	h.mu.Lock()
 	prev, had := h.registry[c.Room]
 	h.registry[c.Room] = c
-	var ended []Member
+	ended := 0
 	var admitAll *confState
 	if had && prev.ContentID != c.ContentID {
-		ended = h.dropLocked(ConfKey{prev.Room, prev.ContentID})
+		ended = h.dropLocked(ConfKey{prev.Room, prev.ContentID}, conferenceReplacedReason)
 	} else if had && prev.WaitingRoom && !c.WaitingRoom {
 		admitAll = h.confs[ConfKey{c.Room, c.ContentID}]
 	}
@@ -108,50 +139,50 @@ func (h *memHub) PutConference(c Conference) []Member {
 		}
 		admitAll.mu.Unlock()
 	}
-	return ended
+	return ended, nil
 }
 
-func (h *memHub) DeleteConference(room string) (Conference, []Member, bool) {
+func (h *memHub) DeleteConference(room string) (Conference, int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c, ok := h.registry[room]
 	if !ok {
-		return c, nil, false
+		return c, 0, ErrNotRunning
 	}
 	delete(h.registry, room)
-	return c, h.dropLocked(ConfKey{c.Room, c.ContentID}), true
+	return c, h.dropLocked(ConfKey{c.Room, c.ContentID}, conferenceEndedReason), nil
 }
 
-// dropLocked forgets a conference run and returns its members.
-func (h *memHub) dropLocked(k ConfKey) []Member {
+// dropLocked forgets a conference run and returns how many sessions it had. With a reason, they are sent End.
+func (h *memHub) dropLocked(k ConfKey, reason string) int {
 	st := h.confs[k]
 	if st == nil {
-		return nil
+		return 0
 	}
 	delete(h.confs, k)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.dead = true
-	out := make([]Member, 0, len(st.members))
-	for m := range st.members {
-		out = append(out, m)
-	}
 	for _, w := range st.byKey {
 		if w.grace != nil {
 			w.grace.Stop()
 		}
 	}
-	return out
+	n := len(st.members)
+	if n > 0 && reason != "" {
+		h.deliver(&Delivery{Conf: k, To: ToAll, End: reason})
+	}
+	return n
 }
 
-func (h *memHub) LookupConference(room string) (Conference, bool) {
+func (h *memHub) LookupConference(room string) (Conference, bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c, ok := h.registry[room]
-	return c, ok
+	return c, ok, nil
 }
 
-func (h *memHub) Conferences() []Conference {
+func (h *memHub) Conferences() ([]Conference, error) {
 	h.mu.Lock()
 	out := make([]Conference, 0, len(h.registry))
 	for _, c := range h.registry {
@@ -159,7 +190,29 @@ func (h *memHub) Conferences() []Conference {
 	}
 	h.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
-	return out
+	return out, nil
+}
+
+func (h *memHub) Reserve(s Session, perUser int) error {
+	key := s.User.key()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.users[key]) >= perUser {
+		return ErrTooManyUser
+	}
+	h.users[key] = append(h.users[key], s.ID)
+	return nil
+}
+
+func (h *memHub) Release(s Session) {
+	key := s.User.key()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ids := removeString(h.users[key], s.ID); len(ids) > 0 {
+		h.users[key] = ids
+	} else {
+		delete(h.users, key)
+	}
 }
 
 func (h *memHub) Close() {
@@ -167,7 +220,7 @@ func (h *memHub) Close() {
 	defer h.mu.Unlock()
 	h.closed = true
 	for k := range h.confs {
-		h.dropLocked(k)
+		h.dropLocked(k, "")
 	}
 }
 
@@ -182,8 +235,9 @@ func (h *memHub) lock(k ConfKey, create bool) *confState {
 				return nil
 			}
 			st = &confState{
+				h:       h,
 				key:     k,
-				members: map[Member]*memberState{},
+				members: map[string]*memberState{},
 				byKey:   map[string]*waiter{},
 				decided: map[string]decision{},
 			}
@@ -228,37 +282,39 @@ func (h *memHub) waitingRoom(k ConfKey) bool {
 	return h.defaultWaiting
 }
 
-func (h *memHub) Connect(k ConfKey, m Member) {
+func (h *memHub) Connect(k ConfKey, s Session) error {
 	st := h.lock(k, true)
 	if st == nil {
-		return
+		return ErrClosed
 	}
 	defer h.unlock(st)
-	ms := &memberState{}
-	st.members[m] = ms
-	if m.Who().Moderator {
-		ms.role = roleModerator
-		m.Send(newMessage(evWaitingRoomList, map[string]any{"participants": st.listLocked()}))
-		st.sendHistoryLocked(m)
+	ms := &memberState{role: RoleNone}
+	st.members[s.ID] = ms
+	if s.User.Moderator {
+		ms.role = RoleModerator
+		ids := []string{s.ID}
+		st.toSessions(ids, RoleModerator, newMessage(evWaitingRoomList, map[string]any{"participants": st.listLocked()}))
+		st.sendHistoryLocked(ids, 0)
 	}
+	return nil
 }
 
-func (h *memHub) Disconnect(k ConfKey, m Member) {
+func (h *memHub) Disconnect(k ConfKey, s Session) {
 	st := h.lock(k, false)
 	if st == nil {
 		return
 	}
 	defer h.unlock(st)
-	ms := st.members[m]
+	ms := st.members[s.ID]
 	if ms == nil {
 		return
 	}
-	delete(st.members, m)
-	if ms.role != roleWaiting {
+	delete(st.members, s.ID)
+	if ms.role != RoleWaiting {
 		return
 	}
 	w := ms.w
-	w.sessions = removeMember(w.sessions, m)
+	w.sessions = removeString(w.sessions, s.ID)
 	if len(w.sessions) > 0 {
 		return
 	}
@@ -267,7 +323,7 @@ func (h *memHub) Disconnect(k ConfKey, m Member) {
 		return
 	}
 	// Keep the place: a reconnect inside the grace period finds the waiter again by identity.
-	w.grace = time.AfterFunc(h.grace, func() {
+	w.grace = h.clock.AfterFunc(h.grace, func() {
 		st := h.lock(k, false)
 		if st == nil {
 			return
@@ -279,8 +335,8 @@ func (h *memHub) Disconnect(k ConfKey, m Member) {
 	})
 }
 
-func (h *memHub) JoinWaiting(k ConfKey, m Member) error {
-	if m.Who().Moderator {
+func (h *memHub) JoinWaiting(k ConfKey, s Session) error {
+	if s.User.Moderator {
 		return ErrModerator
 	}
 	waitingRoom := h.waitingRoom(k)
@@ -289,84 +345,87 @@ func (h *memHub) JoinWaiting(k ConfKey, m Member) error {
 		return ErrNotRunning
 	}
 	defer h.unlock(st)
-	ms := st.members[m]
+	ms := st.members[s.ID]
 	if ms == nil {
-		ms = &memberState{}
-		st.members[m] = ms
+		ms = &memberState{role: RoleNone}
+		st.members[s.ID] = ms
 	}
-	id := m.Who()
-	key := id.key()
+	ids := []string{s.ID}
+	key := s.User.key()
 	switch ms.role {
-	case roleWaiting:
-		m.Send(newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
+	case RoleWaiting:
+		st.toSessions(ids, 0, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
 		return nil
-	case roleAdmitted:
-		st.grantLocked(m)
+	case RoleAdmitted:
+		st.grantLocked(ids, 0)
 		return nil
-	case roleRejected:
+	case RoleRejected:
 		return ErrRejected
 	}
 	if d, ok := st.decided[key]; ok {
 		if !d.admitted {
-			ms.role = roleRejected
-			m.Send(newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": d.reason}))
+			ms.role = RoleRejected
+			st.toSessions(ids, RoleRejected, newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": d.reason}))
 			return nil
 		}
-		ms.role = roleAdmitted
-		st.sendHistoryLocked(m)
-		st.grantLocked(m)
+		ms.role = RoleAdmitted
+		st.sendHistoryLocked(ids, RoleAdmitted)
+		st.grantLocked(ids, 0)
 		return nil
 	}
 	if !waitingRoom {
-		ms.role = roleAdmitted
+		ms.role = RoleAdmitted
 		st.decided[key] = decision{admitted: true}
-		st.sendHistoryLocked(m)
-		st.grantLocked(m)
+		st.sendHistoryLocked(ids, RoleAdmitted)
+		st.grantLocked(ids, 0)
 		return nil
 	}
-	ms.role = roleWaiting
+	ms.role = RoleWaiting
 	// A waiter inside their grace period is still queued: the reconnect keeps the place.
 	w := st.byKey[key]
 	if w == nil {
-		w = &waiter{key: key, ident: *id, joinedAt: h.now()}
+		w = &waiter{key: key, ident: s.User, joinedAt: h.clock.Now()}
 		st.byKey[key] = w
 	}
 	if w.grace != nil {
 		w.grace.Stop()
 		w.grace = nil
 	}
-	w.sessions = append(w.sessions, m)
+	w.sessions = append(w.sessions, s.ID)
 	ms.w = w
 	if !w.queued {
 		w.queued = true
 		st.queue = append(st.queue, w)
 		st.toModeratorsLocked(newMessage(evWaitingJoined, map[string]any{"participant": w.participant()}))
 	}
-	m.Send(newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
-	st.sendHistoryLocked(m)
+	st.toSessions(ids, RoleWaiting, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
+	st.sendHistoryLocked(ids, 0)
 	return nil
 }
 
-func (h *memHub) LeaveWaiting(k ConfKey, m Member) error {
+func (h *memHub) LeaveWaiting(k ConfKey, s Session) error {
 	st := h.lock(k, false)
 	if st == nil {
 		return ErrNotJoined
 	}
 	defer h.unlock(st)
-	ms := st.members[m]
-	if ms == nil || ms.role != roleWaiting {
+	ms := st.members[s.ID]
+	if ms == nil || ms.role != RoleWaiting {
 		return ErrNotJoined
 	}
 	w := ms.w
-	for _, s := range w.sessions {
-		st.members[s].role, st.members[s].w = roleNone, nil
+	for _, id := range w.sessions {
+		st.members[id].role, st.members[id].w = RoleNone, nil
 	}
+	// Out of the waiting room is out of the chat, on every node.
+	st.toSessions(w.sessions, RoleNone, nil)
+	w.sessions = nil
 	st.removeWaiterLocked(w, leftLeft)
 	return nil
 }
 
-func (h *memHub) Accept(k ConfKey, by Member, email string, everyone bool) (int, error) {
-	if !by.Who().Moderator {
+func (h *memHub) Accept(k ConfKey, by Session, email string, everyone bool) (int, error) {
+	if !by.User.Moderator {
 		return 0, ErrNotModerator
 	}
 	st := h.lock(k, false)
@@ -375,8 +434,7 @@ func (h *memHub) Accept(k ConfKey, by Member, email string, everyone bool) (int,
 	}
 	defer h.unlock(st)
 	if everyone {
-		n := st.admitAllLocked()
-		return n, nil
+		return st.admitAllLocked(), nil
 	}
 	w := st.findLocked(email)
 	if w == nil {
@@ -386,8 +444,8 @@ func (h *memHub) Accept(k ConfKey, by Member, email string, everyone bool) (int,
 	return 1, nil
 }
 
-func (h *memHub) Reject(k ConfKey, by Member, email, reason string) error {
-	if !by.Who().Moderator {
+func (h *memHub) Reject(k ConfKey, by Session, email, reason string) error {
+	if !by.User.Moderator {
 		return ErrNotModerator
 	}
 	st := h.lock(k, false)
@@ -403,27 +461,26 @@ func (h *memHub) Reject(k ConfKey, by Member, email, reason string) error {
 		reason = defaultRejectReason
 	}
 	st.decided[w.key] = decision{reason: reason}
-	msg := newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": reason})
-	for _, s := range w.sessions {
-		st.members[s].role, st.members[s].w = roleRejected, nil
-		s.Send(msg)
+	for _, id := range w.sessions {
+		st.members[id].role, st.members[id].w = RoleRejected, nil
 	}
+	st.toSessions(w.sessions, RoleRejected, newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": reason}))
 	w.sessions = nil
 	st.removeWaiterLocked(w, leftRejected)
 	return nil
 }
 
-func (h *memHub) Chat(k ConfKey, from Member, text string, at time.Time) error {
+func (h *memHub) Chat(k ConfKey, from Session, text string, at time.Time) error {
 	st := h.lock(k, false)
 	if st == nil {
 		return ErrNotJoined
 	}
 	defer h.unlock(st)
-	ms := st.members[from]
-	if ms == nil || (ms.role != roleModerator && ms.role != roleWaiting && ms.role != roleAdmitted) {
+	ms := st.members[from.ID]
+	if ms == nil || !ms.role.chats() {
 		return ErrNotJoined
 	}
-	id := from.Who()
+	id := &from.User
 	msg := newMessage(evChatMessage, ChatMessage{
 		From: ChatFrom{Name: id.Name, Email: id.Email, Avatar: id.Avatar, Moderator: id.Moderator},
 		Text: text,
@@ -437,14 +494,21 @@ func (h *memHub) Chat(k ConfKey, from Member, text string, at time.Time) error {
 			st.histPos = (st.histPos + 1) % h.history
 		}
 	}
-	// Fast path: Send only queues, so the lock is held for a few hundred nanoseconds per member.
-	for m, ms := range st.members {
-		switch ms.role {
-		case roleModerator, roleWaiting, roleAdmitted:
-			m.Send(msg)
-		}
-	}
+	// Fast path: one delivery for the whole room; each node only queues it on its sockets.
+	h.deliver(&Delivery{Conf: k, To: ToChat, Msg: msg})
 	return nil
+}
+
+// toSessions delivers msg (when set) to the listed sessions, setting their role first (when not zero).
+func (st *confState) toSessions(ids []string, role Role, msg *Message) {
+	if len(ids) == 0 {
+		return
+	}
+	st.h.deliver(&Delivery{Conf: st.key, To: ToSessions, Sessions: ids, Role: role, Msg: msg})
+}
+
+func (st *confState) toModeratorsLocked(msg *Message) {
+	st.h.deliver(&Delivery{Conf: st.key, To: ToModerators, Msg: msg})
 }
 
 // admitAllLocked admits every waiter, connected or reconnecting.
@@ -462,16 +526,16 @@ func (st *confState) admitAllLocked() int {
 // moderator's session.
 func (st *confState) admitLocked(w *waiter) {
 	st.decided[w.key] = decision{admitted: true}
-	for _, s := range w.sessions {
-		st.members[s].role, st.members[s].w = roleAdmitted, nil
-		st.grantLocked(s)
+	for _, id := range w.sessions {
+		st.members[id].role, st.members[id].w = RoleAdmitted, nil
 	}
+	st.grantLocked(w.sessions, RoleAdmitted)
 	w.sessions = nil
 	st.removeWaiterLocked(w, leftAdmitted)
 }
 
-func (st *confState) grantLocked(m Member) {
-	m.Send(newMessage(joinRoomPrefix+st.key.Room, map[string]any{"can_join": true}))
+func (st *confState) grantLocked(ids []string, role Role) {
+	st.toSessions(ids, role, newMessage(joinRoomPrefix+st.key.Room, map[string]any{"can_join": true}))
 }
 
 // removeWaiterLocked takes a waiter off the list and tells the moderators why. A decision taken while the waiter
@@ -487,19 +551,15 @@ func (st *confState) removeWaiterLocked(w *waiter, why string) {
 			}
 		}
 	}
-	st.forgetWaiterLocked(w)
-	if wasQueued {
-		st.toModeratorsLocked(newMessage(evWaitingLeft, map[string]any{"email": w.ident.Email, "reason": why}))
-	}
-}
-
-func (st *confState) forgetWaiterLocked(w *waiter) {
 	if w.grace != nil {
 		w.grace.Stop()
 		w.grace = nil
 	}
 	if st.byKey[w.key] == w {
 		delete(st.byKey, w.key)
+	}
+	if wasQueued {
+		st.toModeratorsLocked(newMessage(evWaitingLeft, map[string]any{"email": w.ident.Email, "reason": why}))
 	}
 }
 
@@ -512,14 +572,6 @@ func (st *confState) findLocked(email string) *waiter {
 	return nil
 }
 
-func (st *confState) toModeratorsLocked(msg *Message) {
-	for m, ms := range st.members {
-		if ms.role == roleModerator {
-			m.Send(msg)
-		}
-	}
-}
-
 func (st *confState) listLocked() []Participant {
 	out := make([]Participant, 0, len(st.queue))
 	for _, w := range st.queue {
@@ -528,27 +580,28 @@ func (st *confState) listLocked() []Participant {
 	return out
 }
 
-func (st *confState) sendHistoryLocked(m Member) {
-	msgs := make([]ChatMessageRaw, 0, len(st.history))
+// sendHistoryLocked sends the chat history, oldest first, setting the sessions' role first (when not zero).
+func (st *confState) sendHistoryLocked(ids []string, role Role) {
+	msgs := make([]rawJSON, 0, len(st.history))
 	for i := range st.history {
-		msgs = append(msgs, ChatMessageRaw(st.history[(st.histPos+i)%len(st.history)].Data))
+		msgs = append(msgs, rawJSON(st.history[(st.histPos+i)%len(st.history)].Data))
 	}
-	m.Send(newMessage(evChatHistory, map[string]any{"messages": msgs}))
+	st.toSessions(ids, role, newMessage(evChatHistory, map[string]any{"messages": msgs}))
 }
 
-// ChatMessageRaw is an already encoded ChatMessage, so that history is not encoded twice.
-type ChatMessageRaw []byte
+// rawJSON is an already encoded value, so that history is not encoded twice.
+type rawJSON []byte
 
 // MarshalJSON implements json.Marshaler.
-func (r ChatMessageRaw) MarshalJSON() ([]byte, error) { return r, nil }
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 func (w *waiter) participant() Participant {
 	return Participant{Name: w.ident.Name, Email: w.ident.Email, Avatar: w.ident.Avatar, JoinedAt: w.joinedAt.UnixMilli()}
 }
 
-func removeMember(s []Member, m Member) []Member {
+func removeString(s []string, v string) []string {
 	for i, x := range s {
-		if x == m {
+		if x == v {
 			return append(s[:i:i], s[i+1:]...)
 		}
 	}

@@ -2,12 +2,16 @@ package signaling
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -16,7 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big).
+// Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big, 1013
+// conference state unavailable).
 const (
 	// CloseTokenExpired: the token ran out and no refresh_token arrived in time. Reconnect with a new token.
 	CloseTokenExpired = 4001
@@ -29,28 +34,49 @@ const (
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	hub      Hub
 	ver      *verifier
 	upgrader websocket.FastHTTPUpgrader
 	detachState
 	origins []originPattern
 	anyOrig bool
 	m       *sigMetrics
-	now     func() time.Time
+	clock   clock
+
+	// hub holds the state shared with other nodes; node holds this server's sockets and receives the hub's
+	// deliveries for them.
+	hub       Hub
+	ownHub    bool // built by New, so closed by Close
+	node      *node
+	detachHub func()
+
+	// Session IDs are a random prefix per server and a counter: unique among the nodes sharing a hub, cheap.
+	sessPrefix string
+	sessSeq    atomic.Uint64
 
 	// readBufs holds frame buffers: a socket only needs one while it handles a message.
 	readBufs sync.Pool
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
-	perUser map[string]int
 	perConf map[ConfKey]int
 	closed  bool
 	wg      sync.WaitGroup
 }
 
+// Option sets what a Server takes besides its Config.
+type Option func(*Server)
+
+// WithHub makes the server keep conference state in h, which it shares with the other servers given h: the
+// nodes of a fleet. h applies its own reconnect grace, chat history and default waiting room, so build it from
+// the same signaling config; the caller closes it after the servers. Without it a server keeps its own memory
+// hub.
+func WithHub(h Hub) Option { return func(s *Server) { s.hub = h } }
+
+// withClock drives the server's timers from c: tests pass a manual clock.
+func withClock(c clock) Option { return func(s *Server) { s.clock = c } }
+
 // New builds a Server. cfg is copied and defaulted; ms receives the signaling metrics and may be nil.
-func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
+func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -63,15 +89,22 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     log,
-		ver:     ver,
-		now:     time.Now,
-		conns:   map[*conn]struct{}{},
-		perUser: map[string]int{},
-		perConf: map[ConfKey]int{},
+		cfg:        cfg,
+		log:        log,
+		ver:        ver,
+		clock:      systemClock{},
+		node:       newNode(),
+		sessPrefix: newSessionPrefix(),
+		conns:      map[*conn]struct{}{},
+		perConf:    map[ConfKey]int{},
 	}
-	s.hub = newMemHub(cfg.ReconnectGrace, cfg.ChatHistory, *cfg.DefaultWaitingRoom, s.now)
+	for _, o := range opts {
+		o(s)
+	}
+	if s.hub == nil {
+		s.hub, s.ownHub = newMemHub(cfg.ReconnectGrace, cfg.ChatHistory, *cfg.DefaultWaitingRoom, s.clock), true
+	}
+	s.detachHub = s.hub.Attach(s.node)
 	for _, o := range cfg.AllowedOrigins {
 		if o == "*" {
 			s.anyOrig = true
@@ -118,7 +151,8 @@ func (s *Server) isSocketIOPath(path []byte) bool {
 	return s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath
 }
 
-// Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines.
+// Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines. Then it
+// detaches from the hub, and closes it when it is the server's own.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
@@ -137,7 +171,35 @@ func (s *Server) Close() {
 	case <-time.After(s.cfg.WriteTimeout + closeGrace):
 		s.log.Warn("signaling: sockets still open after shutdown wait", "sockets", s.Conns())
 	}
-	s.hub.Close()
+	s.detachHub()
+	if s.ownHub {
+		s.hub.Close()
+	}
+}
+
+func newSessionPrefix() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:]) + "."
+}
+
+func (s *Server) newSessionID() string {
+	return s.sessPrefix + strconv.FormatUint(s.sessSeq.Add(1), 36)
+}
+
+// hubErr passes the hub's sentinels on and turns anything else (a store that cannot be reached) into
+// ErrUnavailable, logged: its text may name addresses, and clients get one line of ours.
+func (s *Server) hubErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrTooManyUser), errors.Is(err, ErrNotRunning), errors.Is(err, ErrClosed),
+		errors.Is(err, ErrNotModerator), errors.Is(err, ErrNoSuchWaiter), errors.Is(err, ErrNotJoined),
+		errors.Is(err, ErrRejected), errors.Is(err, ErrModerator):
+		return err
+	}
+	s.log.Warn("signaling: hub unavailable", "op", op, "err", err.Error())
+	return ErrUnavailable
 }
 
 // Conns is the number of open sockets.
@@ -148,7 +210,7 @@ func (s *Server) Conns() int {
 }
 
 // ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
-// 400/401/403 status and a one-line reason.
+// 400/401/403/503 status and a one-line reason.
 func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 	sio := s.isSocketIOPath(ctx.Request.URI().PathOriginal())
 	if sio {
@@ -208,8 +270,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 	c := &conn{
 		s:       s,
 		key:     ConfKey{Room: room, ContentID: g.ContentID},
-		id:      g.Identity,
-		userKey: g.key(),
+		sess:    Session{ID: s.newSessionID(), User: g.Identity},
 		expires: g.Expires,
 		waiting: conf.WaitingRoom,
 	}
@@ -225,8 +286,11 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 // which cannot be hijacked cross-site), then the cookie named after the running conference's content_id, or,
 // when the conference is not in the registry, the first token cookie whose `room` claim matches.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Conference, error) {
-	now := s.now()
-	conf, registered := s.hub.LookupConference(room)
+	now := s.clock.Now()
+	conf, registered, err := s.hub.LookupConference(room)
+	if err != nil {
+		return nil, conf, s.hubErr("lookup conference", err)
+	}
 	if !registered {
 		if s.cfg.RequireRegistry {
 			return nil, conf, ErrNotRunning
@@ -414,40 +478,57 @@ func splitOrigin(o []byte) (scheme, host string, ok bool) {
 	return string(o[:i]), string(h), true
 }
 
-// reserve counts the connection against the node, user and conference limits.
+// reserve counts the connection against this node's limits (all sockets, a conference's sockets) and, through
+// the hub, against its user's limit on every node sharing the hub. The node is checked first, and again after
+// the hub answered, so that a full node refuses without a hub round trip and the checks keep their order.
 func (s *Server) reserve(c *conn) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	err := s.nodeLimitLocked(c, false)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.hub.Reserve(c.sess, s.cfg.MaxConnsPerUser); err != nil {
+		return s.hubErr("reserve", err)
+	}
+	s.mu.Lock()
+	if err = s.nodeLimitLocked(c, true); err == nil {
+		s.conns[c] = struct{}{}
+		s.perConf[c.key]++
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.hub.Release(c.sess)
+	}
+	return err
+}
+
+// nodeLimitLocked checks the limits this node keeps; the conference's comes after the user's, checked in between.
+func (s *Server) nodeLimitLocked(c *conn, conference bool) error {
 	switch {
 	case s.closed:
 		return ErrClosed
 	case len(s.conns) >= s.cfg.MaxConns:
 		return ErrTooManyConns
-	case s.perUser[c.userKey] >= s.cfg.MaxConnsPerUser:
-		return ErrTooManyUser
-	case s.perConf[c.key] >= s.cfg.MaxConnsPerConference:
+	case conference && s.perConf[c.key] >= s.cfg.MaxConnsPerConference:
 		return ErrTooManyConference
 	}
-	s.conns[c] = struct{}{}
-	s.perUser[c.userKey]++
-	s.perConf[c.key]++
-	s.wg.Add(1)
 	return nil
 }
 
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if _, ok := s.conns[c]; !ok {
+		s.mu.Unlock()
 		return
 	}
 	delete(s.conns, c)
-	if s.perUser[c.userKey]--; s.perUser[c.userKey] <= 0 {
-		delete(s.perUser, c.userKey)
-	}
 	if s.perConf[c.key]--; s.perConf[c.key] <= 0 {
 		delete(s.perConf, c.key)
 	}
+	s.mu.Unlock()
+	s.hub.Release(c.sess)
 	s.wg.Done()
 }
 

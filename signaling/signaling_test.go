@@ -295,18 +295,24 @@ func TestCookieSelectionWithTwoConferences(t *testing.T) {
 
 func postConference(t *testing.T, ts *testServer, body string, want int) []byte {
 	t.Helper()
+	return conferencesAPI(t, ts, "POST", body, want)
+}
+
+// conferencesAPI calls the admin API and checks the status.
+func conferencesAPI(t *testing.T, ts *testServer, method, body string, want int) []byte {
+	t.Helper()
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI("http://" + ts.addr + "/api/conferences")
-	req.Header.SetMethod("POST")
+	req.Header.SetMethod(method)
 	req.SetBodyString(body)
 	if err := fasthttp.DoTimeout(req, resp, waitFor); err != nil {
 		t.Fatal(err)
 	}
 	if resp.StatusCode() != want {
-		t.Fatalf("POST %s: %d %s", body, resp.StatusCode(), resp.Body())
+		t.Fatalf("%s %s: %d %s", method, body, resp.StatusCode(), resp.Body())
 	}
 	return append([]byte(nil), resp.Body()...)
 }
@@ -338,7 +344,7 @@ func TestRefusedUpgrades(t *testing.T) {
 	f("wrong origin", 403, ErrOrigin, withOrigin("https://evil.example.net"), cookie(good()))
 	f("origin null", 403, ErrOrigin, withOrigin("null"), cookie(good()))
 	f("origin wildcard needs a label", 403, ErrOrigin, withOrigin("https://example.org"), cookie(good()))
-	f("expired", 401, ErrExpired, cookie(with("exp", time.Now().Add(-time.Minute).Unix())))
+	f("expired", 401, ErrExpired, cookie(with("exp", ts.clock.Now().Add(-time.Minute).Unix())))
 	f("no exp", 401, ErrNoExpiry, cookie(without("exp")))
 	f("wrong aud", 401, ErrAudience, cookie(with("aud", "api")))
 	f("no aud", 401, ErrAudience, cookie(without("aud")))
@@ -382,8 +388,9 @@ func TestTokenExpiryThenRefreshWhileConnected(t *testing.T) {
 	cfg.TokenExpiryWarning = time.Hour // every short token is inside the warning window at once
 	ts := startServer(t, cfg)
 	const room, cid = "r", "c"
+	// Times on the server's clock, which only the test moves: the refresh cannot lose a race with the expiry.
 	short := func(u user, d time.Duration) string {
-		return sign(t, tokenClaimsFor(u, room, cid, time.Now().Add(d)))
+		return sign(t, tokenClaimsFor(u, room, cid, ts.clock.Now().Add(d)))
 	}
 
 	// Refreshed: the warning comes, the refresh is accepted, and the socket outlives the first token.
@@ -399,7 +406,7 @@ func TestTokenExpiryThenRefreshWhileConnected(t *testing.T) {
 	if r := a.expect("refresh_token_response"); r.field("success") != false {
 		t.Fatalf("another user's token accepted: %s", r.Data)
 	}
-	a.send("refresh_token", map[string]any{"token": sign(t, tokenClaimsFor(alice, "other room", cid, time.Now().Add(time.Hour)))})
+	a.send("refresh_token", map[string]any{"token": sign(t, tokenClaimsFor(alice, "other room", cid, ts.clock.Now().Add(time.Hour)))})
 	if r := a.expect("refresh_token_response"); r.field("success") != false {
 		t.Fatalf("another room's token accepted: %s", r.Data)
 	}
@@ -414,6 +421,7 @@ func TestTokenExpiryThenRefreshWhileConnected(t *testing.T) {
 		t.Fatalf("dial: %d %s", st, body)
 	}
 	b.expect("token_expiring")
+	ts.clock.Advance(3 * time.Second) // past both first tokens' expiry
 	if e := b.waitClosed(); e == nil || e.Code != CloseTokenExpired || e.Text != "token expired" {
 		t.Fatalf("close = %v", e)
 	}
@@ -453,6 +461,31 @@ func TestRateLimitClosesAbuserAndOversizedFrame(t *testing.T) {
 	_ = b.ws.WriteMessage(websocket.TextMessage, []byte(`{"event":"chat_message","data":{"text":"`+strings.Repeat("x", 5000)+`"}}`))
 	if e := b.waitClosed(); e == nil || e.Code != websocket.CloseMessageTooBig {
 		t.Fatalf("oversized frame close = %v", e)
+	}
+}
+
+// observedHub reports the sessions whose sockets the server saw go, so that a test knows the grace period runs.
+type observedHub struct {
+	Hub
+	disconnected chan Session
+}
+
+func (h *observedHub) Disconnect(k ConfKey, s Session) {
+	h.Hub.Disconnect(k, s)
+	h.disconnected <- s
+}
+
+func (h *observedHub) awaitDisconnect(t *testing.T, u user) {
+	t.Helper()
+	for {
+		select {
+		case s := <-h.disconnected:
+			if s.User.Email == u.email {
+				return
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("the server did not notice %s's socket close within %v", u.email, waitFor)
+		}
 	}
 }
 
@@ -496,12 +529,22 @@ func TestReconnectWithinGraceKeepsPlace(t *testing.T) {
 func TestDisconnectAfterGraceLeavesList(t *testing.T) {
 	cfg := baseConfig()
 	cfg.ReconnectGrace = 50 * time.Millisecond
-	ts := startServer(t, cfg)
+	clk := newManualClock()
+	hub := &observedHub{Hub: newMemHub(cfg.ReconnectGrace, 50, true, clk), disconnected: make(chan Session, 16)}
+	t.Cleanup(hub.Close)
+	ts := startServerOn(t, cfg, true, clk, WithHub(hub))
 	m := ts.connect(mod, "r", "c")
 	a := ts.connect(alice, "r", "c")
 	a.send("join_waiting_room", nil)
 	m.expect("waiting_participant_joined")
 	_ = a.ws.Close()
+	// The grace period runs from the server's noticing, on the server's clock.
+	hub.awaitDisconnect(t, alice)
+	barrier(t, m, "inside the grace period")
+	if m.saw("waiting_participant_left") {
+		t.Fatalf("moderator told of a departure inside the grace period: %v", m.names())
+	}
+	ts.clock.Advance(cfg.ReconnectGrace)
 	if l := m.expect("waiting_participant_left"); l.field("reason") != "disconnected" || l.field("email") != alice.email {
 		t.Fatalf("left %s", l.Data)
 	}
@@ -635,6 +678,16 @@ func TestIdleTimeoutClosesSilentClient(t *testing.T) {
 	b, _, _ := ts.dial("r", withCookie("socket_io_token_c", mint(t, bob, "r", "c")))
 	ts.noPong = false
 	b.expect("connected")
+	// Ping periods up to the idle timeout on the server's clock, each one answered by a and read by the server
+	// before the next: only the pongs keep a open, and b, silent since it connected, times out at the last.
+	for elapsed := cfg.PingInterval; elapsed < cfg.IdleTimeout; elapsed += cfg.PingInterval {
+		ts.clock.Advance(cfg.PingInterval)
+		a.heartbeat()
+		if ts.sig.m.idle.Get() != 0 {
+			t.Fatalf("a socket timed out after %v of a %v idle timeout", elapsed, cfg.IdleTimeout)
+		}
+	}
+	ts.clock.Advance(cfg.PingInterval)
 	b.waitClosed()
 	a.send("join_waiting_room", nil)
 	a.expect("join_waiting_room_response")

@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,29 +127,31 @@ func TestSocketIOPacketHandshake(t *testing.T) {
 	if got := readText(t, ws); !strings.HasPrefix(got, `40{"sid":"`) {
 		t.Fatalf("namespace connect answer %s", got)
 	}
-	pings := 0
 	var events []string
-	for len(events) < 2 || pings < 2 {
+	for len(events) < 2 {
 		got := readText(t, ws)
-		switch {
-		case got == "2":
-			pings++
-			_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
-		case strings.HasPrefix(got, "42"):
-			ev, _, err := SocketIOCodec{}.Decode([]byte(got))
-			if err != nil {
-				t.Fatalf("bad event %s", got)
-			}
-			events = append(events, ev)
-			if len(events) == 1 {
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`42["no_such_event",{}]`))
-			}
-		default:
+		if !strings.HasPrefix(got, "42") {
 			t.Fatalf("unexpected packet %s", got)
+		}
+		ev, _, err := SocketIOCodec{}.Decode([]byte(got))
+		if err != nil {
+			t.Fatalf("bad event %s", got)
+		}
+		events = append(events, ev)
+		if len(events) == 1 {
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(`42["no_such_event",{}]`))
 		}
 	}
 	if events[0] != "connected" || events[1] != "error" {
 		t.Fatalf("events %v, want connected then the error for the unknown event", events)
+	}
+	// The heartbeat is a text frame every ping interval of the server's clock, which the client answers.
+	for i := range 2 {
+		ts.clock.Advance(cfg.PingInterval)
+		if got := readText(t, ws); got != "2" {
+			t.Fatalf("ping %d: %s, want the Engine.IO ping 2", i+1, got)
+		}
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("3"))
 	}
 	// A Socket.IO disconnect ends the socket with a normal close.
 	_ = ws.WriteMessage(websocket.TextMessage, []byte("41"))
@@ -181,7 +185,9 @@ func TestSocketIORefusesPollingAndEngineIO3(t *testing.T) {
 }
 
 // TestSocketIOClientRunsUnchanged drives a conference with the real socket.io-client (npm, pinned in
-// package.json), the way the original front end connects.
+// package.json), the way the original front end connects. The heartbeat runs on the server's manual clock: the
+// script prints "advance" when it waits for the next ping, and the test moves the clock one ping interval. The
+// intervals announced to the client are long, so its own wall-clock timers never fire during the test.
 func TestSocketIOClientRunsUnchanged(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -191,19 +197,44 @@ func TestSocketIOClientRunsUnchanged(t *testing.T) {
 		t.Fatal("socket.io-client is missing: `make test` runs npm ci")
 	}
 	cfg := baseConfig()
-	cfg.PingInterval, cfg.IdleTimeout = 200*time.Millisecond, 700*time.Millisecond
+	cfg.PingInterval, cfg.IdleTimeout = 50*time.Second, 2*time.Minute
 	ts := startServer(t, cfg)
 	const room, cid = "Weekly sync", "c-sio"
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "socketio_client.mjs"))
+	// More server time than the idle timeout: only answered pings keep the sockets open.
+	heartbeats := int(cfg.IdleTimeout/cfg.PingInterval) + 1
 	cmd.Env = append(os.Environ(),
 		"SIO_URL=http://"+ts.addr, "ROOM="+room, "CID="+cid, "ORIGIN="+testOrigin,
 		"MOD_TOKEN="+mint(t, mod, room, cid), "ALICE_TOKEN="+mint(t, alice, room, cid), "BOB_TOKEN="+mint(t, bob, room, cid),
-		"HEARTBEAT_WAIT_MS=2000")
-	out, err := cmd.CombinedOutput()
+		"HEARTBEATS="+strconv.Itoa(heartbeats))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("socket.io-client run failed: %v\n%s", err, out)
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	advanced := 0
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if sc.Text() == "advance" {
+			ts.clock.Advance(cfg.PingInterval)
+			advanced++
+			continue
+		}
+		out = append(out[:0], sc.Bytes()...)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("socket.io-client run failed: %v\n%s\n%s", err, out, stderr.Bytes())
+	}
+	if advanced != heartbeats {
+		t.Fatalf("the script waited for %d pings, want %d", advanced, heartbeats)
 	}
 	var r struct {
 		OK                 bool

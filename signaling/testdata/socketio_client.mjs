@@ -1,8 +1,10 @@
 // A conference through the real socket.io-client, as the original front end connects: websocket transport,
-// room in the query, token in the socket_io_token_{content_id} cookie. Prints one JSON line; exit 1 on failure.
+// room in the query, token in the socket_io_token_{content_id} cookie. Prints "advance" each time it waits for
+// the server's next ping (the Go test then moves the server's clock), and one JSON line at the end; exit 1 on
+// failure.
 import { io } from 'socket.io-client';
 
-const { SIO_URL, ROOM, CID, ORIGIN, MOD_TOKEN, ALICE_TOKEN, BOB_TOKEN, HEARTBEAT_WAIT_MS } = process.env;
+const { SIO_URL, ROOM, CID, ORIGIN, MOD_TOKEN, ALICE_TOKEN, BOB_TOKEN, HEARTBEATS } = process.env;
 
 function connect(token) {
   return io(SIO_URL, {
@@ -65,8 +67,20 @@ try {
   bob.emit('join_waiting_room', { room_name: 'another room' });
   result.wrongRoomError = await wrongRoom;
 
-  // Several heartbeat periods: socket.io-client drops a socket that misses pings, the server one that misses pongs.
-  await new Promise((r) => setTimeout(r, Number(HEARTBEAT_WAIT_MS)));
+  // Heartbeat periods past the server's idle timeout: socket.io-client drops a socket that misses pings, the
+  // server one that misses pongs. Each period every socket gets the ping and answers it; a request sent behind
+  // the answer comes back once the server has read it, so the next period starts with every answer counted.
+  const socks = [mod, alice, bob];
+  for (let i = 0; i < Number(HEARTBEATS); i++) {
+    const pings = socks.map((s) => next(s.io, 'ping'));
+    console.log('advance');
+    await Promise.all(pings);
+    await Promise.all(socks.map((s) => {
+      const read = next(s, 'refresh_token_response');
+      s.emit('refresh_token', { token: '' });
+      return read;
+    }));
+  }
   result.connectedAfterHeartbeats = [mod.connected, alice.connected, bob.connected];
   result.bobGrants = bobGrants;
   for (const s of [mod, alice, bob]) s.disconnect();
