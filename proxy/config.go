@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -23,9 +24,9 @@ import (
 type Config struct {
 	// Listen is the public address viewers connect to.
 	Listen string `yaml:"listen"`
-	// Admin is the operators' listener: /healthz, /metrics and the admin API. Keep it on loopback or a private
-	// network: it is the only place metrics are served.
-	Admin AdminConfig `yaml:"admin"`
+	// Admin is the operators' listener: status page, /healthz, /metrics, profiles and the admin API; see
+	// admin.Config. Keep it on loopback or a private network: it is the only place metrics are served.
+	Admin admin.Config `yaml:"admin"`
 	// Origins are tried in order; a failing origin is skipped for Upstream.DownFor and the next one is asked.
 	Origins []OriginConfig `yaml:"origins"`
 	// Upstream bounds every call to an origin.
@@ -55,15 +56,6 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 
 	trusted []netip.Prefix
-}
-
-// AdminConfig is the operators' listener.
-type AdminConfig struct {
-	// Listen is the admin address; empty disables the admin listener. Default 127.0.0.1:8090.
-	Listen string `yaml:"listen"`
-	// Token, when set, is required on every admin path but /healthz and /auth/astra: as "Authorization: Bearer
-	// TOKEN" (scrapers, scripts) or as the password of HTTP Basic (browsers, on the status page).
-	Token string `yaml:"token"`
 }
 
 // OriginConfig is one HLS origin (an Astra HTTP output, or any HLS server).
@@ -224,9 +216,7 @@ func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8090"
-	}
+	c.Admin.SetDefaults()
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
@@ -356,6 +346,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("'trusted_proxies[%d]' must be an IP or CIDR, got %q", i, s)
 		}
 		c.trusted = append(c.trusted, p)
+	}
+	if err := c.Admin.Validate(); err != nil {
+		return err
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return err

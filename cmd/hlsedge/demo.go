@@ -42,24 +42,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-	srv, err := proxy.New(cfg, proxy.Options{Log: log})
+	n, err := startNode(cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
 	}
-	ch := strings.Split(*channels, ",")[0]
-	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), cfg.Listen, cfg.Admin.Listen)
-	if err := printDemoLinks(stdout, cfg, ch); err != nil {
+	// The addresses the listeners got, which differ from the config's when it asks for port 0.
+	edgeAddr := n.ln.Addr().String()
+	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), edgeAddr, n.adminAddr())
+	if err := printDemoLinks(stdout, cfg, edgeAddr, strings.Split(*channels, ",")[0]); err != nil {
+		_ = n.stop(context.Background())
 		return err
 	}
 	fmt.Fprintln(stdout, "stop with Ctrl-C")
-	return srv.ListenAndServe(ctx)
+	return n.serve(ctx)
 }
 
 // printDemoLinks mints a day-long token with the demo's own secrets, so the printed URL plays as it is.
-func printDemoLinks(w io.Writer, cfg *proxy.Config, ch string) error {
+func printDemoLinks(w io.Writer, cfg *proxy.Config, edgeAddr, ch string) error {
 	if cfg.Auth.Disabled || cfg.Auth.JWT == nil || cfg.Auth.JWT.Secret == "" {
-		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", cfg.Listen, ch)
+		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", edgeAddr, ch)
 		return nil
 	}
 	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
@@ -67,7 +68,7 @@ func printDemoLinks(w io.Writer, cfg *proxy.Config, ch string) error {
 	if err != nil {
 		return fmt.Errorf("minting the demo token: %w", err)
 	}
-	fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\n", cfg.Listen, ch, tok)
-	fmt.Fprintf(w, "page:  http://%s/%s/embed.html?token=%s\n", cfg.Listen, ch, tok)
+	fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\n", edgeAddr, ch, tok)
+	fmt.Fprintf(w, "page:  http://%s/%s/embed.html?token=%s\n", edgeAddr, ch, tok)
 	return nil
 }
