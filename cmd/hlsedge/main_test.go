@@ -92,6 +92,7 @@ func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
 	f("origins: []\nauth: {disabled: true}\n", "'origins' must list at least one origin")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: short}}\n", "'auth.jwt.secret'")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\ncache: {max_byte: 1}\n", "max_byte")
+	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {min_ban_prefix_v4: 40}\n", "'admin.min_ban_prefix_v4'")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {listen: 'localhost:1'}\n", "'admin.listen'")
 	if code := run(context.Background(), []string{"nonsense"}, &lockedBuffer{}, &lockedBuffer{}); code != 2 {
 		t.Fatalf("unknown command: exit %d, want 2", code)

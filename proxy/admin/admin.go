@@ -87,7 +87,9 @@ type Server struct {
 	edge   Edge
 	sig    *signaling.Server
 	status *statusPage
-	srv    *http.Server
+	// crossSite spots browser requests sent from another site's page (Sec-Fetch-Site, Origin against Host).
+	crossSite *http.CrossOriginProtection
+	srv       *http.Server
 }
 
 // New builds the admin listener from a validated config. It starts nothing: Serve does.
@@ -111,6 +113,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	def(&opts.IdleTimeout, 60*time.Second)
 	s := &Server{
 		cfg: cfg, log: opts.Log, now: opts.Now, auth: opts.Auth, edge: opts.Edge, sig: opts.Signaling,
+		crossSite: http.NewCrossOriginProtection(),
 	}
 	s.status = newStatusPage(s)
 	s.srv = &http.Server{
@@ -173,15 +176,16 @@ func (s *Server) routes() http.Handler {
 	handle("GET /debug/pprof/", profiles)
 	handle("GET /api/stats", s.stats)
 	handle("GET /api/sessions", s.sessions)
-	handle("DELETE /api/sessions/{id}", s.kick)
+	// State changes are also refused to other sites' pages: see changes.
+	handle("DELETE /api/sessions/{id}", s.changes(s.kick))
 	handle("GET /api/bans", s.bans)
-	handle("POST /api/bans", s.addBan)
-	handle("DELETE /api/bans/{id}", s.unban)
+	handle("POST /api/bans", s.changes(s.addBan))
+	handle("DELETE /api/bans/{id}", s.changes(s.unban))
 	if s.sig != nil {
 		conf := s.conferences()
 		handle("GET /api/conferences", conf)
-		handle("POST /api/conferences", conf)
-		handle("DELETE /api/conferences", conf)
+		handle("POST /api/conferences", s.changes(conf))
+		handle("DELETE /api/conferences", s.changes(conf))
 	}
 	for _, path := range paths {
 		allow := strings.Join(methods[path], ", ")

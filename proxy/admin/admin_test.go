@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
@@ -167,6 +168,78 @@ func TestRefusalsAreOneLineText(t *testing.T) {
 	f("DELETE", "/api/bans/nope", 404, "")
 }
 
+// TestStateChangesRefuseCrossSiteRequests is the CSRF case: the operator's browser holds the admin credentials
+// (HTTP Basic), and another site's page makes it send a ban, as an HTML form (text/plain or urlencoded) or a
+// fetch. Only JSON from the same origin, or from a non-browser client, changes anything.
+func TestStateChangesRefuseCrossSiteRequests(t *testing.T) {
+	base := startAdmin(t, withToken)
+	host := strings.TrimPrefix(base, "http://")
+	auth := basic("ops", testToken)
+	ban := `{"ip":"203.0.113.7","reason":"csrf"}`
+	f := func(method, path, body string, want int, reason string, hdr ...string) {
+		t.Helper()
+		code, _, got := do(t, method, base+path, body, append([]string{"Authorization", auth}, hdr...)...)
+		if code != want || !strings.Contains(got, reason) {
+			t.Fatalf("%s %s %v: %d %q, want %d with %q", method, path, hdr, code, got, want, reason)
+		}
+	}
+	// What a cross-site HTML form can send: no preflight, the browser attaches the Basic credentials.
+	f("POST", "/api/bans", ban, 415, "Content-Type: application/json", "Content-Type", "text/plain")
+	f("POST", "/api/bans", "ip=203.0.113.7", 415, "application/json", "Content-Type", "application/x-www-form-urlencoded")
+	f("POST", "/api/bans", ban, 415, "application/json")
+	f("POST", "/api/conferences", `{"room":"r","content_id":"1"}`, 415, "application/json", "Content-Type", "text/plain")
+	// A fetch from another site, JSON or not.
+	f("POST", "/api/bans", ban, 403, "cross-site", "Content-Type", "application/json", "Origin", "https://evil.example")
+	f("POST", "/api/bans", ban, 403, "cross-site", "Content-Type", "application/json", "Sec-Fetch-Site", "cross-site")
+	f("POST", "/api/bans", ban, 403, "cross-site", "Content-Type", "application/json", "Sec-Fetch-Site", "same-site")
+	f("DELETE", "/api/bans/x", "", 403, "cross-site", "Origin", "https://evil.example")
+	f("DELETE", "/api/conferences?room=r", "", 403, "cross-site", "Sec-Fetch-Site", "cross-site")
+	// A DELETE without a body needs no Content-Type, but one that names another is refused.
+	f("DELETE", "/api/bans/x", "", 415, "application/json", "Content-Type", "text/plain")
+	if _, _, got := do(t, "GET", base+"/api/bans", "", "Authorization", auth); got != "[]\n" {
+		t.Fatalf("a refused request changed state: bans %s", got)
+	}
+
+	// The operator's own page (same origin), and scripts (no Origin at all), go through.
+	f("POST", "/api/bans", ban, 201, `"ip":"203.0.113.7"`, "Content-Type", "application/json; charset=utf-8",
+		"Origin", "http://"+host, "Sec-Fetch-Site", "same-origin")
+	code, _, got := do(t, "POST", base+"/api/bans", `{"user":"mallory"}`, "Authorization", auth, "Content-Type", "application/json")
+	var b authz.Ban
+	if err := json.Unmarshal([]byte(got), &b); code != 201 || err != nil {
+		t.Fatalf("ban from a script: %d %s", code, got)
+	}
+	f("DELETE", "/api/bans/"+b.ID, "", 204, "")
+	// Reading is not a state change: a cross-site GET is harmless (the browser does not let the page read it).
+	f("GET", "/api/bans", "", 200, "203.0.113.7", "Sec-Fetch-Site", "cross-site")
+}
+
+// TestCatchAllBanNeedsForce: one request must not ban every viewer by mistake. Prefixes shorter than the
+// configured minimum, and /0 always, take "force": true.
+func TestCatchAllBanNeedsForce(t *testing.T) {
+	f := func(base, body string, want int, reason string) {
+		t.Helper()
+		code, _, got := do(t, "POST", base+"/api/bans", body, "Content-Type", "application/json")
+		if code != want || !strings.Contains(got, reason) {
+			t.Fatalf("ban %s: %d %q, want %d with %q", body, code, got, want, reason)
+		}
+	}
+	base := startAdmin(t, nil)
+	f(base, `{"ip":"0.0.0.0/0"}`, 400, `bans every viewer; send "force": true`)
+	f(base, `{"ip":"::/0"}`, 400, `"force": true`)
+	f(base, `{"ip":"::ffff:0.0.0.0/96"}`, 400, `"force": true`)
+	f(base, `{"ip":"10.0.0.0/8","force":false}`, 400, `wider than /16 ('admin.min_ban_prefix_v4')`)
+	f(base, `{"ip":"2001:db8::/32"}`, 400, `wider than /48 ('admin.min_ban_prefix_v6')`)
+	f(base, `{"ip":"10.1.0.0/16"}`, 201, `"ip":"10.1.0.0/16"`)
+	f(base, `{"ip":"2001:db8::/48"}`, 201, `"ip":"2001:db8::/48"`)
+	f(base, `{"ip":"0.0.0.0"}`, 201, `"ip":"0.0.0.0"`)
+	f(base, `{"ip":"0.0.0.0/0","force":true,"reason":"maintenance"}`, 201, `"ip":"0.0.0.0/0"`)
+	f(base, `{"ip":"nope/0"}`, 400, "ip must be an address or CIDR")
+
+	wide := startAdmin(t, func(c *proxy.Config) { c.Admin.MinBanPrefixV4 = 8 })
+	f(wide, `{"ip":"10.0.0.0/8"}`, 201, `"ip":"10.0.0.0/8"`)
+	f(wide, `{"ip":"10.0.0.0/7"}`, 400, `wider than /8`)
+}
+
 func TestConfig(t *testing.T) {
 	str := func(s string) *string { return &s }
 	f := func(c admin.Config, wantAddr, wantErr string) {
@@ -183,4 +256,6 @@ func TestConfig(t *testing.T) {
 	f(admin.Config{Listen: str("")}, "", "")
 	f(admin.Config{Listen: str("10.0.0.5:9000")}, "10.0.0.5:9000", "")
 	f(admin.Config{Listen: str("localhost:8090")}, "localhost:8090", "'admin.listen' must be host:port with an IP address")
+	f(admin.Config{MinBanPrefixV4: 33}, admin.DefaultListen, "'admin.min_ban_prefix_v4' must be between 1 and 32")
+	f(admin.Config{MinBanPrefixV6: -1}, admin.DefaultListen, "'admin.min_ban_prefix_v6' must be between 1 and 128")
 }

@@ -3,8 +3,10 @@ package admin
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 //	GET    /api/sessions[?channel=&user=]  open sessions, oldest first
 //	DELETE /api/sessions/{id}              kick: the next request of that session gets 403
 //	GET    /api/bans                       bans in force
-//	POST   /api/bans                       {"ip"|"user"|"token": "...", "ttl": "10m", "reason": "..."}
+//	POST   /api/bans                       {"ip"|"user"|"token": "...", "ttl": "10m", "reason": "...", "force": false}
 //	DELETE /api/bans/{id}                  lift a ban
 //	GET    /api/stats                      cache, origins, viewers per channel, the authorizer's counters
 
@@ -58,6 +60,8 @@ type banBody struct {
 	Token  string `json:"token"`
 	TTL    string `json:"ttl"` // Go duration ("90s", "2h"); empty: until lifted
 	Reason string `json:"reason"`
+	// Force takes an IP ban wider than 'admin.min_ban_prefix_v4'/'_v6', up to every address.
+	Force bool `json:"force"`
 }
 
 func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
@@ -71,6 +75,10 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.fail(w, r, http.StatusBadRequest, "body must be a JSON ban: "+jsonErr(err))
+		return
+	}
+	if why := s.tooBroad(b.IP); why != "" && !b.Force {
+		s.fail(w, r, http.StatusBadRequest, why)
 		return
 	}
 	req := authz.BanRequest{IP: b.IP, User: b.User, Token: b.Token, Reason: b.Reason}
@@ -91,7 +99,37 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if b.Force {
+		// The authorizer logs every ban; this says that a too-broad one was meant.
+		s.log.Warn("admin: broad ban forced", "id", ban.ID, "ip", ban.IP)
+	}
 	s.writeJSON(w, r, http.StatusCreated, ban)
+}
+
+// tooBroad says why an IP ban needs "force": true: it covers every address of its family (0.0.0.0/0, ::/0), or
+// more than the configured minimum prefix allows. It is "" for a narrower ban, a single address, or something
+// that is no prefix at all (the authorizer refuses that with its own reason).
+func (s *Server) tooBroad(ip string) string {
+	p, err := netip.ParsePrefix(ip)
+	if err != nil {
+		return ""
+	}
+	a, bits := p.Addr(), p.Bits()
+	if a.Is4In6() {
+		// ::ffff:0:0/96 is all of IPv4, which the authorizer bans as 0.0.0.0/0.
+		a, bits = a.Unmap(), bits-96
+	}
+	min, field := s.cfg.MinBanPrefixV6, "admin.min_ban_prefix_v6"
+	if a.Is4() {
+		min, field = s.cfg.MinBanPrefixV4, "admin.min_ban_prefix_v4"
+	}
+	switch {
+	case bits <= 0:
+		return fmt.Sprintf("ip %s bans every viewer; send \"force\": true to mean it", ip)
+	case bits < min:
+		return fmt.Sprintf("ip %s is wider than /%d ('%s'); send \"force\": true to mean it", ip, min, field)
+	}
+	return ""
 }
 
 // jsonErr keeps decoder errors to one line without echoing the body, which may hold a token.

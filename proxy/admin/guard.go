@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
+	"mime"
 	"net/http"
 )
 
@@ -45,4 +46,33 @@ func (s *Server) authorized(r *http.Request) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare(got, []byte(want)) == 1
+}
+
+// changes guards a handler that changes state against other sites' pages. The operator's browser holds the admin
+// credentials (HTTP Basic, sent with every request to the listener), so without this a page on any site could
+// make that browser POST a ban. Two checks close it:
+//   - a request a browser marks as coming from another site (Sec-Fetch-Site, or an Origin that is not this host)
+//     is refused with 403;
+//   - the body must be application/json. An HTML form can only send urlencoded, multipart or text/plain bodies;
+//     a page's fetch with application/json needs a CORS preflight, which this listener never approves.
+//
+// A DELETE without a body needs no Content-Type, but one that names another type is refused all the same.
+func (s *Server) changes(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.crossSite.Check(r); err != nil {
+			s.fail(w, r, http.StatusForbidden, "cross-site request refused: "+err.Error(),
+				"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
+			return
+		}
+		ct := r.Header.Get("Content-Type")
+		if ct == "" && r.Method == http.MethodDelete && r.ContentLength == 0 {
+			next(w, r)
+			return
+		}
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			s.fail(w, r, http.StatusUnsupportedMediaType, "a request that changes state must be Content-Type: application/json")
+			return
+		}
+		next(w, r)
+	}
 }
