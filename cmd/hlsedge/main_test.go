@@ -75,6 +75,15 @@ func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan in
 
 const testJWTSecret = "cmd-jwt-secret-0123456789abcdef0123"
 
+// TestServeRequiresAConfig: the embedded demo config's secrets are published, so serve never falls back on it.
+func TestServeRequiresAConfig(t *testing.T) {
+	var out, errOut lockedBuffer
+	code := run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "--config FILE is required") || !strings.Contains(errOut.String(), "hlsedge demo") {
+		t.Fatalf("serve without --config: exit %d, stderr %q", code, errOut.String())
+	}
+}
+
 func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
 	f := func(yaml, want string) {
 		t.Helper()

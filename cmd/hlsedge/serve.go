@@ -20,16 +20,21 @@ import (
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
-// runServe is `hlsedge serve`: one edge node, from a config file.
+// runServe is `hlsedge serve --config FILE`: an edge of a deployment, from the operator's own config.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config file (default: the embedded configs/demo.yaml)")
+	configPath := fs.String("config", "", "YAML config file (required; `hlsedge demo` runs without one)")
 	listen := fs.String("listen", "", "public address, overrides 'listen'")
 	origin := fs.String("origin", "", "origin URL(s), comma-separated, override 'origins'")
 	adminAddr := fs.String("admin", "", "admin address, overrides 'admin.listen'")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *configPath == "" {
+		// The embedded demo config carries published secrets: an edge started from it would take tokens anyone
+		// can mint. The demo is its own command, which says what it is.
+		return errors.New("--config FILE is required; for a try-out on loopback without one, run `hlsedge demo`")
 	}
 	cfg, err := loadEdgeConfig(*configPath, *listen, *origin, *adminAddr)
 	if err != nil {
