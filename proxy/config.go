@@ -32,7 +32,8 @@ type Config struct {
 	// Upstream bounds every call to an origin.
 	Upstream UpstreamConfig `yaml:"upstream"`
 	// Routes map public URL layouts onto origin paths. The first route whose prefix matches wins, so list the
-	// longer prefixes first. The channel is the first path segment after the prefix.
+	// longer prefixes first. The channel is the first path segment after the prefix. Every route must lie inside
+	// 'auth.protected' (unless 'auth.disabled'): a channel is served openly only by a group with `public: true`.
 	Routes []RouteConfig `yaml:"routes"`
 	// Cache is the shared edge cache of playlists and segments.
 	Cache CacheConfig `yaml:"cache"`
@@ -353,6 +354,9 @@ func (c *Config) Validate() error {
 	if err := c.Auth.Validate(); err != nil {
 		return err
 	}
+	if err := c.checkRoutesProtected(); err != nil {
+		return err
+	}
 	if err := c.Player.Validate(); err != nil {
 		return err
 	}
@@ -376,6 +380,31 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("'log.format' must be json or text, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// checkRoutesProtected refuses a route that 'auth.protected' does not cover entirely. Such a route used to be
+// served without a token and nothing said so; protection is the default, and openness is said per channel with a
+// public group, where it shows.
+func (c *Config) checkRoutesProtected() error {
+	if c.Auth.Disabled {
+		return nil
+	}
+	a := c.Auth
+	a.SetDefaults()
+	for i, r := range c.Routes {
+		covered := false
+		for _, p := range a.Protected {
+			if strings.HasPrefix(r.Prefix, p) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return fmt.Errorf("'routes[%d].prefix' %q is outside 'auth.protected' %q, so it would be served without a token; "+
+				"add it to 'auth.protected' and serve open channels through a group with 'public: true'", i, r.Prefix, a.Protected)
+		}
 	}
 	return nil
 }

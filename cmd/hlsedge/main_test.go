@@ -103,6 +103,9 @@ func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\ncache: {max_byte: 1}\n", "max_byte")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {min_ban_prefix_v4: 40}\n", "'admin.min_ban_prefix_v4'")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {listen: 'localhost:1'}\n", "'admin.listen'")
+	// A route that 'auth.protected' leaves out would be served without a token.
+	f("origins: [{url: 'http://127.0.0.1:1'}]\nroutes: [{prefix: /play/}, {prefix: /live/}]\n"+
+		"auth: {protected: [/play/], jwt: {algorithms: [HS256], secret: "+testJWTSecret+"}}\n", "'routes[1].prefix' \"/live/\" is outside 'auth.protected'")
 	if code := run(context.Background(), []string{"nonsense"}, &lockedBuffer{}, &lockedBuffer{}); code != 2 {
 		t.Fatalf("unknown command: exit %d, want 2", code)
 	}
