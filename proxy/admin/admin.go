@@ -128,9 +128,6 @@ func New(cfg Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler is the listener's whole routing, guards included.
-func (s *Server) Handler() http.Handler { return s.srv.Handler }
-
 // Serve answers on ln until Shutdown; a Serve that starts after Shutdown returns at once.
 func (s *Server) Serve(ln net.Listener) error {
 	if err := s.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -205,6 +202,7 @@ func (s *Server) routes() http.Handler {
 
 // profiles serves net/http/pprof under /debug/pprof/. One subtree pattern dispatches, rather than one pattern per
 // profile, because each path also has a method-less 405 pattern and those would overlap the subtree's.
+// (Importing net/http/pprof also registers it on http.DefaultServeMux, which nothing in hlsedge serves.)
 func profiles(w http.ResponseWriter, r *http.Request) {
 	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
 	case "cmdline":
