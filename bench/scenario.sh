@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The standard `make bench` scenario: the synthetic Astra-like origin and the edge (embedded demo config, JWT auth)
+# The standard `make bench` scenario: the synthetic Astra-like origin and the edge (configs/demo.yaml, JWT auth)
 # on loopback, then simulated viewers with a JWT minted per viewer over two channels, with origin offload from
 # the origin's /stats. Prints the summary; writes bench-report.json and bench-report.html in the current directory.
 #   bench/scenario.sh            VIEWERS=1000 DURATION=30s RAMP=5s by default
@@ -26,7 +26,7 @@ trap cleanup EXIT
 
 "$BIN" origin --listen "$ORIGIN" --channels "$CHANNELS" --variants 2 >"$WORK/origin.log" 2>&1 &
 pids+=($!)
-"$BIN" serve --listen "$EDGE" --origin "http://$ORIGIN" --admin "$ADMIN" >"$WORK/edge.log" 2>&1 &
+"$BIN" serve --config configs/demo.yaml --listen "$EDGE" --origin "http://$ORIGIN" --admin "$ADMIN" >"$WORK/edge.log" 2>&1 &
 pids+=($!)
 # Wait (bounded) until both accept connections; bash's /dev/tcp needs no curl on a fresh machine.
 up() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }

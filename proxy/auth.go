@@ -47,7 +47,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 	if sc.decision.Status == fasthttp.StatusUnauthorized {
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="hlsedge"`)
 	}
-	s.fail(ctx, sc.decision.Status, sc.decision.Reason)
+	fail(ctx, sc.decision.Status, sc.decision.Reason)
 	return false
 }
 

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -23,15 +24,16 @@ import (
 type Config struct {
 	// Listen is the public address viewers connect to.
 	Listen string `yaml:"listen"`
-	// Admin is the operators' listener: /healthz, /metrics and the admin API. Keep it on loopback or a private
-	// network: it is the only place metrics are served.
-	Admin AdminConfig `yaml:"admin"`
+	// Admin is the operators' listener: status page, /healthz, /metrics, profiles and the admin API; see
+	// admin.Config. Keep it on loopback or a private network: it is the only place metrics are served.
+	Admin admin.Config `yaml:"admin"`
 	// Origins are tried in order; a failing origin is skipped for Upstream.DownFor and the next one is asked.
 	Origins []OriginConfig `yaml:"origins"`
 	// Upstream bounds every call to an origin.
 	Upstream UpstreamConfig `yaml:"upstream"`
 	// Routes map public URL layouts onto origin paths. The first route whose prefix matches wins, so list the
-	// longer prefixes first. The channel is the first path segment after the prefix.
+	// longer prefixes first. The channel is the first path segment after the prefix. Every route must lie inside
+	// 'auth.protected' (unless 'auth.disabled'): a channel is served openly only by a group with `public: true`.
 	Routes []RouteConfig `yaml:"routes"`
 	// Cache is the shared edge cache of playlists and segments.
 	Cache CacheConfig `yaml:"cache"`
@@ -55,15 +57,6 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 
 	trusted []netip.Prefix
-}
-
-// AdminConfig is the operators' listener.
-type AdminConfig struct {
-	// Listen is the admin address; empty disables the admin listener. Default 127.0.0.1:8090.
-	Listen string `yaml:"listen"`
-	// Token, when set, is required on every admin path but /healthz and /auth/astra: as "Authorization: Bearer
-	// TOKEN" (scrapers, scripts) or as the password of HTTP Basic (browsers, on the status page).
-	Token string `yaml:"token"`
 }
 
 // OriginConfig is one HLS origin (an Astra HTTP output, or any HLS server).
@@ -224,9 +217,7 @@ func (c *Config) SetDefaults() {
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:8080"
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = "127.0.0.1:8090"
-	}
+	c.Admin.SetDefaults()
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
@@ -357,7 +348,13 @@ func (c *Config) Validate() error {
 		}
 		c.trusted = append(c.trusted, p)
 	}
+	if err := c.Admin.Validate(); err != nil {
+		return err
+	}
 	if err := c.Auth.Validate(); err != nil {
+		return err
+	}
+	if err := c.checkRoutesProtected(); err != nil {
 		return err
 	}
 	if err := c.Player.Validate(); err != nil {
@@ -383,6 +380,31 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("'log.format' must be json or text, got %q", c.Log.Format)
+	}
+	return nil
+}
+
+// checkRoutesProtected refuses a route that 'auth.protected' does not cover entirely. Such a route used to be
+// served without a token and nothing said so; protection is the default, and openness is said per channel with a
+// public group, where it shows.
+func (c *Config) checkRoutesProtected() error {
+	if c.Auth.Disabled {
+		return nil
+	}
+	a := c.Auth
+	a.SetDefaults()
+	for i, r := range c.Routes {
+		covered := false
+		for _, p := range a.Protected {
+			if strings.HasPrefix(r.Prefix, p) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return fmt.Errorf("'routes[%d].prefix' %q is outside 'auth.protected' %q, so it would be served without a token; "+
+				"add it to 'auth.protected' and serve open channels through a group with 'public: true'", i, r.Prefix, a.Protected)
+		}
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	isOptions := string(method) == fasthttp.MethodOptions
 	if !isOptions && string(method) != fasthttp.MethodGet && string(method) != fasthttp.MethodHead {
 		ctx.Response.Header.Set("Allow", "GET, HEAD, OPTIONS")
-		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+		fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
 		return routeAdmin, ""
 	}
 
@@ -82,11 +82,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	sc.originPath = rt.originPath
 	switch {
 	case errors.Is(err, errNoRoute):
-		s.fail(ctx, fasthttp.StatusNotFound, "not found")
+		fail(ctx, fasthttp.StatusNotFound, "not found")
 		return routeAdmin, ""
 	case err != nil:
 		s.log.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
-		s.fail(ctx, fasthttp.StatusBadRequest, "bad request path")
+		fail(ctx, fasthttp.StatusBadRequest, "bad request path")
 		return routeAdmin, ""
 	}
 	s.setCORS(ctx)
@@ -143,7 +143,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		o = res.obj
 	}
 	s.serveObject(ctx, &rt, o, sc)
-	s.status.observe(ctx, &rt, sc)
 	return rt.kind, state
 }
 
@@ -172,7 +171,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 		start, end, ok := parseRange(rng, len(body))
 		if !ok {
 			h.Set(fasthttp.HeaderContentRange, "bytes */"+strconv.Itoa(len(body)))
-			s.fail(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
+			fail(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, "range not satisfiable")
 			return
 		}
 		if start != 0 || end != len(body)-1 {
@@ -192,8 +191,9 @@ func (s *Server) playlistCacheControl() string {
 
 func (s *Server) segmentCacheControl() string { return s.segmentCC }
 
-// fail answers with a status and a one-line reason the viewer (or the person debugging their player) can read.
-func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason string) {
+// fail is the viewer listener's one way to refuse: a status and a one-line reason the viewer (or the person
+// debugging their player) can read.
+func fail(ctx *fasthttp.RequestCtx, status int, reason string) {
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
@@ -212,7 +212,7 @@ func (s *Server) failOrigin(ctx *fasthttp.RequestCtx, err error) {
 	}
 	s.log.Log(context.Background(), level, "origin error", "path", string(ctx.Request.URI().PathOriginal()), "status", oe.Status,
 		"reason", oe.Reason, "err", errString(oe.Err))
-	s.fail(ctx, oe.Status, oe.Reason)
+	fail(ctx, oe.Status, oe.Reason)
 }
 
 func errString(err error) string {
@@ -230,7 +230,7 @@ func (s *Server) serveMalformed(ctx *fasthttp.RequestCtx, err error) {
 		// spare connections and park them. Whatever is written is read as the answer to the next request sent on
 		// that socket, and 408 is the one answer browsers take as "retry on a fresh connection".
 		s.log.Debug("request read timeout", "err", err)
-		s.fail(ctx, fasthttp.StatusRequestTimeout, "request timeout")
+		fail(ctx, fasthttp.StatusRequestTimeout, "request timeout")
 		return
 	}
 	s.log.Info("malformed request", "err", err)
@@ -238,7 +238,7 @@ func (s *Server) serveMalformed(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		status = fasthttp.StatusRequestEntityTooLarge
 	}
-	s.fail(ctx, status, "malformed request")
+	fail(ctx, status, "malformed request")
 }
 
 // parseRange handles one "bytes=a-b", "bytes=a-" or "bytes=-n" range. Several ranges are not worth a multipart

@@ -27,8 +27,9 @@ var trackedStatuses = [...]int{200, 204, 206, 304, 400, 401, 403, 404, 405, 410,
 // routeAdmin is the index for requests that matched no HLS route (health, embed pages, 404s).
 const routeAdmin = kindKey + 1
 
-func newEdgeMetrics() *edgeMetrics {
-	m := &edgeMetrics{set: metrics.NewSet()}
+// newEdgeMetrics registers the edge's metrics in set, which signaling may share.
+func newEdgeMetrics(set *metrics.Set) *edgeMetrics {
+	m := &edgeMetrics{set: set}
 	routes := [...]string{"other", "playlist", "segment", "key", "none"}
 	for r, name := range routes {
 		for i, st := range trackedStatuses {
@@ -65,8 +66,9 @@ func (m *edgeMetrics) originLatency(host string) *metrics.Histogram {
 	return m.set.GetOrCreateHistogram(`hlsedge_origin_fetch_duration_seconds{origin="` + host + `"}`)
 }
 
-// WritePrometheus writes the edge's metrics and the process's (memory, goroutines, fds) in Prometheus text.
-func (m *edgeMetrics) WritePrometheus(w io.Writer) {
-	m.set.WritePrometheus(w)
+// WritePrometheus writes the edge's metrics (and whatever else was registered in its set, such as signaling's)
+// and the process's (memory, goroutines, fds) in Prometheus text.
+func (s *Server) WritePrometheus(w io.Writer) {
+	s.m.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
 }

@@ -203,7 +203,7 @@ func (p *player) serve(ctx *fasthttp.RequestCtx) bool {
 	case bytes.HasPrefix(raw, []byte(playerAssetPrefix)):
 		a := p.assets[string(raw)]
 		if a == nil {
-			playerFail(ctx, fasthttp.StatusNotFound, "not found")
+			fail(ctx, fasthttp.StatusNotFound, "not found")
 			return true
 		}
 		if !playerMethod(ctx) {
@@ -269,15 +269,6 @@ func playerMethod(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	ctx.Response.Header.Set(fasthttp.HeaderAllow, "GET, HEAD")
-	playerFail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+	fail(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
 	return false
-}
-
-// playerFail mirrors (*Server).fail, which the player cannot reach: it has no Server.
-func playerFail(ctx *fasthttp.RequestCtx, status int, reason string) {
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(status)
-	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-store")
-	ctx.Response.SetBodyString(reason + "\n")
 }

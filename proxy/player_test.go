@@ -26,12 +26,11 @@ import (
 
 const playerSTSecret = "player-securetoken-secret"
 
-// playerEdge is an edge with its player and status page, started like startEdge.
+// playerEdge is an edge with its player, and its admin listener, started like startEdge.
 type playerEdge struct {
 	base, admin string
 	srv         *Server
 	player      *player
-	status      *statusPage
 }
 
 // startPlayerEdge mirrors startEdge with both URL layouts routed and the player configured by pcfg.
@@ -50,23 +49,16 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 	if mutate != nil {
 		mutate(cfg)
 	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
 	logs := &lockedBuffer{}
-	srv, err := New(cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := buildEdge(t, cfg, Options{Log: slog.New(slog.NewTextHandler(logs, nil))})
 	t.Cleanup(func() {
 		// The edge never logs tokens, so its log can go into the test output when something went wrong.
 		if t.Failed() || os.Getenv("HLSEDGE_TEST_EDGE_LOG") != "" {
 			t.Logf("edge log:\n%s", logs.String())
 		}
 	})
-	ln, adminLn := serveEdge(t, srv)
-	return &playerEdge{base: "http://" + ln.Addr().String(), admin: "http://" + adminLn.Addr().String(), srv: srv, player: srv.player, status: srv.status}
+	ln := serveEdge(t, srv)
+	return &playerEdge{base: "http://" + ln.Addr().String(), admin: adminURL(srv), srv: srv, player: srv.player}
 }
 
 // lockedBuffer collects the edge's log from its goroutines.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/proxy/admin"
 )
 
 const testAdminToken = "admin-token-for-tests"
@@ -36,13 +37,17 @@ func withPolicy(limit int, soft bool) func(*Config) {
 	}
 }
 
-func admin(t *testing.T, srv *Server, method, path, body string) (int, []byte) {
+// callAdmin asks the admin API as the operator's script does: with the admin token and, for a body, as JSON.
+func callAdmin(t *testing.T, srv *Server, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+srv.cfg.Admin.Listen+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, adminURL(srv)+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +107,7 @@ func TestPolicyKickViaAdminAPI(t *testing.T) {
 		t.Fatalf("segment before the kick: %d", code)
 	}
 	// The API needs the admin token.
-	resp, err := client.Get("http://" + srv.cfg.Admin.Listen + "/api/sessions")
+	resp, err := client.Get(adminURL(srv) + "/api/sessions")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +115,7 @@ func TestPolicyKickViaAdminAPI(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("sessions without the admin token: %d", resp.StatusCode)
 	}
-	code, body := admin(t, srv, "GET", "/api/sessions?channel=a001&user=alice", "")
+	code, body := callAdmin(t, srv, "GET", "/api/sessions?channel=a001&user=alice", "")
 	var ss []authz.SessionInfo
 	if err := json.Unmarshal(body, &ss); code != 200 || err != nil || len(ss) != 1 {
 		t.Fatalf("sessions: %d %s %v", code, body, err)
@@ -121,20 +126,20 @@ func TestPolicyKickViaAdminAPI(t *testing.T) {
 	if strings.Contains(string(body), tok) {
 		t.Fatal("the sessions view shows a token")
 	}
-	if code, _ := admin(t, srv, "GET", "/api/sessions?channel=a002", ""); code != 200 {
+	if code, _ := callAdmin(t, srv, "GET", "/api/sessions?channel=a002", ""); code != 200 {
 		t.Fatal(code)
 	}
-	if code, body := admin(t, srv, "DELETE", "/api/sessions/"+ss[0].ID, ""); code != 200 {
+	if code, body := callAdmin(t, srv, "DELETE", "/api/sessions/"+ss[0].ID, ""); code != 200 {
 		t.Fatalf("kick: %d %s", code, body)
 	}
 	if code, _, body := get(t, seg, "User-Agent", "TV"); code != 403 || !strings.Contains(string(body), "closed by the operator") {
 		t.Fatalf("next segment after the kick: %d %q", code, body)
 	}
 	play(t, base, "a001", tok, "TV", 403)
-	if code, _ := admin(t, srv, "DELETE", "/api/sessions/"+ss[0].ID, ""); code != 404 {
+	if code, _ := callAdmin(t, srv, "DELETE", "/api/sessions/"+ss[0].ID, ""); code != 404 {
 		t.Fatalf("kicking a closed session: %d", code)
 	}
-	if code, _ := admin(t, srv, "POST", "/api/sessions", ""); code != 405 {
+	if code, _ := callAdmin(t, srv, "POST", "/api/sessions", ""); code != 405 {
 		t.Fatalf("POST /api/sessions: %d", code)
 	}
 }
@@ -143,30 +148,31 @@ func TestPolicyBanCIDR(t *testing.T) {
 	base, srv := startEdge(t, withPolicy(0, false), segmentOrigin(t).url)
 	tok := mintJWT(t, time.Hour, "a*")
 	seg := play(t, base, "a001", tok, "TV", 200)
-	code, body := admin(t, srv, "POST", "/api/bans", `{"ip":"127.0.0.0/8","ttl":"1h","reason":"test"}`)
+	// /16 is the widest IPv4 ban taken without "force" ('admin.min_ban_prefix_v4'); proxy/admin tests wider ones.
+	code, body := callAdmin(t, srv, "POST", "/api/bans", `{"ip":"127.0.0.0/16","ttl":"1h","reason":"test"}`)
 	var ban authz.Ban
-	if err := json.Unmarshal(body, &ban); code != 201 || err != nil || ban.ID == "" || ban.IP != "127.0.0.0/8" {
+	if err := json.Unmarshal(body, &ban); code != 201 || err != nil || ban.ID == "" || ban.IP != "127.0.0.0/16" {
 		t.Fatalf("ban: %d %s", code, body)
 	}
 	if code, _, body := get(t, seg, "User-Agent", "TV"); code != 403 || !strings.Contains(string(body), "banned") {
 		t.Fatalf("segment from a banned CIDR: %d %q", code, body)
 	}
-	if code, body := admin(t, srv, "GET", "/api/bans", ""); code != 200 || !strings.Contains(string(body), ban.ID) {
+	if code, body := callAdmin(t, srv, "GET", "/api/bans", ""); code != 200 || !strings.Contains(string(body), ban.ID) {
 		t.Fatalf("list: %d %s", code, body)
 	}
-	if code, _ := admin(t, srv, "DELETE", "/api/bans/"+ban.ID, ""); code != 204 {
+	if code, _ := callAdmin(t, srv, "DELETE", "/api/bans/"+ban.ID, ""); code != 204 {
 		t.Fatalf("unban: %d", code)
 	}
 	if code, _, _ := get(t, seg, "User-Agent", "TV"); code != 200 {
 		t.Fatalf("segment after the ban was lifted: %d", code)
 	}
 	for _, bad := range []string{`{}`, `{"ip":"nope"}`, `{"user":"u","ttl":"soon"}`, `{"ip":"1.2.3.4","extra":1}`, `not json`} {
-		if code, body := admin(t, srv, "POST", "/api/bans", bad); code != 400 {
+		if code, body := callAdmin(t, srv, "POST", "/api/bans", bad); code != 400 {
 			t.Errorf("ban %s: %d %s", bad, code, body)
 		}
 	}
 	// A token ban by the fingerprint the sessions view shows.
-	if code, body := admin(t, srv, "POST", "/api/bans", `{"user":"alice"}`); code != 201 {
+	if code, body := callAdmin(t, srv, "POST", "/api/bans", `{"user":"alice"}`); code != 201 {
 		t.Fatalf("user ban: %d %s", code, body)
 	}
 	if code, _, _ := get(t, seg, "User-Agent", "TV"); code != 403 {
@@ -201,7 +207,7 @@ func TestPolicyDomainLock(t *testing.T) {
 // astraCall replays what Astra sends its "HTTP Request" backend: the viewer's query string, X-Real-* headers.
 func astraCall(t *testing.T, srv *Server, query, realIP string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+srv.cfg.Admin.Listen+"/auth/astra?"+query, nil)
+	req, err := http.NewRequest("GET", adminURL(srv)+"/auth/astra?"+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +247,7 @@ func TestAstraAuthEndpoint(t *testing.T) {
 	now := time.Now().Unix()
 	st := authz.MintSecureToken(testSTSecret, "st1", "203.0.113.7", now-300, now+3600, authz.NewSalt())
 	req := func(ip string) int {
-		r, _ := http.NewRequest("GET", "http://"+srv.cfg.Admin.Listen+"/auth/astra?token="+st, nil)
+		r, _ := http.NewRequest("GET", adminURL(srv)+"/auth/astra?token="+st, nil)
 		r.Header.Set("X-Real-IP", ip)
 		r.Header.Set("X-Real-Path", "/st1/index.m3u8")
 		resp, err := client.Do(r)
@@ -258,7 +264,7 @@ func TestAstraAuthEndpoint(t *testing.T) {
 		t.Fatalf("securetoken for another X-Real-IP: %d", c)
 	}
 	// Astra keeps its own sessions: the endpoint opens none.
-	if code, body := admin(t, srv, "GET", "/api/sessions", ""); code != 200 || string(body) != "[]\n" {
+	if code, body := callAdmin(t, srv, "GET", "/api/sessions", ""); code != 200 || string(body) != "[]\n" {
 		t.Fatalf("sessions after /auth/astra: %d %s", code, body)
 	}
 }
@@ -299,7 +305,7 @@ func TestPolicyFlussonicBackendThroughEdge(t *testing.T) {
 	if code, _, _ := get(t, base+"/play/a001/index.m3u8?token=stolen", "User-Agent", "STB"); code != 403 {
 		t.Fatalf("middleware refusal: %d", code)
 	}
-	_, metrics := admin(t, srv, "GET", "/metrics", "")
+	_, metrics := callAdmin(t, srv, "GET", "/metrics", "")
 	for _, want := range []string{
 		`hlsedge_auth_backend_calls_total{group="stalker",backend="flussonic0",protocol="flussonic"} 2`,
 		`hlsedge_auth_backend_results_total{group="stalker",backend="flussonic0",protocol="flussonic",result="allow"} 1`,
@@ -311,8 +317,8 @@ func TestPolicyFlussonicBackendThroughEdge(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	code, body = admin(t, srv, "GET", "/api/stats", "")
-	var st AdminStats
+	code, body = callAdmin(t, srv, "GET", "/api/stats", "")
+	var st admin.Stats
 	if err := json.Unmarshal(body, &st); code != 200 || err != nil || st.Viewers["a001"] != 1 || len(st.Auth.Backends) != 1 {
 		t.Fatalf("stats: %d %s", code, body)
 	}

@@ -1,5 +1,5 @@
-// Package proxy is the fasthttp HLS edge: routing, authorization hook, edge cache with coalescing, origin
-// failover and the admin endpoints.
+// Package proxy is the fasthttp HLS edge that viewers reach: routing, authorization, the edge cache with
+// coalescing, origin failover, playlist rewriting, the player page and the signaling mount.
 package proxy
 
 import (
@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
@@ -21,13 +22,14 @@ import (
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
-// Server is one edge node: the public listener for viewers and the admin listener for operators.
+// Server is the viewer listener of one edge node. The operators' listener is package admin; cmd/hlsedge wires
+// the two, the authorizer and signaling together.
 type Server struct {
-	// lifeMu guards stopping and listeners: fasthttp's Shutdown cannot stop a Serve that has not reached its
-	// Accept loop yet, so Shutdown closes the listeners itself and a late Serve returns at once.
-	lifeMu    sync.Mutex
-	stopping  bool
-	listeners []net.Listener
+	// lifeMu guards stopping and listener: fasthttp's Shutdown cannot stop a Serve that has not reached its
+	// Accept loop yet, so Shutdown closes the listener itself and a late Serve returns at once.
+	lifeMu   sync.Mutex
+	stopping bool
+	listener net.Listener
 
 	cfg      *Config
 	log      *slog.Logger
@@ -37,7 +39,7 @@ type Server struct {
 	m        *edgeMetrics
 	rewriter *playlist.Rewriter
 	auth     *authz.Authorizer
-	// sig is the conference signaling, nil when not configured.
+	// sig is the conference signaling mounted on this listener, nil when not configured.
 	sig *signaling.Server
 	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
 	tokenParams []string
@@ -48,28 +50,40 @@ type Server struct {
 	clock func() time.Time
 
 	public *fasthttp.Server
-	admin  *fasthttp.Server
 
 	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
 	player *player
-	// status is the admin page at / and the viewer estimate it shows.
-	status *statusPage
 
 	// bufs holds the per-request scratch buffers (cache key, rewritten playlist) so the fast path reuses them.
 	bufs sync.Pool
 }
 
-// Options carries the dependencies the caller builds; nil ones get defaults.
+// Options carries what the caller builds and owns: the edge uses them and never closes them.
 type Options struct {
 	Log *slog.Logger
 	// Now is the clock; tests move it.
 	Now func() time.Time
+	// Auth decides every viewer request. Required: build it from cfg.Auth (authz.New), also when 'auth.disabled'.
+	Auth *authz.Authorizer
+	// Signaling is mounted on the viewer listener when set; close it before Shutdown, so that its sockets get
+	// 1001 rather than wait for the listener.
+	Signaling *signaling.Server
+	// Metrics is the set the edge registers its metrics in; share it with signaling so that one /metrics
+	// carries both. Default: a set of the edge's own.
+	Metrics *metrics.Set
 }
 
-// New builds a Server from a validated config.
+// New builds the viewer listener from a validated config. It starts nothing (no goroutine, no listener), so a
+// failed New leaves nothing to release; Serve starts it.
 func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("proxy: Options.Auth is required")
+	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
 	}
 	s := &Server{
 		cfg:     cfg,
@@ -78,7 +92,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		cache:   NewCache(int64(cfg.Cache.MaxBytes)),
 		clock:   opts.Now,
 		fetches: NewCoalescer[fetchResult](),
-		m:       newEdgeMetrics(),
+		m:       newEdgeMetrics(opts.Metrics),
+		auth:    opts.Auth,
+		sig:     opts.Signaling,
 	}
 	s.bufs.New = func() any { return &scratch{} }
 	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
@@ -86,29 +102,16 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		s.now = opts.Now
 	}
 	s.up = newUpstreams(cfg, s.m, s.now)
-	auth, err := authz.New(cfg.Auth, opts.Log)
-	if err != nil {
-		return nil, fmt.Errorf("building authorizer: %w", err)
-	}
-	s.auth = auth
-	logAuthStart(s.log, auth)
-	s.tokenParams = auth.TokenParams()
+	logAuthStart(s.log, s.auth)
+	s.tokenParams = s.auth.TokenParams()
 	if len(s.tokenParams) == 0 {
 		// Even with authorization off, a viewer's token never reaches the origin or splits the cache.
 		s.tokenParams = []string{"token"}
 	}
 	// The rewriter replaces any of these already in a child URI, so a viewer's token is never doubled.
 	params := append([]string(nil), s.tokenParams...)
-	if cp := auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
+	if cp := s.auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
 		params = append(params, cp)
-	}
-	if cfg.Signaling != nil {
-		sig, err := signaling.New(*cfg.Signaling, opts.Log, s.m.set)
-		if err != nil {
-			auth.Close()
-			return nil, fmt.Errorf("building signaling: %w", err)
-		}
-		s.sig = sig
 	}
 	hosts := make([]string, 0, len(cfg.Origins))
 	for _, o := range cfg.Origins {
@@ -133,7 +136,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		}
 		s.player = p
 	}
-	s.status = newStatusPage(s)
 	s.public = &fasthttp.Server{
 		Handler:                      s.serveHTTP,
 		ErrorHandler:                 s.serveMalformed,
@@ -156,113 +158,35 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if s.sig != nil {
 		s.sig.DetachSockets(s.public)
 	}
-	if cfg.Admin.Listen != "" {
-		s.admin = &fasthttp.Server{
-			Handler:               s.serveAdmin,
-			ReadTimeout:           cfg.Server.ReadTimeout,
-			WriteTimeout:          cfg.Server.WriteTimeout,
-			IdleTimeout:           cfg.Server.IdleTimeout,
-			MaxRequestBodySize:    1 << 20,
-			NoDefaultServerHeader: true,
-			Logger:                fasthttpLogger{s.log},
-		}
-	}
 	return s, nil
 }
 
-// Serve runs the public listener on ln and, if configured, the admin listener on adminLn, until Shutdown.
-func (s *Server) Serve(ln, adminLn net.Listener) error {
-	serveAdmin := s.admin != nil && adminLn != nil
+// Serve answers viewers on ln until Shutdown; a Serve that starts after Shutdown closes ln and returns at once.
+func (s *Server) Serve(ln net.Listener) error {
 	s.lifeMu.Lock()
 	if s.stopping {
 		s.lifeMu.Unlock()
 		_ = ln.Close()
-		if adminLn != nil {
-			_ = adminLn.Close()
-		}
 		return nil
 	}
-	s.listeners = append(s.listeners, ln)
-	if serveAdmin {
-		s.listeners = append(s.listeners, adminLn)
-	}
+	s.listener = ln
 	s.lifeMu.Unlock()
-
-	errc := make(chan error, 2)
-	go func() { errc <- s.public.Serve(ln) }()
-	n := 1
-	if serveAdmin {
-		n++
-		go func() { errc <- s.admin.Serve(adminLn) }()
-	}
-	var first error
-	for i := 0; i < n; i++ {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-			// One listener failing takes the node down, rather than leaving it half alive.
-			go s.Shutdown(context.Background())
-		}
-	}
-	return first
-}
-
-// ListenAndServe opens the configured listeners and serves until ctx is done, then shuts down gracefully.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on 'listen' %s: %w", s.cfg.Listen, err)
-	}
-	var adminLn net.Listener
-	if s.admin != nil {
-		adminLn, err = net.Listen("tcp", s.cfg.Admin.Listen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on 'admin.listen' %s: %w", s.cfg.Admin.Listen, err)
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln, adminLn) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if err := s.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return <-done
+	return s.public.Serve(ln)
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.lifeMu.Lock()
 	s.stopping = true
-	lns := s.listeners
+	ln := s.listener
 	s.lifeMu.Unlock()
+	err := s.public.ShutdownWithContext(ctx)
 	// After fasthttp's own shutdown, which reports an error for a listener closed under it. A Serve still on its
 	// way to Accept finds the listener closed and returns.
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	var errs []error
-	if s.sig != nil {
-		// WebSockets are hijacked connections the HTTP shutdown does not wait for; close them with 1001 first.
-		s.sig.Close()
+	if ln != nil {
+		_ = ln.Close()
 	}
-	if err := s.public.ShutdownWithContext(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if s.admin != nil {
-		if err := s.admin.ShutdownWithContext(ctx); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	s.auth.Close()
-	return errors.Join(errs...)
+	return err
 }
 
 // fasthttpLogger sends fasthttp's own messages (malformed requests, accept errors) to the operator's log.

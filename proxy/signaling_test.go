@@ -43,7 +43,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 			JWT:            signaling.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
 		}
 	}, o.url)
-	admin := "http://" + srv.cfg.Admin.Listen
+	admin := adminURL(srv)
 
 	req, _ := http.NewRequest(http.MethodPost, admin+"/api/conferences", strings.NewReader(`{"room":"standup","content_id":"77","waiting_room":true}`))
 	if resp, err := client.Do(req); err != nil || resp.StatusCode != 401 {
@@ -51,6 +51,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 	}
 	req, _ = http.NewRequest(http.MethodPost, admin+"/api/conferences", strings.NewReader(`{"room":"standup","content_id":"77","waiting_room":true}`))
 	req.Header.Set("Authorization", "Bearer admin-token")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -42,61 +42,33 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-	srv, err := proxy.New(cfg, proxy.Options{Log: log})
+	n, err := startNode(cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
 		return err
 	}
-	// Bound before anything is printed: the links carry the real ports (port 0 lets the kernel pick them), and
-	// whoever follows one at once finds the edge accepting.
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on 'listen' %s: %w", cfg.Listen, err)
-	}
-	adminURL := "off"
-	var adminLn net.Listener
-	if cfg.Admin.Listen != "" {
-		if adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on 'admin.listen' %s: %w", cfg.Admin.Listen, err)
-		}
-		adminURL = "http://" + adminLn.Addr().String()
-	}
-	links, err := demoLinks(cfg, ln.Addr().String(), strings.Split(*channels, ",")[0])
-	if err != nil {
-		ln.Close()
-		if adminLn != nil {
-			adminLn.Close()
-		}
+	// The addresses the listeners got, which differ from the config's when it asks for port 0.
+	edgeAddr := n.ln.Addr().String()
+	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), edgeAddr, n.adminAddr())
+	if err := printDemoLinks(stdout, cfg, edgeAddr, strings.Split(*channels, ",")[0]); err != nil {
+		_ = n.stop(context.Background())
 		return err
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln, adminLn) }()
-	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin %s\n%sstop with Ctrl-C\n", oln.Addr(), ln.Addr(), adminURL, links)
-
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
-	}
-	return <-served
+	fmt.Fprintln(stdout, "stop with Ctrl-C")
+	return n.serve(ctx)
 }
 
-// demoLinks mints a day-long token with the demo's own secrets, so that the printed URL plays as it is.
-func demoLinks(cfg *proxy.Config, edge, ch string) (string, error) {
+// printDemoLinks mints a day-long token with the demo's own secrets, so the printed URL plays as it is.
+func printDemoLinks(w io.Writer, cfg *proxy.Config, edgeAddr, ch string) error {
 	if cfg.Auth.Disabled || cfg.Auth.JWT == nil || cfg.Auth.JWT.Secret == "" {
-		return fmt.Sprintf("play:  ffplay 'http://%s/play/%s/index.m3u8'\n", edge, ch), nil
+		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", edgeAddr, ch)
+		return nil
 	}
 	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
 		Subject: "demo", TTL: 24 * time.Hour})
 	if err != nil {
-		return "", fmt.Errorf("minting the demo token: %w", err)
+		return fmt.Errorf("minting the demo token: %w", err)
 	}
-	return fmt.Sprintf("play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\npage:  http://%s/%s/embed.html?token=%s\n",
-		edge, ch, tok, edge, ch, tok), nil
+	fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8?token=%s'\n", edgeAddr, ch, tok)
+	fmt.Fprintf(w, "page:  http://%s/%s/embed.html?token=%s\n", edgeAddr, ch, tok)
+	return nil
 }

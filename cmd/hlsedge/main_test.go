@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -20,15 +18,24 @@ import (
 	"github.com/hlsedge/hlsedge/authz"
 )
 
-// lockedBuffer is written by the command's goroutine while the test reads it.
+// lockedBuffer is written by the command's goroutine while the test reads it; every write is signalled, so a
+// test waits for output instead of polling.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{}
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written == nil {
+		l.written = make(chan struct{}, 1)
+	}
+	select {
+	case l.written <- struct{}{}:
+	default:
+	}
 	return l.b.Write(p)
 }
 
@@ -36,6 +43,45 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+func (l *lockedBuffer) writes() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.written == nil {
+		l.written = make(chan struct{}, 1)
+	}
+	return l.written
+}
+
+// waitFor returns the first match of re in what was written, waiting for writes until the command exits. The
+// deadline only keeps a hung command from hanging the test run.
+func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan int) []string {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(l.String()); m != nil {
+			return m
+		}
+		select {
+		case <-l.writes():
+		case code := <-exited:
+			t.Fatalf("the command exited (%d) before printing %s; it printed %q", code, re, l.String())
+		case <-deadline:
+			t.Fatalf("nothing matching %s after 60 s; printed %q", re, l.String())
+		}
+	}
+}
+
+const testJWTSecret = "cmd-jwt-secret-0123456789abcdef0123"
+
+// TestServeRequiresAConfig: the embedded demo config's secrets are published, so serve never falls back on it.
+func TestServeRequiresAConfig(t *testing.T) {
+	var out, errOut lockedBuffer
+	code := run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0"}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "--config FILE is required") || !strings.Contains(errOut.String(), "hlsedge demo") {
+		t.Fatalf("serve without --config: exit %d, stderr %q", code, errOut.String())
+	}
 }
 
 func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
@@ -55,25 +101,27 @@ func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
 	f("origins: []\nauth: {disabled: true}\n", "'origins' must list at least one origin")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: short}}\n", "'auth.jwt.secret'")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\ncache: {max_byte: 1}\n", "max_byte")
+	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {min_ban_prefix_v4: 40}\n", "'admin.min_ban_prefix_v4'")
+	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nadmin: {listen: 'localhost:1'}\n", "'admin.listen'")
+	// A route that 'auth.protected' leaves out would be served without a token.
+	f("origins: [{url: 'http://127.0.0.1:1'}]\nroutes: [{prefix: /play/}, {prefix: /live/}]\n"+
+		"auth: {protected: [/play/], jwt: {algorithms: [HS256], secret: "+testJWTSecret+"}}\n", "'routes[1].prefix' \"/live/\" is outside 'auth.protected'")
 	if code := run(context.Background(), []string{"nonsense"}, &lockedBuffer{}, &lockedBuffer{}); code != 2 {
 		t.Fatalf("unknown command: exit %d, want 2", code)
 	}
 }
 
-// TestDemoPrintsAPlayableURL is `make run` in-process: the printed URL plays in the real ffprobe. Every listener is
-// on port 0, so the demo must print the ports it really bound.
+// TestDemoPrintsAPlayableURL is `make run` in-process: the printed URL plays in the real ffprobe. Every listener
+// asks for port 0, and the demo prints the addresses it got.
 func TestDemoPrintsAPlayableURL(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, w := io.Pipe()
-	var errOut lockedBuffer
+	var out, errOut lockedBuffer
 	done := make(chan int, 1)
 	go func() {
-		code := run(ctx, []string{"demo", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, w, &errOut)
-		w.Close()
-		done <- code
+		done <- run(ctx, []string{"demo", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
 	}()
 	defer func() {
 		cancel()
@@ -86,31 +134,7 @@ func TestDemoPrintsAPlayableURL(t *testing.T) {
 			t.Error("demo did not shut down within 15 s")
 		}
 	}()
-	// Read stdout as the demo writes it, to the end so that it never blocks; the play: line is the event.
-	var out lockedBuffer
-	found := make(chan string, 1) // the URL, then closed at the end of stdout
-	go func() {
-		defer close(found)
-		re := regexp.MustCompile(`play:\s+ffplay '([^']+)'`)
-		sc := bufio.NewScanner(stdout)
-		for sent := false; sc.Scan(); {
-			fmt.Fprintln(&out, sc.Text())
-			if m := re.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				found <- m[1]
-				sent = true
-			}
-		}
-	}()
-	var url string
-	select {
-	case u, ok := <-found:
-		if !ok {
-			t.Fatalf("demo printed no URL before it ended; stdout %q stderr %q", out.String(), errOut.String())
-		}
-		url = u
-	case <-time.After(30 * time.Second): // a safety net for a demo that hangs, not a measure
-		t.Fatalf("demo printed no URL; stdout %q stderr %q", out.String(), errOut.String())
-	}
+	url := out.waitFor(t, regexp.MustCompile(`play:\s+ffplay '([^']+)'`), done)[1]
 	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer pcancel()
 	probe, err := exec.CommandContext(pctx, "ffprobe", "-v", "error", "-show_streams", url).CombinedOutput()
@@ -131,7 +155,7 @@ func (q queryCarrier) Header(string) []byte        { return nil }
 // TestTokenCommandMintsWhatTheEdgeAccepts runs `hlsedge token` for each kind and has the edge's own authorizer
 // decide the result, for the right channel and address and for the wrong ones.
 func TestTokenCommandMintsWhatTheEdgeAccepts(t *testing.T) {
-	const jwtSecret, stSecret, edgeSecret = "cmd-jwt-secret-0123456789abcdef0123", "cmd-st-secret", "cmd-edge-secret-0123456789abcdef0123"
+	const jwtSecret, stSecret, edgeSecret = testJWTSecret, "cmd-st-secret", "cmd-edge-secret-0123456789abcdef0123"
 	a, err := authz.New(authz.Config{
 		JWT:         &authz.JWTConfig{Algorithms: []string{"HS256"}, Secret: jwtSecret},
 		SecureToken: &authz.SecureTokenConfig{Secret: stSecret},

@@ -2,47 +2,204 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/configs"
 	"github.com/hlsedge/hlsedge/proxy"
+	"github.com/hlsedge/hlsedge/proxy/admin"
+	"github.com/hlsedge/hlsedge/signaling"
 )
 
+// runServe is `hlsedge serve --config FILE`: an edge of a deployment, from the operator's own config.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config file (default: the embedded configs/demo.yaml)")
+	configPath := fs.String("config", "", "YAML config file (required; `hlsedge demo` runs without one)")
 	listen := fs.String("listen", "", "public address, overrides 'listen'")
 	origin := fs.String("origin", "", "origin URL(s), comma-separated, override 'origins'")
-	admin := fs.String("admin", "", "admin address, overrides 'admin.listen'")
+	adminAddr := fs.String("admin", "", "admin address, overrides 'admin.listen'")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadEdgeConfig(*configPath, *listen, *origin, *admin)
+	if *configPath == "" {
+		// The embedded demo config carries published secrets: an edge started from it would take tokens anyone
+		// can mint. The demo is its own command, which says what it is.
+		return errors.New("--config FILE is required; for a try-out on loopback without one, run `hlsedge demo`")
+	}
+	cfg, err := loadEdgeConfig(*configPath, *listen, *origin, *adminAddr)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	srv, err := proxy.New(cfg, proxy.Options{Log: log})
+	n, err := startNode(cfg, log, nil)
 	if err != nil {
 		return err
 	}
-	log.Info("edge starting", "listen", cfg.Listen, "admin", cfg.Admin.Listen, "origins", len(cfg.Origins))
-	if err := srv.ListenAndServe(ctx); err != nil {
+	if err := n.serve(ctx); err != nil {
 		return err
 	}
 	log.Info("edge stopped")
 	return nil
 }
 
-// loadEdgeConfig reads the file (or the embedded demo), applies flag overrides, then defaults and validation, so
-// that an override is validated like a file value.
-func loadEdgeConfig(path, listen, origins, admin string) (*proxy.Config, error) {
+// node is one edge process and the composition root: the authorizer, conference signaling, the viewer listener
+// and the admin listener, built in that order from one config, and stopped together.
+type node struct {
+	cfg   *proxy.Config
+	log   *slog.Logger
+	auth  *authz.Authorizer
+	sig   *signaling.Server // nil when the config has no signaling section
+	edge  *proxy.Server
+	admin *admin.Server // nil when 'admin.listen' is ""
+	// ln and adminLn are the open listeners; adminLn is nil with the admin listener.
+	ln, adminLn net.Listener
+	// stopped, when set, hears each part as stop releases it; tests check that nothing is left running.
+	stopped func(part string)
+}
+
+// startNode builds every part and opens the listeners. When a step fails, it releases whatever the earlier
+// steps started (authorizer goroutines, signaling, listeners) before returning the error.
+func startNode(cfg *proxy.Config, log *slog.Logger, stopped func(part string)) (*node, error) {
+	n := &node{cfg: cfg, log: log, stopped: stopped}
+	if err := n.build(); err != nil {
+		_ = n.stop(context.Background())
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) build() error {
+	cfg, log := n.cfg, n.log
+	auth, err := authz.New(cfg.Auth, log)
+	if err != nil {
+		return fmt.Errorf("building authorizer: %w", err)
+	}
+	n.auth = auth
+	// One metrics set for the edge and signaling, so that one /metrics carries both.
+	ms := metrics.NewSet()
+	if cfg.Signaling != nil {
+		if n.sig, err = signaling.New(*cfg.Signaling, log, ms); err != nil {
+			return fmt.Errorf("building signaling: %w", err)
+		}
+	}
+	if n.edge, err = proxy.New(cfg, proxy.Options{Log: log, Auth: n.auth, Signaling: n.sig, Metrics: ms}); err != nil {
+		return fmt.Errorf("building edge: %w", err)
+	}
+	if cfg.Admin.Enabled() {
+		n.admin, err = admin.New(cfg.Admin, admin.Options{
+			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig,
+			ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout,
+		})
+		if err != nil {
+			return fmt.Errorf("building admin listener: %w", err)
+		}
+	}
+	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listening on 'listen' %s: %w", cfg.Listen, err)
+	}
+	if n.admin != nil {
+		if n.adminLn, err = net.Listen("tcp", cfg.Admin.Addr()); err != nil {
+			return fmt.Errorf("listening on 'admin.listen' %s: %w", cfg.Admin.Addr(), err)
+		}
+	}
+	return nil
+}
+
+// adminAddr is where the admin listener is, "" when it is off.
+func (n *node) adminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
+
+// serve answers on both listeners until ctx is done or one of them fails, which takes the whole node down rather
+// than leave it half alive; then it stops every part within 'server.shutdown_timeout'.
+func (n *node) serve(ctx context.Context) error {
+	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins))
+	errc := make(chan error, 2)
+	running := 1
+	go func() { errc <- n.edge.Serve(n.ln) }()
+	if n.admin != nil {
+		running++
+		go func() { errc <- n.admin.Serve(n.adminLn) }()
+	}
+	var failed error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		running--
+		failed = fmt.Errorf("a listener stopped: %w", err)
+		if err == nil {
+			failed = errors.New("a listener stopped")
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	err := n.stop(sctx)
+	for ; running > 0; running-- {
+		if e := <-errc; e != nil && failed == nil {
+			failed = e
+		}
+	}
+	return errors.Join(failed, err)
+}
+
+// stop releases every part that was started, whichever step the node reached. Signaling goes first, so that
+// its sockets get a 1001 close instead of waiting out the viewer listener's shutdown; the authorizer goes last,
+// since both listeners ask it until they have stopped.
+func (n *node) stop(ctx context.Context) error {
+	var errs []error
+	done := func(part string) {
+		if n.stopped != nil {
+			n.stopped(part)
+		}
+	}
+	if n.sig != nil {
+		n.sig.Close()
+		done("signaling")
+	}
+	if n.edge != nil {
+		if err := n.edge.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping edge: %w", err))
+		}
+		done("edge")
+	}
+	if n.admin != nil {
+		if err := n.admin.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stopping admin listener: %w", err))
+		}
+		done("admin")
+	}
+	// A listener that Serve never took (a later step failed) is closed here; closing a served one again is
+	// harmless.
+	if n.ln != nil {
+		_ = n.ln.Close()
+		if n.adminLn != nil {
+			_ = n.adminLn.Close()
+		}
+		done("listeners")
+	}
+	if n.auth != nil {
+		n.auth.Close()
+		done("authorizer")
+	}
+	return errors.Join(errs...)
+}
+
+// loadEdgeConfig reads the file (or, for the demo, the embedded demo config), applies flag overrides, then
+// defaults and validation, so that an override is validated like a file value.
+func loadEdgeConfig(path, listen, origins, adminAddr string) (*proxy.Config, error) {
 	var (
 		cfg *proxy.Config
 		err error
@@ -58,8 +215,8 @@ func loadEdgeConfig(path, listen, origins, admin string) (*proxy.Config, error) 
 	if listen != "" {
 		cfg.Listen = listen
 	}
-	if admin != "" {
-		cfg.Admin.Listen = admin
+	if adminAddr != "" {
+		cfg.Admin.Listen = &adminAddr
 	}
 	if origins != "" {
 		cfg.Origins = nil
