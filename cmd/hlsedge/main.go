@@ -25,6 +25,7 @@ func commands() map[string]command {
 		"origin": {"synthetic Astra-like live HLS origin for demos, tests and the bench", runOrigin},
 		"bench":  {"load-test an edge with simulated HLS viewers (bench hls) or conference participants (bench ws)", runBench},
 		"token":  {"mint test tokens and links", runToken},
+		"check":  {"validate a config file and print what it would run, like nginx -t", runCheck},
 		"demo":   {"start the demo origin and the edge together (what make run does)", runDemo},
 	}
 }
