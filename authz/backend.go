@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -284,90 +283,4 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 		return denial, nil
 	}
 	return backendAnswer{}, lastErr
-}
-
-// backendStep asks the group's middlewares. It always decides: allow, refuse, or on total failure the stale
-// decision or the group's on_backend_error policy.
-type backendStep struct{}
-
-func (backendStep) run(a *Authorizer, g *group, in *stepInput, out *verified) (bool, error) {
-	// A middleware's token has no shape of its own: whatever it looked like, the backend decides.
-	in.kind = KindNone
-	q := backendQuery{
-		token: string(in.tok), channel: string(in.channel), path: string(in.req.Path), rawQuery: string(in.req.RawQuery),
-		userAgent: string(in.req.UserAgent), referer: string(in.req.Referer), host: string(in.req.Host),
-		ip: in.req.ClientIP, sessionID: in.sessionID, renew: in.prevCalls > 0, number: in.prevCalls + 1,
-	}
-	in.backendCalls = q.number
-	ans, err := g.ask(&q)
-	if err != nil {
-		a.log.Debug("authz: every auth backend failed", "group", g.name, "err", err)
-		if in.stale != nil {
-			in.useStale = true
-			return true, nil
-		}
-		if g.failOpen {
-			// Astra's behaviour, by the operator's choice; retried as soon as a refusal would be.
-			in.rule = "on_backend_error: allow"
-			out.until = in.now.Add(a.denyTTL).UnixNano()
-			return true, nil
-		}
-		return true, ErrBackendDown
-	}
-	in.fromBackend = true
-	if ans.duration > 0 {
-		out.until = in.now.Add(ans.duration).UnixNano()
-	}
-	if !ans.allow {
-		return true, &backendDenial{status: ans.status}
-	}
-	if len(ans.userID) > maxUserIDBytes {
-		return true, ErrUserIDTooLong
-	}
-	out.userID = ans.userID
-	out.maxSessions = ans.maxSessions
-	out.unique = ans.unique
-	return true, nil
-}
-
-// flightGroup lets one request per decision key ask the backends while the others with the same key wait for
-// its answer; the leader's wait is bounded by the backends' timeouts.
-type flightGroup struct {
-	mu sync.Mutex
-	m  map[uint64]*flight
-}
-
-type flight struct {
-	tok, ch string
-	ip      netip.Addr
-	done    chan struct{}
-	d       Decision
-}
-
-// join returns the flight for the key and whether the caller leads it; nil when the key is taken by other
-// material (a hash collision), in which case the caller decides on its own.
-func (fg *flightGroup) join(key uint64, tok, ch []byte, ip netip.Addr) (*flight, bool) {
-	fg.mu.Lock()
-	defer fg.mu.Unlock()
-	if f, ok := fg.m[key]; ok {
-		if f.tok == string(tok) && f.ch == string(ch) && f.ip == ip {
-			return f, false
-		}
-		return nil, false
-	}
-	if fg.m == nil {
-		fg.m = map[uint64]*flight{}
-	}
-	f := &flight{tok: string(tok), ch: string(ch), ip: ip, done: make(chan struct{})}
-	fg.m[key] = f
-	return f, true
-}
-
-func (fg *flightGroup) finish(key uint64, f *flight, d Decision) {
-	d.token = nil
-	f.d = d
-	fg.mu.Lock()
-	delete(fg.m, key)
-	fg.mu.Unlock()
-	close(f.done)
 }

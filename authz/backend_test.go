@@ -16,8 +16,6 @@ import (
 type middleware struct {
 	*httptest.Server
 	calls atomic.Int64
-	mu    sync.Mutex
-	last  *http.Request
 }
 
 func startMiddleware(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *middleware {
@@ -25,28 +23,19 @@ func startMiddleware(t *testing.T, h func(w http.ResponseWriter, r *http.Request
 	m := &middleware{}
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.calls.Add(1)
-		m.mu.Lock()
-		m.last = r.Clone(r.Context())
-		m.mu.Unlock()
 		h(w, r)
 	}))
 	t.Cleanup(m.Close)
 	return m
 }
 
-func (m *middleware) lastRequest() *http.Request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.last
-}
-
 func backendConfig(backends ...BackendConfig) Config {
 	return Config{Groups: []GroupConfig{{Name: "mw", Backends: backends}}, Sessions: SessionsConfig{Disabled: true}}
 }
 
-func newTestAuthz(t testing.TB, cfg Config, log *slog.Logger) *Authorizer {
+func newTestAuthz(t testing.TB, cfg Config, log *slog.Logger, opts ...Option) *Authorizer {
 	t.Helper()
-	a, err := New(cfg, log, WithoutJanitor())
+	a, err := New(cfg, log, append([]Option{WithoutJanitor()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/bench"
 )
 
@@ -111,7 +111,7 @@ func TestFFprobeWithTokensEndToEnd(t *testing.T) {
 	wantH264AAC(t, codecs, err)
 
 	now := time.Now().Unix()
-	st := authz.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, authz.NewSalt())
+	st := token.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, token.NewSalt())
 	codecs, err = ffprobeStreams(t, base+"/st1/index.m3u8?token="+st)
 	wantH264AAC(t, codecs, err)
 

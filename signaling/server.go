@@ -14,6 +14,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big).
@@ -58,7 +60,7 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	ver, err := newVerifier(&cfg.JWT)
+	ver, err := newVerifier(&cfg.JWT, log)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +140,7 @@ func (s *Server) Close() {
 		s.log.Warn("signaling: sockets still open after shutdown wait", "sockets", s.Conns())
 	}
 	s.hub.Close()
+	s.ver.close()
 }
 
 // Conns is the number of open sockets.
@@ -234,11 +237,11 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		conf = Conference{Room: room, WaitingRoom: *s.cfg.DefaultWaitingRoom}
 	}
 	if auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
-		tok, ok := bearer(auth)
+		tok, ok := token.Bearer(auth)
 		if !ok {
 			return nil, conf, fmt.Errorf("%w: authorization is not a bearer token", ErrMalformed)
 		}
-		g, err := s.ver.verify(tok, now)
+		g, err := s.ver.verify(string(tok), now)
 		if err == nil {
 			err = checkGrant(g, room, conf.ContentID, registered)
 		}
@@ -338,14 +341,6 @@ func checkGrant(g *Grant, room, contentID string, checkContent bool) error {
 		return ErrWrongConference
 	}
 	return nil
-}
-
-func bearer(h []byte) (string, bool) {
-	const p = "bearer "
-	if len(h) <= len(p) || !strings.EqualFold(string(h[:len(p)]), p) {
-		return "", false
-	}
-	return string(bytes.TrimSpace(h[len(p):])), true
 }
 
 // roomOf reads the conference name: the `room` query parameter (browsers cannot add headers to an upgrade) or
