@@ -243,7 +243,8 @@ func isTimeout(err error) bool {
 
 // ask puts the query to every backend of the group at once (Flussonic's multi-auth): the first allow wins and
 // cancels the others. Without an allow, the refusal of the first backend in config order that refused stands;
-// without any answer, the error.
+// without any answer, the error. It returns once every call has ended, which a cancelled call does at once: no
+// call outlives the request that made it, and each one is counted by then.
 func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 	if len(g.backends) == 1 {
 		return g.backends[0].call(context.Background(), q)
@@ -255,7 +256,6 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 		ans backendAnswer
 		err error
 	}
-	// Buffered for every backend, so that the losers never block once the winner has returned.
 	ch := make(chan result, len(g.backends))
 	for i, b := range g.backends {
 		go func() {
@@ -264,6 +264,7 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 		}()
 	}
 	var (
+		allow   *backendAnswer
 		denial  backendAnswer
 		denied  = -1
 		lastErr error
@@ -271,15 +272,21 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 	for range g.backends {
 		r := <-ch
 		switch {
+		case allow != nil:
+			// A call that lost to the allow below.
 		case r.err != nil:
 			lastErr = r.err
 		case r.ans.allow:
-			return r.ans, nil
+			allow = &r.ans
+			cancel()
 		case denied < 0 || r.i < denied:
 			denial, denied = r.ans, r.i
 		}
 	}
-	if denied >= 0 {
+	switch {
+	case allow != nil:
+		return *allow, nil
+	case denied >= 0:
 		return denial, nil
 	}
 	return backendAnswer{}, lastErr

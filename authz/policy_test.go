@@ -349,9 +349,11 @@ func TestWebhookQueueBoundedDropsCounted(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	defer close(block)
 	w := newWebhook(WebhookConfig{URL: hook.URL, Timeout: 2 * time.Second, QueueSize: 2, BatchSize: 1}, discardLog())
 	defer w.close()
+	// Deferred after w.close, so it runs first: the receiver answers before close flushes what is queued.
+	defer close(block)
+	// The sender holds at most one event in a post the receiver never answers, and the queue two.
 	for range 20 {
 		w.send(SessionEvent{Event: "open"})
 	}
