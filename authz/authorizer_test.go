@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/playlist"
 )
 
 func mintHS(t testing.TB, streams []string, ttl time.Duration, extra ...any) string {
@@ -28,8 +31,8 @@ func mintHS(t testing.TB, streams []string, ttl time.Duration, extra ...any) str
 
 func hsConfig() Config {
 	return Config{
-		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, Secret: string(hmacSecret)},
-		SecureToken: &SecureTokenConfig{Secret: stSecret},
+		JWT:         jwtConfig(string(hmacSecret)),
+		SecureToken: &token.SecureTokenConfig{Secret: stSecret},
 		Edge:        EdgeConfig{Secret: edgeSecret},
 	}
 }
@@ -96,7 +99,7 @@ func TestEdgeChildTokenFlow(t *testing.T) {
 	child := vals.Get("token")
 	seg := &Request{Path: []byte("/play/a001/113900585_92b9.ts"), Channel: []byte("a001"), ClientIP: clientIP}
 	sd := a.Authorize(seg, q(child), testNow.Add(time.Second))
-	if !sd.Allowed() || sd.Kind != KindEdge || sd.UserID != "user-42" || sd.SessionID != d.SessionID || sd.Expires != d.Expires {
+	if !sd.Allowed() || sd.Kind != token.KindEdge || sd.UserID != "user-42" || sd.SessionID != d.SessionID || sd.Expires != d.Expires {
 		t.Fatalf("segment with child token: %+v (parent %+v)", sd, d)
 	}
 	// The child of a child is the same token: its expiry and session stay.
@@ -129,7 +132,7 @@ func TestEdgeChildNeverOutlivesParentOrCap(t *testing.T) {
 		r := req("a001", clientIP)
 		d := a.Authorize(r, q(mintHS(t, []string{"a001"}, ttl)), testNow)
 		child := strings.TrimPrefix(string(a.AppendChildQuery(nil, r, &d, testNow)), "token=")
-		et, err := VerifyEdgeToken([]byte(edgeSecret), child, "a001", otherIP, testNow)
+		et, err := token.VerifyEdgeToken([]byte(edgeSecret), child, "a001", otherIP, testNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,10 +156,10 @@ func TestChildTokenBoundWhenParentBound(t *testing.T) {
 		t.Fatalf("child of an ip-bound parent used elsewhere: %d %q", d.Status, d.Reason)
 	}
 	// securetoken binds the IP too.
-	st := MintSecureToken(stSecret, "a001", clientIP.String(), testNow.Unix()-300, testNow.Unix()+3600, goldenSalt)
+	st := mintST(stSecret, "a001")
 	d = a.Authorize(r, q(st), testNow)
 	child = strings.TrimPrefix(string(a.AppendChildQuery(nil, r, &d, testNow)), "token=")
-	if !strings.HasPrefix(child, edgePrefix) {
+	if !strings.HasPrefix(child, "e1.") {
 		t.Fatalf("edge mode must mint an edge token for securetoken too: %q", child)
 	}
 	if d := a.Authorize(req("a001", otherIP), q(child), testNow); d.Status != http.StatusForbidden {
@@ -170,7 +173,7 @@ func TestSameModeEscapesToken(t *testing.T) {
 	cfg.Groups = []GroupConfig{{ChildToken: ChildSame}}
 	a := newAuthz(t, cfg)
 	// A cookie can hold bytes a query cannot; the child query must escape them.
-	d := Decision{Status: http.StatusOK, child: string(appendQueryEscape(nil, []byte("a b&c=d/é")))}
+	d := Decision{Status: http.StatusOK, child: string(playlist.AppendQueryEscape(nil, []byte("a b&c=d/é")))}
 	if got := string(a.AppendChildQuery(nil, nil, &d, testNow)); got != "token=a%20b%26c%3Dd%2F%C3%A9" {
 		t.Fatalf("got %q", got)
 	}
@@ -180,21 +183,45 @@ func TestSameModeEscapesToken(t *testing.T) {
 	}
 }
 
+// The verifier's claims reach the decision, with the session derived for this token, channel and address.
+func TestJWTDecisionCarriesClaims(t *testing.T) {
+	a := newAuthz(t, hsConfig())
+	tok := mintHS(t, []string{"a001"}, time.Hour, "max_sessions", 3, "ip", clientIP.String())
+	d := a.Authorize(req("a001", clientIP), q(tok), testNow)
+	if !d.Allowed() || d.UserID != "user-42" || d.MaxSessions != 3 || d.Expires != testNow.Add(time.Hour).Unix() || d.Kind != token.KindJWT || d.SessionID == 0 {
+		t.Fatalf("decision %+v", d)
+	}
+}
+
+// In same mode the playlist carries the securetoken unchanged, as Flussonic does.
+func TestSecureTokenSameModeChild(t *testing.T) {
+	cfg := hsConfig()
+	cfg.Groups = []GroupConfig{{Name: "flussonic", ChildToken: ChildSame}}
+	a := newAuthz(t, cfg)
+	tok := mintST(stSecret, "bbc")
+	r := &Request{Path: []byte("/bbc/index.m3u8"), Channel: []byte("bbc"), ClientIP: clientIP}
+	d := a.Authorize(r, q(tok), testNow.Add(time.Minute))
+	if !d.Allowed() || d.Kind != token.KindSecureToken {
+		t.Fatalf("securetoken refused: %d %q", d.Status, d.Reason)
+	}
+	if q := string(a.AppendChildQuery(nil, r, &d, testNow)); q != "token="+tok {
+		t.Fatalf("child query %q", q)
+	}
+}
+
 func TestGroups(t *testing.T) {
 	a := newAuthz(t, Config{
-		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, Secret: string(hmacSecret)},
-		SecureToken: &SecureTokenConfig{Secret: stSecret},
+		JWT:         jwtConfig(string(hmacSecret)),
+		SecureToken: &token.SecureTokenConfig{Secret: stSecret},
 		Edge:        EdgeConfig{Secret: edgeSecret},
 		Groups: []GroupConfig{
 			{Name: "free", Channels: []string{"free-*"}, Public: true},
 			{Name: "premium", Channels: []string{"sport/*", "movies"}, Accept: []string{"jwt"}},
-			{Name: "partner", Channels: []string{"p?"}, ChildToken: ChildSame, SecureToken: &SecureTokenConfig{Secret: "PARTNERKEY"}},
+			{Name: "partner", Channels: []string{"p?"}, ChildToken: ChildSame, SecureToken: &token.SecureTokenConfig{Secret: "PARTNERKEY"}},
 			{Name: "rest", Channels: []string{"a*"}},
 		},
 	})
-	st := func(key, ch string) string {
-		return MintSecureToken(key, ch, clientIP.String(), testNow.Unix()-300, testNow.Unix()+3600, goldenSalt)
-	}
+	st := mintST
 	f := func(name, ch string, c *carrier, status int, group string) {
 		t.Helper()
 		d := a.Authorize(req(ch, clientIP), c, testNow)
@@ -310,39 +337,6 @@ func TestCacheDisabled(t *testing.T) {
 			t.Fatalf("%+v", d)
 		}
 	}
-}
-
-func TestKindRecognition(t *testing.T) {
-	f := func(tok string, want TokenKind) {
-		t.Helper()
-		if got := kindOf([]byte(tok)); got != want {
-			t.Errorf("kindOf(%q) = %v, want %v", tok, got, want)
-		}
-	}
-	f("e1.AAAA", KindEdge)
-	f("a.b.c", KindJWT)
-	f(goldenST, KindSecureToken)
-	f("garbage", KindSecureToken)
-}
-
-func TestGlob(t *testing.T) {
-	f := func(p, s string, want bool) {
-		t.Helper()
-		if got := globMatch(p, []byte(s)); got != want {
-			t.Errorf("globMatch(%q, %q) = %v", p, s, got)
-		}
-	}
-	f("*", "", true)
-	f("*", "a/b", true)
-	f("a001", "a001", true)
-	f("a001", "a0011", false)
-	f("sport/*", "sport/f1", true)
-	f("sport/*", "sport", false)
-	f("a?c", "abc", true)
-	f("a?c", "ac", false)
-	f("*x*y*", "aaxbbyc", true)
-	f("*x*y", "aaxbbyc", false)
-	f(strings.Repeat("*a", 30)+"b", strings.Repeat("a", 200), false)
 }
 
 // Many viewers at once, on the cache and the pooled HMAC states: run with -race.

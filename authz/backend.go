@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -244,7 +243,8 @@ func isTimeout(err error) bool {
 
 // ask puts the query to every backend of the group at once (Flussonic's multi-auth): the first allow wins and
 // cancels the others. Without an allow, the refusal of the first backend in config order that refused stands;
-// without any answer, the error.
+// without any answer, the error. It returns once every call has ended, which a cancelled call does at once: no
+// call outlives the request that made it, and each one is counted by then.
 func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 	if len(g.backends) == 1 {
 		return g.backends[0].call(context.Background(), q)
@@ -256,7 +256,6 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 		ans backendAnswer
 		err error
 	}
-	// Buffered for every backend, so that the losers never block once the winner has returned.
 	ch := make(chan result, len(g.backends))
 	for i, b := range g.backends {
 		go func() {
@@ -265,6 +264,7 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 		}()
 	}
 	var (
+		allow   *backendAnswer
 		denial  backendAnswer
 		denied  = -1
 		lastErr error
@@ -272,102 +272,22 @@ func (g *group) ask(q *backendQuery) (backendAnswer, error) {
 	for range g.backends {
 		r := <-ch
 		switch {
+		case allow != nil:
+			// A call that lost to the allow below.
 		case r.err != nil:
 			lastErr = r.err
 		case r.ans.allow:
-			return r.ans, nil
+			allow = &r.ans
+			cancel()
 		case denied < 0 || r.i < denied:
 			denial, denied = r.ans, r.i
 		}
 	}
-	if denied >= 0 {
+	switch {
+	case allow != nil:
+		return *allow, nil
+	case denied >= 0:
 		return denial, nil
 	}
 	return backendAnswer{}, lastErr
-}
-
-// backendStep asks the group's middlewares. It always decides: allow, refuse, or on total failure the stale
-// decision or the group's on_backend_error policy.
-type backendStep struct{}
-
-func (backendStep) run(a *Authorizer, g *group, in *stepInput, out *verified) (bool, error) {
-	// A middleware's token has no shape of its own: whatever it looked like, the backend decides.
-	in.kind = KindNone
-	q := backendQuery{
-		token: string(in.tok), channel: string(in.channel), path: string(in.req.Path), rawQuery: string(in.req.RawQuery),
-		userAgent: string(in.req.UserAgent), referer: string(in.req.Referer), host: string(in.req.Host),
-		ip: in.req.ClientIP, sessionID: in.sessionID, renew: in.prevCalls > 0, number: in.prevCalls + 1,
-	}
-	in.backendCalls = q.number
-	ans, err := g.ask(&q)
-	if err != nil {
-		a.log.Debug("authz: every auth backend failed", "group", g.name, "err", err)
-		if in.stale != nil {
-			in.useStale = true
-			return true, nil
-		}
-		if g.failOpen {
-			// Astra's behaviour, by the operator's choice; retried as soon as a refusal would be.
-			in.rule = "on_backend_error: allow"
-			out.until = in.now.Add(a.denyTTL).UnixNano()
-			return true, nil
-		}
-		return true, ErrBackendDown
-	}
-	in.fromBackend = true
-	if ans.duration > 0 {
-		out.until = in.now.Add(ans.duration).UnixNano()
-	}
-	if !ans.allow {
-		return true, &backendDenial{status: ans.status}
-	}
-	if len(ans.userID) > maxUserIDBytes {
-		return true, ErrUserIDTooLong
-	}
-	out.userID = ans.userID
-	out.maxSessions = ans.maxSessions
-	out.unique = ans.unique
-	return true, nil
-}
-
-// flightGroup lets one request per decision key ask the backends while the others with the same key wait for
-// its answer; the leader's wait is bounded by the backends' timeouts.
-type flightGroup struct {
-	mu sync.Mutex
-	m  map[uint64]*flight
-}
-
-type flight struct {
-	tok, ch string
-	ip      netip.Addr
-	done    chan struct{}
-	d       Decision
-}
-
-// join returns the flight for the key and whether the caller leads it; nil when the key is taken by other
-// material (a hash collision), in which case the caller decides on its own.
-func (fg *flightGroup) join(key uint64, tok, ch []byte, ip netip.Addr) (*flight, bool) {
-	fg.mu.Lock()
-	defer fg.mu.Unlock()
-	if f, ok := fg.m[key]; ok {
-		if f.tok == string(tok) && f.ch == string(ch) && f.ip == ip {
-			return f, false
-		}
-		return nil, false
-	}
-	if fg.m == nil {
-		fg.m = map[uint64]*flight{}
-	}
-	f := &flight{tok: string(tok), ch: string(ch), ip: ip, done: make(chan struct{})}
-	fg.m[key] = f
-	return f, true
-}
-
-func (fg *flightGroup) finish(key uint64, f *flight, d Decision) {
-	d.token = nil
-	f.d = d
-	fg.mu.Lock()
-	delete(fg.m, key)
-	fg.mu.Unlock()
-	close(f.done)
 }

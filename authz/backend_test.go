@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +17,6 @@ import (
 type middleware struct {
 	*httptest.Server
 	calls atomic.Int64
-	mu    sync.Mutex
-	last  *http.Request
 }
 
 func startMiddleware(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) *middleware {
@@ -25,28 +24,19 @@ func startMiddleware(t *testing.T, h func(w http.ResponseWriter, r *http.Request
 	m := &middleware{}
 	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.calls.Add(1)
-		m.mu.Lock()
-		m.last = r.Clone(r.Context())
-		m.mu.Unlock()
 		h(w, r)
 	}))
 	t.Cleanup(m.Close)
 	return m
 }
 
-func (m *middleware) lastRequest() *http.Request {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.last
-}
-
 func backendConfig(backends ...BackendConfig) Config {
 	return Config{Groups: []GroupConfig{{Name: "mw", Backends: backends}}, Sessions: SessionsConfig{Disabled: true}}
 }
 
-func newTestAuthz(t testing.TB, cfg Config, log *slog.Logger) *Authorizer {
+func newTestAuthz(t testing.TB, cfg Config, log *slog.Logger, opts ...Option) *Authorizer {
 	t.Helper()
-	a, err := New(cfg, log, WithoutJanitor())
+	a, err := New(cfg, log, append([]Option{WithoutJanitor()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +121,11 @@ func TestBackendCoalescing(t *testing.T) {
 	m := startMiddleware(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
-		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
 		}
 	})
-	a := newTestAuthz(t, backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: m.URL}), nil)
+	// The longest timeout allowed: the leader waits in the backend for the others, however slow the machine.
+	a := newTestAuthz(t, backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: m.URL, Timeout: time.Minute}), nil)
 	const n = 20
 	var wg sync.WaitGroup
 	var allowed atomic.Int64
@@ -148,11 +139,12 @@ func TestBackendCoalescing(t *testing.T) {
 			}
 		}()
 	}
-	// Let every request reach the flight before the backend answers; bounded in time.
-	for i := 0; i < 200 && m.calls.Load() == 0; i++ {
-		time.Sleep(5 * time.Millisecond)
+	// Every request but the leader's joins the flight before the backend answers: the leader is held in the
+	// backend until then, so the count is reached whatever the scheduling.
+	key := flightKey{tok: "tok-coalesced", ch: "a001", ip: clientIP}
+	for a.flights.Waiters(key) < n-1 {
+		runtime.Gosched()
 	}
-	time.Sleep(50 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	if allowed.Load() != n {
@@ -331,28 +323,31 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestParallelBackendsFirstAllowWins(t *testing.T) {
+	// The first refuses "ok" only when its call is cancelled, which the second's allow does: the second answers
+	// once the first has been asked, so both calls are counted and they ran in parallel.
+	firstAsked := make(chan struct{}, 1)
 	first := startMiddleware(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(50 * time.Millisecond):
+		if r.URL.Query().Get("token") == "ok" {
+			firstAsked <- struct{}{}
+			<-r.Context().Done()
 		}
 		w.WriteHeader(http.StatusForbidden)
 	})
-	var second *middleware
-	second = startMiddleware(t, func(w http.ResponseWriter, r *http.Request) {
-		// Answer only once the first has been asked too, so that both calls are counted: they run in parallel.
-		for i := 0; i < 400 && r.URL.Query().Get("token") == "ok" && first.calls.Load() == 0; i++ {
-			time.Sleep(5 * time.Millisecond)
-		}
+	second := startMiddleware(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("token") == "ok" {
+			select {
+			case <-firstAsked:
+			case <-r.Context().Done():
+				return
+			}
 			w.Header().Set("X-Session-Name", "bob")
 			return
 		}
 		w.WriteHeader(http.StatusUnauthorized)
 	})
 	a := newTestAuthz(t, backendConfig(
-		BackendConfig{Name: "first", Protocol: ProtocolAstra, URL: first.URL},
-		BackendConfig{Name: "second", Protocol: ProtocolAstra, URL: second.URL},
+		BackendConfig{Name: "first", Protocol: ProtocolAstra, URL: first.URL, Timeout: time.Minute},
+		BackendConfig{Name: "second", Protocol: ProtocolAstra, URL: second.URL, Timeout: time.Minute},
 	), nil)
 	r, c := astraReq("ok", "ua")
 	if d := a.Authorize(r, c, testNow); !d.Allowed() || d.UserID != "bob" {

@@ -68,7 +68,8 @@ func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr) uint64 {
 }
 
 // get is the fast path: one lookup, no allocation, no clock read. It reports fresh=false with a non-nil entry
-// when the entry ran out but may still stand in for failing backends, or tells the backend call's number.
+// when the entry ran out but may still stand in for failing backends; the entry also tells how many backend
+// calls were made for the key.
 func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int64) (e *entry, fresh bool) {
 	e, ok := dc.c.Get(key)
 	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != ip {
@@ -86,32 +87,25 @@ func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int6
 	return e, true
 }
 
-func (dc *decisionCache) del(key uint64) { dc.c.Del(key) }
-
-// put caches d until the token's own end (until, unix nanos; 0 when it has none), capped by the configured TTLs.
-// ristretto may drop the Set; then the next request verifies again, which is only slower.
-func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, until int64, now time.Time) {
-	dc.putEntry(key, tok, ch, ip, d, until, now, 0, 0, 0, blockNone)
-}
-
-// putEntry is put with the backend bookkeeping and the ban generation the decision was checked against.
-func (dc *decisionCache) putEntry(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, until int64, now time.Time,
-	stale time.Duration, calls int, gen uint64, block uint32) {
+// put caches d until the token's own end (h.until, unix nanos; 0 when it has none), capped by the configured
+// TTLs, with the ban generation it was checked against and the outcome of that check. ristretto may drop the
+// Set; then the next request decides again, which is only slower.
+func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, h cacheHint, now time.Time, gen uint64, block uint32) {
 	ttl := dc.maxTTL
 	if !d.Allowed() {
 		ttl = dc.denyTTL
 	}
-	if until > 0 {
-		if rem := time.Duration(until - now.UnixNano()); rem < ttl {
+	if h.until > 0 {
+		if rem := time.Duration(h.until - now.UnixNano()); rem < ttl {
 			ttl = rem
 		}
 	}
 	if ttl <= 0 {
 		return
 	}
-	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d, calls: calls}
-	if stale > 0 {
-		e.staleUntil = e.until + int64(stale)
+	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d, calls: h.calls}
+	if h.stale > 0 {
+		e.staleUntil = e.until + int64(h.stale)
 	}
 	e.d.token = nil
 	e.d.sess = nil
@@ -121,3 +115,11 @@ func (dc *decisionCache) putEntry(key uint64, tok, ch []byte, ip netip.Addr, d *
 }
 
 func (dc *decisionCache) close() { dc.c.Close() }
+
+// callCount is the backend calls made for the key of a previous entry; 0 without one.
+func (e *entry) callCount() int {
+	if e == nil {
+		return 0
+	}
+	return e.calls
+}

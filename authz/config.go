@@ -3,10 +3,9 @@ package authz
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // Config is the `auth:` section of the edge configuration. Zero values take the defaults named on each field;
@@ -32,7 +31,7 @@ type Config struct {
 	// JWT verifies JSON Web Tokens. Omit it to refuse JWTs.
 	JWT *JWTConfig `yaml:"jwt"`
 	// SecureToken verifies Flussonic/Astra securetoken links. Omit it to refuse them.
-	SecureToken *SecureTokenConfig `yaml:"securetoken"`
+	SecureToken *token.SecureTokenConfig `yaml:"securetoken"`
 	// Edge is the edge's own child token, minted into rewritten playlists.
 	Edge EdgeConfig `yaml:"edge"`
 	// Groups give channels their own settings. The first group whose channel globs match decides; a channel no
@@ -61,84 +60,18 @@ type CacheConfig struct {
 	Disabled bool `yaml:"disabled"`
 	// MaxEntries bounds the number of decisions kept. Default 100000 (about a viewer-channel each).
 	MaxEntries int64 `yaml:"max_entries"`
-	// MaxTTL caps how long an allow is reused. The token's own expiry always wins when it is sooner. Default 5m;
-	// issue 5's kicks and bans will invalidate entries sooner.
+	// MaxTTL caps how long an allow is reused. The token's own expiry always wins when it is sooner, and bans
+	// and kicks apply to cached decisions from the next request on. Default 5m.
 	MaxTTL time.Duration `yaml:"max_ttl"`
 	// DenyTTL is how long a refusal is reused, so a flood of bad tokens costs one verification each. Default 2s.
 	DenyTTL time.Duration `yaml:"deny_ttl"`
 }
 
-// JWTConfig verifies JSON Web Tokens (RFC 7519) with an explicit algorithm allow-list.
+// JWTConfig verifies the JSON Web Tokens viewers bring: the keys and registered claims (the fields
+// signaling.jwt shares), and what a token must claim to open a channel.
 type JWTConfig struct {
-	// Algorithms is the allow-list: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
-	// ES512, EdDSA. Required; `none` is never accepted. Each algorithm only ever uses a key of its own type.
-	Algorithms []string `yaml:"algorithms"`
-	// Secret is the HMAC key for HS* (at least 32 bytes). Prefer SecretFile in production.
-	Secret string `yaml:"secret"`
-	// SecretFile reads the HMAC key from a file (surrounding whitespace trimmed).
-	SecretFile string `yaml:"secret_file"`
-	// PublicKeys are PEM files (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) for RS*, PS*, ES* and EdDSA.
-	PublicKeys []PublicKeyConfig `yaml:"public_keys"`
-	// JWKSFile is a JSON Web Key Set file, re-read every JWKSRefresh.
-	JWKSFile string `yaml:"jwks_file"`
-	// JWKSURL is a JSON Web Key Set URL (http or https), fetched at start and every JWKSRefresh. A token with an
-	// unknown `kid` also triggers a fetch, at most once per 30s, so key rotation needs no restart.
-	JWKSURL string `yaml:"jwks_url"`
-	// JWKSRefresh is how often the key set is reloaded. Default 10m.
-	JWKSRefresh time.Duration `yaml:"jwks_refresh"`
-	// JWKSTimeout bounds one JWKS fetch. Default 5s.
-	JWKSTimeout time.Duration `yaml:"jwks_timeout"`
-	// Issuer, when set, must equal the `iss` claim.
-	Issuer string `yaml:"issuer"`
-	// Audience, when set, must be one of the `aud` claim's values.
-	Audience string `yaml:"audience"`
-	// Leeway absorbs clock skew between the issuer and the edge for `exp` and `nbf`. Default 30s.
-	Leeway *time.Duration `yaml:"leeway"`
-	// AllowNoExp accepts tokens without `exp`; they are then trusted for at most cache.max_ttl at a time. Off by
-	// default: a token without expiry can never be revoked.
-	AllowNoExp bool `yaml:"allow_no_exp"`
-	// AllowMissingStreams lets a token without the streams claim open every channel of the group. Off by default.
-	AllowMissingStreams bool `yaml:"allow_missing_streams"`
-	// RequireIP refuses tokens without the IP claim.
-	RequireIP bool `yaml:"require_ip"`
-	// Claims renames the claims the edge reads.
-	Claims ClaimNames `yaml:"claims"`
-}
-
-// PublicKeyConfig is one PEM public key.
-type PublicKeyConfig struct {
-	// File is the PEM file.
-	File string `yaml:"file"`
-	// KeyID is the `kid` this key answers to. Empty: the key is tried for any token of a matching algorithm.
-	KeyID string `yaml:"kid"`
-}
-
-// ClaimNames names the claims that grant access.
-type ClaimNames struct {
-	// Streams lists the channels the token opens: a string or an array of names or globs (`sport/*`, `*`).
-	// Default `streams`.
-	Streams string `yaml:"streams"`
-	// IP binds the token to a client IP or CIDR. Default `ip`.
-	IP string `yaml:"ip"`
-	// User is the user id, for logs and session limits. Default `sub`.
-	User string `yaml:"user"`
-	// MaxSessions is the user's concurrent session limit. Default `max_sessions`.
-	MaxSessions string `yaml:"max_sessions"`
-}
-
-// SecureTokenConfig verifies Flussonic/Astra securetoken links:
-// sha1(stream + ip + start + end + secret + salt) + "-" + salt + "-" + end + "-" + start.
-type SecureTokenConfig struct {
-	// Secret is the key shared with the website (Flussonic `securetoken://SECRET`). Required.
-	Secret string `yaml:"secret"`
-	// SecretFile reads the key from a file instead (surrounding whitespace trimmed).
-	SecretFile string `yaml:"secret_file"`
-	// NoCheckIP leaves the client IP out of the hash, as Flussonic's `no_check_ip=true`; the website must then
-	// leave it out too.
-	NoCheckIP bool `yaml:"no_check_ip"`
-	// Desync is the allowed clock difference with the website, applied to both ends of the window. Default 0,
-	// because the reference PHP already starts the window 300s early.
-	Desync time.Duration `yaml:"desync"`
+	token.JWTConfig    `yaml:",inline"`
+	token.AccessConfig `yaml:",inline"`
 }
 
 // EdgeConfig is the edge's own compact child token.
@@ -171,7 +104,7 @@ type GroupConfig struct {
 	// JWT replaces the top-level auth.jwt for this group.
 	JWT *JWTConfig `yaml:"jwt"`
 	// SecureToken replaces the top-level auth.securetoken for this group.
-	SecureToken *SecureTokenConfig `yaml:"securetoken"`
+	SecureToken *token.SecureTokenConfig `yaml:"securetoken"`
 	// Rules are checked on every request before any token verification, in Flussonic's order: allow/deny token,
 	// allow/deny IP, allow/deny user agent, then the domain lock. The first match decides.
 	Rules RulesConfig `yaml:"rules"`
@@ -196,13 +129,7 @@ const (
 	defaultMaxEntries    = 100000
 	defaultMaxTTL        = 5 * time.Minute
 	defaultDenyTTL       = 2 * time.Second
-	defaultJWKSRefresh   = 10 * time.Minute
-	defaultJWKSTimeout   = 5 * time.Second
-	defaultLeeway        = 30 * time.Second
 	defaultEdgeMaxTTL    = 24 * time.Hour
-	minSecretBytes       = 32
-	maxUserIDBytes       = 255
-	maxChannelBytes      = 255
 )
 
 // Child token modes.
@@ -278,43 +205,24 @@ func (c *Config) SetDefaults() {
 		}
 		if len(g.Accept) == 0 {
 			if g.JWT != nil {
-				g.Accept = append(g.Accept, KindJWT.String())
+				g.Accept = append(g.Accept, token.KindJWT.String())
 			}
 			if g.SecureToken != nil {
-				g.Accept = append(g.Accept, KindSecureToken.String())
+				g.Accept = append(g.Accept, token.KindSecureToken.String())
 			}
-			g.Accept = append(g.Accept, KindEdge.String())
+			g.Accept = append(g.Accept, token.KindEdge.String())
 		}
 	}
 }
 
+// withDefaults returns a defaulted copy: one JWTConfig may be shared by several groups.
 func (j *JWTConfig) withDefaults() *JWTConfig {
 	if j == nil {
 		return nil
 	}
 	c := *j
-	if c.JWKSRefresh == 0 {
-		c.JWKSRefresh = defaultJWKSRefresh
-	}
-	if c.JWKSTimeout == 0 {
-		c.JWKSTimeout = defaultJWKSTimeout
-	}
-	if c.Leeway == nil {
-		l := defaultLeeway
-		c.Leeway = &l
-	}
-	if c.Claims.Streams == "" {
-		c.Claims.Streams = "streams"
-	}
-	if c.Claims.IP == "" {
-		c.Claims.IP = "ip"
-	}
-	if c.Claims.User == "" {
-		c.Claims.User = "sub"
-	}
-	if c.Claims.MaxSessions == "" {
-		c.Claims.MaxSessions = "max_sessions"
-	}
+	c.JWTConfig.SetDefaults()
+	c.AccessConfig.SetDefaults()
 	return &c
 }
 
@@ -375,16 +283,16 @@ func (c *Config) validate() error {
 		return errors.New("'auth' must configure 'auth.jwt', 'auth.securetoken' or 'auth.edge.secret', or set 'auth.disabled: true' to serve without tokens")
 	}
 	if c.JWT != nil {
-		if err := c.JWT.validate("auth.jwt"); err != nil {
+		if err := c.JWT.Validate("auth.jwt"); err != nil {
 			return err
 		}
 	}
 	if c.SecureToken != nil {
-		if err := c.SecureToken.validate("auth.securetoken"); err != nil {
+		if err := c.SecureToken.Validate("auth.securetoken"); err != nil {
 			return err
 		}
 	}
-	if err := validateSecret("auth.edge", c.Edge.Secret, c.Edge.SecretFile, minSecretBytes); err != nil {
+	if err := token.ValidateSecret("auth.edge", c.Edge.Secret, c.Edge.SecretFile, token.MinSecretBytes); err != nil {
 		return err
 	}
 	if c.Edge.MaxTTL < 0 {
@@ -394,8 +302,8 @@ func (c *Config) validate() error {
 		g := &c.Groups[i]
 		f := fmt.Sprintf("auth.groups[%d]", i)
 		for j, ch := range g.Channels {
-			if ch == "" || len(ch) > maxChannelBytes {
-				return fmt.Errorf("'%s.channels[%d]' must be a channel name or glob of 1 to %d bytes", f, j, maxChannelBytes)
+			if ch == "" || len(ch) > token.MaxChannelBytes {
+				return fmt.Errorf("'%s.channels[%d]' must be a channel name or glob of 1 to %d bytes", f, j, token.MaxChannelBytes)
 			}
 		}
 		if g.ChildToken != ChildEdge && g.ChildToken != ChildSame {
@@ -408,27 +316,27 @@ func (c *Config) validate() error {
 			return err
 		}
 		for j, k := range g.Accept {
-			switch parseKind(k) {
-			case KindJWT:
+			switch token.ParseKind(k) {
+			case token.KindJWT:
 				if g.JWT == nil {
 					return fmt.Errorf("'%s.accept[%d]' is jwt but neither 'auth.jwt' nor '%s.jwt' is configured", f, j, f)
 				}
-			case KindSecureToken:
+			case token.KindSecureToken:
 				if g.SecureToken == nil {
 					return fmt.Errorf("'%s.accept[%d]' is securetoken but neither 'auth.securetoken' nor '%s.securetoken' is configured", f, j, f)
 				}
-			case KindEdge:
+			case token.KindEdge:
 			default:
 				return fmt.Errorf("'%s.accept[%d]' must be jwt, securetoken or edge, got %q", f, j, k)
 			}
 		}
 		if g.JWT != nil && g.JWT != c.JWT {
-			if err := g.JWT.validate(f + ".jwt"); err != nil {
+			if err := g.JWT.Validate(f + ".jwt"); err != nil {
 				return err
 			}
 		}
 		if g.SecureToken != nil && g.SecureToken != c.SecureToken {
-			if err := g.SecureToken.validate(f + ".securetoken"); err != nil {
+			if err := g.SecureToken.Validate(f + ".securetoken"); err != nil {
 				return err
 			}
 		}
@@ -451,105 +359,6 @@ func (c *Config) anyGroupVerifier() bool {
 		}
 	}
 	return false
-}
-
-func (j *JWTConfig) validate(f string) error {
-	if len(j.Algorithms) == 0 {
-		return fmt.Errorf("'%s.algorithms' must list at least one algorithm", f)
-	}
-	var needSecret, needKeys bool
-	for i, a := range j.Algorithms {
-		switch algFamilyOf(a) {
-		case famHMAC:
-			needSecret = true
-		case famNone:
-			return fmt.Errorf("'%s.algorithms[%d]' must be one of HS256 HS384 HS512 RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA, got %q", f, i, a)
-		default:
-			needKeys = true
-		}
-	}
-	if needSecret {
-		if j.Secret == "" && j.SecretFile == "" {
-			return fmt.Errorf("'%s.secret' must be set when an HS* algorithm is allowed", f)
-		}
-		if err := validateSecret(f, j.Secret, j.SecretFile, minSecretBytes); err != nil {
-			return err
-		}
-	} else if j.Secret != "" || j.SecretFile != "" {
-		return fmt.Errorf("'%s.secret' must be empty when no HS* algorithm is allowed", f)
-	}
-	if needKeys && len(j.PublicKeys) == 0 && j.JWKSFile == "" && j.JWKSURL == "" {
-		return fmt.Errorf("'%s.public_keys', '%s.jwks_file' or '%s.jwks_url' must be set for RS*/PS*/ES*/EdDSA", f, f, f)
-	}
-	for i, k := range j.PublicKeys {
-		if k.File == "" {
-			return fmt.Errorf("'%s.public_keys[%d].file' must be a PEM file", f, i)
-		}
-	}
-	if j.JWKSFile != "" && j.JWKSURL != "" {
-		return fmt.Errorf("'%s.jwks_file' and '%s.jwks_url' must not both be set", f, f)
-	}
-	if j.JWKSURL != "" {
-		u, err := url.Parse(j.JWKSURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("'%s.jwks_url' must be an http(s) URL", f)
-		}
-	}
-	if j.JWKSRefresh < time.Second {
-		return fmt.Errorf("'%s.jwks_refresh' must be at least 1s", f)
-	}
-	if j.JWKSTimeout <= 0 {
-		return fmt.Errorf("'%s.jwks_timeout' must be greater than zero", f)
-	}
-	if j.Leeway != nil && (*j.Leeway < 0 || *j.Leeway > 10*time.Minute) {
-		return fmt.Errorf("'%s.leeway' must be between 0 and 10m", f)
-	}
-	return nil
-}
-
-func (s *SecureTokenConfig) validate(f string) error {
-	if s.Secret == "" && s.SecretFile == "" {
-		return fmt.Errorf("'%s.secret' must be set", f)
-	}
-	if s.Desync < 0 || s.Desync > time.Hour {
-		return fmt.Errorf("'%s.desync' must be between 0 and 1h", f)
-	}
-	// Flussonic keys are often short words; only an empty one is refused.
-	return validateSecret(f, s.Secret, s.SecretFile, 1)
-}
-
-// validateSecret checks that at most one of secret and file is set and that a set key has at least minLen
-// bytes, so that HMAC tags resist offline guessing of the key.
-func validateSecret(f, secret, file string, minLen int) error {
-	if secret != "" && file != "" {
-		return fmt.Errorf("'%s.secret' and '%s.secret_file' must not both be set", f, f)
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("'%s.secret_file' must be readable: %w", f, err)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return fmt.Errorf("'%s.secret_file' must not be empty", f)
-		}
-	}
-	if secret != "" && len(secret) < minLen {
-		return fmt.Errorf("'%s.secret' must be at least %d bytes", f, minLen)
-	}
-	return nil
-}
-
-// readSecret returns the configured secret, from the file when one is named.
-func readSecret(secret, file string) ([]byte, error) {
-	if file == "" {
-		return []byte(secret), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(strings.TrimSpace(string(b))), nil
 }
 
 // validParamName accepts names that need no escaping in a query string or cookie header.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -51,12 +53,12 @@ func TestConfigValidate(t *testing.T) {
 	f("jwt hs no secret", func(c *Config) { c.JWT.Secret = "" }, "'auth.jwt.secret' must be set")
 	f("jwt secret without hs", func(c *Config) {
 		c.JWT.Algorithms = []string{"RS256"}
-		c.JWT.PublicKeys = []PublicKeyConfig{{File: "x.pem"}}
+		c.JWT.PublicKeys = []token.PublicKeyConfig{{File: "x.pem"}}
 	}, "'auth.jwt.secret' must be empty")
 	f("jwt rs no keys", func(c *Config) { c.JWT.Algorithms = []string{"HS256", "RS256"} }, "'auth.jwt.public_keys', 'auth.jwt.jwks_file' or 'auth.jwt.jwks_url' must be set")
 	f("jwt key file", func(c *Config) {
 		c.JWT.Algorithms = []string{"HS256", "RS256"}
-		c.JWT.PublicKeys = []PublicKeyConfig{{}}
+		c.JWT.PublicKeys = []token.PublicKeyConfig{{}}
 	}, "'auth.jwt.public_keys[0].file'")
 	f("jwks url", func(c *Config) {
 		c.JWT.Algorithms = []string{"HS256", "ES256"}
@@ -78,7 +80,7 @@ func TestConfigValidate(t *testing.T) {
 		c.Groups = []GroupConfig{{Accept: []string{"securetoken"}}}
 	}, "'auth.groups[0].accept[0]' is securetoken but neither")
 	f("group own jwt", func(c *Config) {
-		c.Groups = []GroupConfig{{Name: "x"}, {JWT: &JWTConfig{Algorithms: []string{"HS256"}, Secret: "short"}}}
+		c.Groups = []GroupConfig{{Name: "x"}, {JWT: jwtConfig("short")}}
 	}, "'auth.groups[1].jwt.secret' must be at least 32 bytes")
 	f("group channel", func(c *Config) { c.Groups = []GroupConfig{{Channels: []string{""}}} }, "'auth.groups[0].channels[0]'")
 	f("backend protocol", func(c *Config) {
@@ -115,14 +117,14 @@ func TestConfigSecretFiles(t *testing.T) {
 		return p
 	}
 	a := newAuthz(t, Config{
-		JWT:         &JWTConfig{Algorithms: []string{"HS256"}, SecretFile: write("jwt", string(hmacSecret)+"\n")},
-		SecureToken: &SecureTokenConfig{SecretFile: write("st", stSecret+"\n")},
+		JWT:         &JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, SecretFile: write("jwt", string(hmacSecret)+"\n")}},
+		SecureToken: &token.SecureTokenConfig{SecretFile: write("st", stSecret+"\n")},
 		Edge:        EdgeConfig{SecretFile: write("edge", edgeSecret+"\n")},
 	})
 	if d := a.Authorize(req("a001", clientIP), q(mintHS(t, []string{"a001"}, time.Hour)), testNow); !d.Allowed() {
 		t.Fatalf("jwt with secret_file: %d %q", d.Status, d.Reason)
 	}
-	if d := a.Authorize(req("bbc", clientIP), q(goldenST), testNow); !d.Allowed() {
+	if d := a.Authorize(req("bbc", clientIP), q(mintST(stSecret, "bbc")), testNow); !d.Allowed() {
 		t.Fatalf("securetoken with secret_file: %d %q", d.Status, d.Reason)
 	}
 }

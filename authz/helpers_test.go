@@ -1,12 +1,11 @@
 package authz
 
 import (
-	"crypto"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // carrier is a Carrier over plain maps, as the proxy's fasthttp one is over the parsed request. Values are
@@ -37,33 +36,25 @@ func (c *carrier) init() {
 func q(tok string) *carrier { return &carrier{query: map[string]string{"token": tok}} }
 
 var (
-	testNow     = time.Unix(1_700_000_000, 0)
-	clientIP    = netip.MustParseAddr("203.0.113.7")
-	otherIP     = netip.MustParseAddr("198.51.100.9")
-	hmacSecret  = []byte("0123456789abcdef0123456789abcdef-test")
-	edgeSecret  = "edge-secret-for-tests-0123456789abcdef"
-	stSecret    = "SECRETKEY"
-	testdataDir = "testdata/keys"
+	testNow    = time.Unix(1_700_000_000, 0)
+	clientIP   = netip.MustParseAddr("203.0.113.7")
+	otherIP    = netip.MustParseAddr("198.51.100.9")
+	hmacSecret = []byte("0123456789abcdef0123456789abcdef-test")
+	edgeSecret = "edge-secret-for-tests-0123456789abcdef"
+	stSecret   = "SECRETKEY"
 )
 
-func keyPath(name string) string { return filepath.Join(testdataDir, name) }
+// stSalt makes minted securetokens reproducible, so that a test can mint the same one twice.
+const stSalt = "00112233445566778899aabbccddeeff"
 
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(keyPath(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+// mintST mints a securetoken for ch from clientIP, valid from 300 s before testNow to an hour after.
+func mintST(key, ch string) string {
+	return token.MintSecureToken(key, ch, clientIP.String(), testNow.Unix()-300, testNow.Unix()+3600, stSalt)
 }
 
-func privKey(t testing.TB, name string) crypto.Signer {
-	t.Helper()
-	k, err := ParsePrivateKeyPEM(readFile(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+// jwtConfig is an auth.jwt section with an HMAC key.
+func jwtConfig(secret string) *JWTConfig {
+	return &JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secret: secret}}
 }
 
 func newAuthz(t testing.TB, cfg Config) *Authorizer {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 func TestRulesInFlussonicOrder(t *testing.T) {
@@ -162,7 +164,7 @@ func TestEdgeChildrenStayInTheParentSession(t *testing.T) {
 	a := newTestAuthz(t, sessionConfig(1, false), nil)
 	// A securetoken has no user: the session belongs to the token's fingerprint, which the edge child carries.
 	now := testNow.Unix()
-	st := MintSecureToken(stSecret, "bbc", clientIP.String(), now-300, now+3600, NewSalt())
+	st := token.MintSecureToken(stSecret, "bbc", clientIP.String(), now-300, now+3600, token.NewSalt())
 	r := viewer("bbc", clientIP, "TV")
 	d := a.Authorize(r, q(st), testNow)
 	if !d.Allowed() || !strings.HasPrefix(d.Owner, "~") || d.UserID != "" {
@@ -241,7 +243,7 @@ func TestKickAndBansApplyToTheNextRequest(t *testing.T) {
 	f("ip", BanRequest{IP: otherIP.String()})
 	f("user", BanRequest{User: "user-42"})
 	f("token", BanRequest{Token: tok})
-	f("fingerprint", BanRequest{Token: fingerprintString(fingerprint([]byte(tok)))})
+	f("fingerprint", BanRequest{Token: token.FingerprintOf([]byte(tok)).String()})
 
 	// A ban with a ttl runs out by itself.
 	if _, err := a.Ban(BanRequest{IP: otherIP.String(), TTL: time.Minute}, testNow); err != nil {
@@ -347,9 +349,11 @@ func TestWebhookQueueBoundedDropsCounted(t *testing.T) {
 		}
 	}))
 	defer hook.Close()
-	defer close(block)
 	w := newWebhook(WebhookConfig{URL: hook.URL, Timeout: 2 * time.Second, QueueSize: 2, BatchSize: 1}, discardLog())
 	defer w.close()
+	// Deferred after w.close, so it runs first: the receiver answers before close flushes what is queued.
+	defer close(block)
+	// The sender holds at most one event in a post the receiver never answers, and the queue two.
 	for range 20 {
 		w.send(SessionEvent{Event: "open"})
 	}

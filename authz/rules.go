@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/hlsedge/hlsedge/authz/internal/glob"
 )
 
 // RulesConfig is a group's allow/deny lists, checked on every request before the decision cache. They are not
@@ -173,7 +175,7 @@ func (rs *ruleSet) eval(tok []byte, req *Request) (decided bool, rule string, er
 }
 
 // uaGlob is a glob compiled into its literal parts, matched with bytes.Index (vectorised) instead of byte by
-// byte: a user agent is often 150 bytes and a pattern is usually `*word*`. Patterns with `?` use globMatch.
+// byte: a user agent is often 150 bytes and a pattern is usually `*word*`. Patterns with `?` use glob.Match.
 type uaGlob struct {
 	pattern string
 	parts   [][]byte // the literals between stars; nil when the pattern has `?`
@@ -192,7 +194,7 @@ func compileGlob(p string) uaGlob {
 
 func (g *uaGlob) match(name []byte) bool {
 	if g.parts == nil {
-		return globMatch(g.pattern, name)
+		return glob.Match(g.pattern, name)
 	}
 	if len(g.parts) == 1 {
 		return string(name) == g.pattern

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // SessionsConfig infers viewing sessions from HLS requests, which are stateless: a session is one user (or, for
@@ -108,7 +110,7 @@ type session struct {
 	group   string
 	ip      netip.Addr
 	ua      string
-	fp      uint64
+	fp      token.Fingerprint
 	opened  int64
 	expires int64 // the token's expiry, unix seconds; 0: none
 
@@ -181,36 +183,36 @@ func (s *session) matches(owner string, ch []byte, ip netip.Addr, ua []byte, sof
 	return s.owner == owner && s.ip == ip && s.ua == string(ua) && (soft || s.channel == string(ch))
 }
 
-// track counts a request of an allowed decision into its session, opening one when needed. It refuses the
-// newest session of a user over their limit.
-func (t *sessionTable) track(d *Decision, g string, ch []byte, ip netip.Addr, ua []byte, now int64) error {
+// track counts a request of an allowed viewer into its session, opening one when needed. It refuses the
+// newest session of a user over their limit; it returns no session for a viewer served untracked.
+func (t *sessionTable) track(v *Viewer, now int64) (*session, error) {
+	ua := v.UserAgent
 	if len(ua) > maxSessionUA {
 		ua = ua[:maxSessionUA]
 	}
-	ip = ip.Unmap()
-	key := t.key(d.Owner, ch, ip, ua)
+	ip := v.IP.Unmap()
+	key := t.key(v.Owner, v.Channel, ip, ua)
 	sh := &t.shards[key%sessionShards]
 	// Fast path: a request of an open session.
 	sh.mu.RLock()
 	s := sh.m[key]
-	if s != nil && s.matches(d.Owner, ch, ip, ua, t.soft) {
-		same := s.channel == string(ch) && (s.sids[0] == d.SessionID || d.SessionID == 0)
+	if s != nil && s.matches(v.Owner, v.Channel, ip, ua, t.soft) {
+		same := s.channel == string(v.Channel) && (s.sids[0] == v.SessionID || v.SessionID == 0)
 		sh.mu.RUnlock()
 		s.last.Store(now)
 		s.requests.Add(1)
-		d.sess = s
 		if !same {
-			t.follow(sh, s, ch, d.SessionID)
+			t.follow(sh, s, v.Channel, v.SessionID)
 		}
-		return nil
+		return s, nil
 	}
 	sh.mu.RUnlock()
 	if s != nil {
 		// Another session holds this key (a hash collision): serve this one untracked rather than merge them.
 		t.untracked.Add(1)
-		return nil
+		return nil, nil
 	}
-	return t.open(d, g, key, sh, ch, ip, ua, now)
+	return t.open(v, key, sh, ip, ua, now)
 }
 
 // follow records a soft session's channel switch and the session ids it has used, so that a kick covers them.
@@ -227,8 +229,8 @@ func (t *sessionTable) follow(sh *sessionShard, s *session, ch []byte, sid uint6
 }
 
 // open is the slow path: check the user's limit and insert.
-func (t *sessionTable) open(d *Decision, g string, key uint64, sh *sessionShard, ch []byte, ip netip.Addr, ua []byte, now int64) error {
-	limit := d.MaxSessions
+func (t *sessionTable) open(v *Viewer, key uint64, sh *sessionShard, ip netip.Addr, ua []byte, now int64) (*session, error) {
+	limit := v.MaxSessions
 	if limit == 0 {
 		limit = t.limit
 	}
@@ -239,15 +241,15 @@ func (t *sessionTable) open(d *Decision, g string, key uint64, sh *sessionShard,
 		// Opened meanwhile by a concurrent request of the same viewer.
 		sh.mu.Unlock()
 		t.ownMu.Unlock()
-		if s.matches(d.Owner, ch, ip, ua, t.soft) {
-			s.last.Store(now)
-			s.requests.Add(1)
-			d.sess = s
+		if !s.matches(v.Owner, v.Channel, ip, ua, t.soft) {
+			return nil, nil
 		}
-		return nil
+		s.last.Store(now)
+		s.requests.Add(1)
+		return s, nil
 	}
-	list := t.owners[d.Owner]
-	if d.unique {
+	list := t.owners[v.Owner]
+	if v.Unique {
 		// Flussonic's X-Unique: the user's newest session wins; the others close.
 		evicted = append(evicted, list...)
 	} else if limit > 0 {
@@ -261,7 +263,7 @@ func (t *sessionTable) open(d *Decision, g string, key uint64, sh *sessionShard,
 			sh.mu.Unlock()
 			t.ownMu.Unlock()
 			t.refused.Add(1)
-			return ErrSessionLimit
+			return nil, ErrSessionLimit
 		}
 	}
 	if t.count.Load() >= t.max {
@@ -269,35 +271,34 @@ func (t *sessionTable) open(d *Decision, g string, key uint64, sh *sessionShard,
 		t.ownMu.Unlock()
 		if limit > 0 {
 			t.refused.Add(1)
-			return ErrSessionsFull
+			return nil, ErrSessionsFull
 		}
 		t.untracked.Add(1)
-		return nil
+		return nil, nil
 	}
 	s := &session{
-		key: key, id: d.SessionID, owner: d.Owner, user: d.UserID, group: g, ip: ip, ua: string(ua), fp: d.fp,
-		opened: now, channel: string(ch), expires: d.Expires,
+		key: key, id: v.SessionID, owner: v.Owner, user: v.User, group: v.Group, ip: ip, ua: string(ua), fp: v.Fingerprint,
+		opened: now, channel: string(v.Channel), expires: v.Expires,
 	}
 	if s.id == 0 {
 		s.id = key
 	}
-	s.sids[0] = d.SessionID
+	s.sids[0] = v.SessionID
 	s.last.Store(now)
 	s.requests.Store(1)
 	sh.m[key] = s
-	t.owners[d.Owner] = append(list, s)
+	t.owners[v.Owner] = append(list, s)
 	t.count.Add(1)
 	sh.mu.Unlock()
 	t.ownMu.Unlock()
 	t.opened.Add(1)
-	d.sess = s
 	t.emit("open", s, "", now)
 	for _, o := range evicted {
 		if t.remove(o) && t.onClose != nil {
 			t.onClose(o, "unique", time.Unix(0, now))
 		}
 	}
-	return nil
+	return s, nil
 }
 
 // remove takes a session out of the table; it reports whether this call did it.
@@ -349,8 +350,8 @@ func (t *sessionTable) sweep(now time.Time) {
 	}
 }
 
-// closeWhere closes the sessions f selects, for bans; it returns them.
-func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time.Time) []*session {
+// closeWhere closes the sessions f selects, for bans.
+func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time.Time) {
 	var hit []*session
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -362,14 +363,11 @@ func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time
 		}
 		sh.mu.RUnlock()
 	}
-	out := hit[:0]
 	for _, s := range hit {
 		if t.remove(s) {
 			t.emit("close", s, reason, now.UnixNano())
-			out = append(out, s)
 		}
 	}
-	return out
 }
 
 func (t *sessionTable) find(id string) *session {
@@ -397,7 +395,7 @@ func (s *session) info() SessionInfo {
 		Requests: s.requests.Load(), Bytes: s.bytes.Load(),
 	}
 	if s.user == "" && s.fp != 0 {
-		i.Token = fingerprintString(s.fp)
+		i.Token = s.fp.String()
 	}
 	return i
 }
@@ -439,10 +437,7 @@ func (t *sessionTable) viewers(now int64) map[string]int {
 }
 
 func (t *sessionTable) emit(ev string, s *session, reason string, now int64) {
-	sh := &t.shards[s.key%sessionShards]
-	sh.mu.RLock()
-	e := SessionEvent{Event: ev, SessionInfo: s.info(), Reason: reason}
-	sh.mu.RUnlock()
+	e := SessionEvent{Event: ev, SessionInfo: t.snapshot(s), Reason: reason}
 	if ev == "close" {
 		e.Closed = time.Unix(0, now).UTC()
 	}
@@ -456,63 +451,13 @@ func (t *sessionTable) emit(ev string, s *session, reason string, now int64) {
 	}
 }
 
-// AddBytes counts response bytes into the decision's session, after the response is written.
-func (d *Decision) AddBytes(n int64) {
-	if d.sess != nil && n > 0 {
-		d.sess.bytes.Add(n)
-	}
-}
+// AddBytes counts response bytes into the session.
+func (s *session) AddBytes(n int64) { s.bytes.Add(n) }
 
-// Sessions lists the open sessions that match f, oldest first.
-func (a *Authorizer) Sessions(f SessionFilter) []SessionInfo {
-	if a.sessions == nil {
-		return []SessionInfo{}
-	}
-	return a.sessions.list(f)
-}
-
-// Viewers counts the active sessions per channel.
-func (a *Authorizer) Viewers(now time.Time) map[string]int {
-	if a.sessions == nil {
-		return map[string]int{}
-	}
-	return a.sessions.viewers(now.UnixNano())
-}
-
-// Kick closes a session; its token is refused on that channel, and its session ids everywhere, until the token
-// expires (or for edge.max_ttl when it has no expiry), starting with the very next request.
-func (a *Authorizer) Kick(id string, now time.Time) (SessionInfo, error) {
-	if a.sessions == nil {
-		return SessionInfo{}, ErrSessionsOff
-	}
-	s := a.sessions.find(id)
-	if s == nil || !a.sessions.remove(s) {
-		return SessionInfo{}, ErrNoSession
-	}
-	a.kickSession(s, "kicked", now, 0)
-	sh := &a.sessions.shards[s.key%sessionShards]
+// snapshot is info under the shard lock.
+func (t *sessionTable) snapshot(s *session) SessionInfo {
+	sh := &t.shards[s.key%sessionShards]
 	sh.mu.RLock()
-	info := s.info()
-	sh.mu.RUnlock()
-	return info, nil
-}
-
-// kickSession refuses a removed session's ids and token until until (unix nanos; 0: the token's expiry) and
-// logs the close.
-func (a *Authorizer) kickSession(s *session, reason string, now time.Time, until int64) {
-	sh := &a.sessions.shards[s.key%sessionShards]
-	sh.mu.RLock()
-	sids := append([]uint64(nil), s.sids[:]...)
-	ch := s.channel
-	exp := s.expires
-	sh.mu.RUnlock()
-	if until == 0 {
-		until = now.Add(time.Duration(a.edgeMaxTTL) * time.Second).UnixNano()
-		if exp > 0 && exp*int64(time.Second) < until {
-			until = exp * int64(time.Second)
-		}
-	}
-	a.bans.kick(sids, s.fp, ch, until)
-	a.sessions.emit("close", s, reason, now.UnixNano())
-	a.log.Info("authz: session kicked", "id", sessionIDString(s.id), "reason", reason)
+	defer sh.mu.RUnlock()
+	return s.info()
 }

@@ -48,9 +48,12 @@ type SessionStats struct {
 	WebhookFailed  uint64 `json:"webhook_failed"`
 }
 
-// Stats reports the counters.
+// Stats reports the counters: the middlewares' here, the sessions', bans' and kicks' from the viewer state.
 func (a *Authorizer) Stats() Stats {
 	var st Stats
+	if a.state != nil {
+		st = a.state.Stats()
+	}
 	for _, g := range a.groups {
 		for _, b := range g.backends {
 			bs := BackendStats{
@@ -70,18 +73,6 @@ func (a *Authorizer) Stats() Stats {
 			}
 			st.Backends = append(st.Backends, bs)
 		}
-	}
-	if t := a.sessions; t != nil {
-		st.Sessions = SessionStats{Open: t.count.Load(), Opened: t.opened.Load(), Closed: t.closed.Load(),
-			Refused: t.refused.Load(), Untracked: t.untracked.Load()}
-		if t.hook != nil {
-			st.Sessions.WebhookSent = t.hook.sent.Load()
-			st.Sessions.WebhookDropped = t.hook.dropped.Load()
-			st.Sessions.WebhookFailed = t.hook.failed.Load()
-		}
-	}
-	if a.bans != nil {
-		st.Bans, st.Kicks = a.bans.counts()
 	}
 	return st
 }

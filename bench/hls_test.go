@@ -21,8 +21,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 
-	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // recordedReq is one request the test origin saw, at the time of the origin's clock.
@@ -383,12 +383,12 @@ func TestViewerURLMint(t *testing.T) {
 		var start, end int64
 		_ = json.Unmarshal([]byte(parts[3]), &start)
 		_ = json.Unmarshal([]byte(parts[2]), &end)
-		if want := authz.MintSecureToken(secret, ch, "127.0.0.1", start, end, parts[1]); want != tok || start != now.Unix()-300 {
+		if want := token.MintSecureToken(secret, ch, "127.0.0.1", start, end, parts[1]); want != tok || start != now.Unix()-300 {
 			t.Fatalf("securetoken %q, recomputed %q", tok, want)
 		}
 	})
 	f("edge", func(ch, tok string) {
-		if _, err := authz.VerifyEdgeToken([]byte(secret), tok, ch, mustAddr("127.0.0.1"), now); err != nil {
+		if _, err := token.VerifyEdgeToken([]byte(secret), tok, ch, mustAddr("127.0.0.1"), now); err != nil {
 			t.Fatalf("edge token: %v", err)
 		}
 	})

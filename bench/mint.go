@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // viewerURL returns viewer i's entry URL: the configured one, or with Mint its channel's URL and a fresh token.
@@ -25,7 +25,7 @@ func viewerURL(cfg *HLSConfig, i int, now time.Time) (string, error) {
 	var err error
 	switch m.Kind {
 	case "jwt":
-		tok, err = authz.MintJWT(authz.JWTMint{
+		tok, err = token.MintJWT(token.JWTMint{
 			Alg: m.Alg, Key: []byte(m.Secret), Streams: []string{ch},
 			Subject: fmt.Sprintf("bench-%d", i), IP: ip, Now: now, TTL: m.TTL,
 		})
@@ -36,9 +36,9 @@ func viewerURL(cfg *HLSConfig, i int, now time.Time) (string, error) {
 		if ip.IsValid() {
 			ipStr = ip.String()
 		}
-		tok = authz.MintSecureToken(m.Secret, ch, ipStr, start, start+int64(m.TTL/time.Second), authz.NewSalt())
+		tok = token.MintSecureToken(m.Secret, ch, ipStr, start, start+int64(m.TTL/time.Second), token.NewSalt())
 	case "edge":
-		tok, err = authz.MintEdgeToken([]byte(m.Secret), authz.EdgeToken{
+		tok, err = token.MintEdgeToken([]byte(m.Secret), token.EdgeToken{
 			Channel: ch, Expires: now.Add(m.TTL).Unix(), IP: ip, SessionID: uint64(i) + 1,
 			UserID: fmt.Sprintf("bench-%d", i),
 		})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -21,7 +22,7 @@ const wsTestSecret = "bench-secret-bench-secret-bench-secret"
 func wsTestConfig() signaling.Config {
 	return signaling.Config{
 		AllowedOrigins: []string{"https://meet.example.com"},
-		JWT:            signaling.JWTConfig{Secret: wsTestSecret, Issuer: "bench"},
+		JWT:            token.JWTConfig{Secret: wsTestSecret, Issuer: "bench"},
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 const (
@@ -42,8 +43,8 @@ func (s *syncBuffer) String() string {
 func withAuth(c *Config) {
 	c.Routes = []RouteConfig{{Prefix: "/play/"}, {Prefix: "/", OriginPrefix: "/play/"}}
 	c.Auth = authz.Config{
-		JWT:         &authz.JWTConfig{Algorithms: []string{"HS256"}, Secret: testJWTSecret},
-		SecureToken: &authz.SecureTokenConfig{Secret: testSTSecret},
+		JWT:         &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secret: testJWTSecret}},
+		SecureToken: &token.SecureTokenConfig{Secret: testSTSecret},
 		Edge:        authz.EdgeConfig{Secret: testEdgeSecret},
 		Groups: []authz.GroupConfig{
 			{Name: "flussonic", Channels: []string{"st*"}, ChildToken: authz.ChildSame},
@@ -54,7 +55,7 @@ func withAuth(c *Config) {
 
 func mintJWT(t *testing.T, ttl time.Duration, streams ...string) string {
 	t.Helper()
-	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: streams, Subject: "alice", TTL: ttl})
+	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: streams, Subject: "alice", TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +75,13 @@ func TestAuthStatusesAndChildTokens(t *testing.T) {
 	srv.log = slog.New(slog.NewJSONHandler(logs, nil))
 
 	good := mintJWT(t, time.Hour, "a001")
-	expired, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},
+	expired, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},
 		TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := mintJWT(t, time.Hour, "a002")
-	forged, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte("another-secret-0123456789abcdef0123"), Streams: []string{"a001"}, TTL: time.Hour})
+	forged, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte("another-secret-0123456789abcdef0123"), Streams: []string{"a001"}, TTL: time.Hour})
 
 	f := func(uri string, want int, reason string) {
 		t.Helper()
@@ -142,7 +143,7 @@ func TestSecureTokenSameModeCarriesTheIncomingToken(t *testing.T) {
 	base, _ := startEdge(t, withAuth, o.url)
 	now := time.Now().Unix()
 	// The seed's PHP: starttime = now - 300, endtime = starttime + lifetime.
-	tok := authz.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, authz.NewSalt())
+	tok := token.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, token.NewSalt())
 	code, _, body := get(t, base+"/st1/index.m3u8?token="+tok)
 	if code != 200 {
 		t.Fatalf("securetoken via the Flussonic layout: %d %q", code, body)
@@ -150,7 +151,7 @@ func TestSecureTokenSameModeCarriesTheIncomingToken(t *testing.T) {
 	if !strings.Contains(string(body), "seg7.ts?token="+tok) {
 		t.Fatalf("same mode: children must carry the incoming securetoken unchanged:\n%s", body)
 	}
-	wrongIP := authz.MintSecureToken(testSTSecret, "st1", "10.1.2.3", now-300, now+3600, authz.NewSalt())
+	wrongIP := token.MintSecureToken(testSTSecret, "st1", "10.1.2.3", now-300, now+3600, token.NewSalt())
 	if code, _, _ := get(t, base+"/st1/index.m3u8?token="+wrongIP); code != 403 {
 		t.Fatalf("securetoken for another IP: %d, want 403", code)
 	}
@@ -162,7 +163,7 @@ func TestSecureTokenSameModeCarriesTheIncomingToken(t *testing.T) {
 func TestEdgeTokenBoundToIPWhenParentIs(t *testing.T) {
 	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
 	base, _ := startEdge(t, withAuth, o.url)
-	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a*"},
+	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a*"},
 		IP: netip.MustParseAddr("127.0.0.1"), TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -172,14 +173,14 @@ func TestEdgeTokenBoundToIPWhenParentIs(t *testing.T) {
 		t.Fatalf("%d %q", code, body)
 	}
 	m := regexp.MustCompile(`token=([^\s&]+)`).FindStringSubmatch(string(body))
-	et, err := authz.VerifyEdgeToken([]byte(testEdgeSecret), mustUnescape(t, m[1]), "a001", netip.MustParseAddr("127.0.0.1"), time.Now())
+	et, err := token.VerifyEdgeToken([]byte(testEdgeSecret), mustUnescape(t, m[1]), "a001", netip.MustParseAddr("127.0.0.1"), time.Now())
 	if err != nil {
 		t.Fatalf("child token does not verify for the viewer: %v", err)
 	}
 	if !et.IP.IsValid() || et.Expires > time.Now().Add(time.Hour+time.Minute).Unix() {
 		t.Fatalf("child token %+v: must keep the IP binding and never outlive the parent", et)
 	}
-	if _, err := authz.VerifyEdgeToken([]byte(testEdgeSecret), mustUnescape(t, m[1]), "a001", netip.MustParseAddr("10.0.0.1"), time.Now()); err == nil {
+	if _, err := token.VerifyEdgeToken([]byte(testEdgeSecret), mustUnescape(t, m[1]), "a001", netip.MustParseAddr("10.0.0.1"), time.Now()); err == nil {
 		t.Fatal("child token verified for another IP")
 	}
 }

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // startDemoOrigin runs the synthetic Astra-like origin on loopback.
@@ -111,7 +111,7 @@ func TestFFprobeWithTokensEndToEnd(t *testing.T) {
 	wantH264AAC(t, codecs, err)
 
 	now := time.Now().Unix()
-	st := authz.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, authz.NewSalt())
+	st := token.MintSecureToken(testSTSecret, "st1", "127.0.0.1", now-300, now-300+3600, token.NewSalt())
 	codecs, err = ffprobeStreams(t, base+"/st1/index.m3u8?token="+st)
 	wantH264AAC(t, codecs, err)
 

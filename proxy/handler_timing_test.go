@@ -9,7 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // benchHandler warms the cache through a real origin, then measures the handler alone on the fast path.
@@ -57,11 +57,11 @@ func BenchmarkServeCachedPlaylistRewrite(b *testing.B) {
 // The authorized variants add the decision cache hit (and, for playlists, minting nothing: the child token is
 // part of the cached decision) to the paths above.
 func BenchmarkServeAuthorizedCachedSegment(b *testing.B) {
-	tok, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
+	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
 	benchHandler(b, "/play/a001/seg7.ts?token="+tok, withAuth)
 }
 
 func BenchmarkServeAuthorizedPlaylistRewrite(b *testing.B) {
-	tok, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
+	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
 	benchHandler(b, "/play/a001/index.m3u8?token="+tok, withAuth)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy/web"
 )
 
@@ -82,7 +83,7 @@ func (l *lockedBuffer) String() string {
 // withSecureToken protects every channel with Flussonic securetoken, the token the embed links of the seed carry.
 func withSecureToken(c *Config) {
 	c.Auth = authz.Config{
-		SecureToken: &authz.SecureTokenConfig{Secret: playerSTSecret},
+		SecureToken: &token.SecureTokenConfig{Secret: playerSTSecret},
 		Edge:        authz.EdgeConfig{Secret: "player-edge-secret-0123456789abcdef01"},
 	}
 }
@@ -90,7 +91,7 @@ func withSecureToken(c *Config) {
 // secureToken mints a token as the seed's PHP does: starttime = now - 300, endtime = starttime + lifetime.
 func secureToken(stream, ip string, lifetime time.Duration) string {
 	start := time.Now().Unix() - 300
-	return authz.MintSecureToken(playerSTSecret, stream, ip, start, start+int64(lifetime/time.Second), authz.NewSalt())
+	return token.MintSecureToken(playerSTSecret, stream, ip, start, start+int64(lifetime/time.Second), token.NewSalt())
 }
 
 // startBenchOrigin runs the demo origin (Astra-like live window over real H.264/AAC segments) on loopback.
@@ -399,12 +400,12 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	down := startPlayerEdge(t, PlayerConfig{}, patient, dead)
 
 	good := secureToken("a001", "127.0.0.1", time.Hour)
-	forged := authz.MintSecureToken("not-the-secret", "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+3600, authz.NewSalt())
+	forged := token.MintSecureToken("not-the-secret", "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+3600, token.NewSalt())
 	expiredStart := time.Now().Unix() - 7200
-	expired := authz.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", expiredStart, expiredStart+3600, authz.NewSalt())
+	expired := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", expiredStart, expiredStart+3600, token.NewSalt())
 	// Expires while the viewer watches: the next playlist refresh is refused and the page must say why.
 	// It runs first, so its 25 s are spent playing rather than waiting behind the other cases.
-	short := authz.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+25, authz.NewSalt())
+	short := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+25, token.NewSalt())
 	xss := `%22%3E%3Cimg%20src=x%20onerror=%22window.__pwned=1%22%3E`
 	art := artifactDir(t)
 	shot := func(name string) string { return filepath.Join(art, "embed-"+name+".png") }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/proxy/admin"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 const testAdminToken = "admin-token-for-tests"
@@ -239,13 +240,13 @@ func TestAstraAuthEndpoint(t *testing.T) {
 	if code, _, _ := astraCall(t, srv, "foo=bar", "203.0.113.7"); code != 401 {
 		t.Fatalf("no token: %d", code)
 	}
-	expired, _ := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
+	expired, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
 	if code, _, _ := astraCall(t, srv, "token="+expired, "203.0.113.7"); code != 403 {
 		t.Fatalf("expired (410 inside) must be a 403 for Astra: %d", code)
 	}
 	// X-Real-IP is the viewer's address: an IP-bound securetoken checks against it.
 	now := time.Now().Unix()
-	st := authz.MintSecureToken(testSTSecret, "st1", "203.0.113.7", now-300, now+3600, authz.NewSalt())
+	st := token.MintSecureToken(testSTSecret, "st1", "203.0.113.7", now-300, now+3600, token.NewSalt())
 	req := func(ip string) int {
 		r, _ := http.NewRequest("GET", adminURL(srv)+"/auth/astra?token="+st, nil)
 		r.Header.Set("X-Real-IP", ip)

@@ -10,6 +10,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -40,7 +41,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 		c.Admin.Token = "admin-token"
 		c.Signaling = &signaling.Config{
 			AllowedOrigins: []string{"https://conf.example.com"},
-			JWT:            signaling.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
+			JWT:            token.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
 		}
 	}, o.url)
 	admin := adminURL(srv)

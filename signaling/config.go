@@ -4,9 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // Config is the `signaling:` section of the edge configuration. Zero values take the defaults named on each
@@ -26,8 +27,10 @@ type Config struct {
 	// RequireOrigin refuses upgrades without an Origin header. Off by default: non-browser clients send none, and
 	// a request without Origin cannot be a cross-site browser request.
 	RequireOrigin bool `yaml:"require_origin"`
-	// JWT verifies the conference tokens.
-	JWT JWTConfig `yaml:"jwt"`
+	// JWT verifies the conference tokens, with the same fields as auth.jwt (keys, JWKS, issuer, leeway).
+	// Defaults: algorithms [HS256] and audience `socketio`, as the conference backend signs
+	// (JWT_SOCKETIO_SECRET, JWT_SOCKETIO_ISS); the audience is always checked.
+	JWT token.JWTConfig `yaml:"jwt"`
 	// CookiePrefix is the token cookie's name before the conference's content_id. Default `socket_io_token_`.
 	CookiePrefix string `yaml:"cookie_prefix"`
 	// MaxCookieTries bounds how many token cookies are verified when the conference is not in the registry and the
@@ -87,27 +90,6 @@ type Config struct {
 	TokenExpiryWarning time.Duration `yaml:"token_expiry_warning"`
 }
 
-// JWTConfig verifies conference tokens (RFC 7519) with an explicit algorithm allow-list.
-type JWTConfig struct {
-	// Algorithms is the allow-list: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
-	// ES512, EdDSA. Default [HS256], as the conference backend signs. `none` is never accepted, and each algorithm
-	// only ever uses a key of its own type.
-	Algorithms []string `yaml:"algorithms"`
-	// Secret is the HMAC key shared with the conference backend (JWT_SOCKETIO_SECRET), at least 32 bytes. Prefer
-	// SecretFile in production.
-	Secret string `yaml:"secret"`
-	// SecretFile reads the HMAC key from a file (surrounding whitespace trimmed).
-	SecretFile string `yaml:"secret_file"`
-	// PublicKeyFiles are PEM files (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) for RS*, PS*, ES* and EdDSA.
-	PublicKeyFiles []string `yaml:"public_key_files"`
-	// Issuer, when set, must equal the `iss` claim (JWT_SOCKETIO_ISS).
-	Issuer string `yaml:"issuer"`
-	// Audience must be one of the `aud` claim's values. Default `socketio`.
-	Audience string `yaml:"audience"`
-	// Leeway absorbs clock skew with the token issuer for `exp` and `nbf`. Default 5s.
-	Leeway *time.Duration `yaml:"leeway"`
-}
-
 // Defaults.
 const (
 	defaultPath             = "/ws"
@@ -133,8 +115,6 @@ const (
 	defaultReconnectGrace   = 30 * time.Second
 	defaultExpiryWarning    = 60 * time.Second
 	defaultAudience         = "socketio"
-	defaultLeeway           = 5 * time.Second
-	minSecretBytes          = 32
 	maxRoomNameBytes        = 256
 	maxContentIDBytes       = 128
 	minReadBufferSize       = 256 // a control frame and its header must fit
@@ -172,10 +152,7 @@ func (c *Config) SetDefaults() {
 		c.JWT.Algorithms = []string{"HS256"}
 	}
 	setDefault(&c.JWT.Audience, defaultAudience)
-	if c.JWT.Leeway == nil {
-		l := defaultLeeway
-		c.JWT.Leeway = &l
-	}
+	c.JWT.SetDefaults()
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -204,7 +181,7 @@ func (c *Config) Validate() error {
 	if !isToken(c.CookiePrefix) {
 		return fmt.Errorf("'signaling.cookie_prefix' must be a plain cookie name, got %q", c.CookiePrefix)
 	}
-	if err := c.JWT.validate(); err != nil {
+	if err := c.JWT.Validate("signaling.jwt"); err != nil {
 		return err
 	}
 	positive := []struct {
@@ -243,46 +220,6 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout <= c.PingInterval {
 		return errors.New("'signaling.idle_timeout' must be greater than 'signaling.ping_interval'")
-	}
-	return nil
-}
-
-func (j *JWTConfig) validate() error {
-	needSecret, needKeys := false, false
-	for i, a := range j.Algorithms {
-		switch algFamilyOf(a) {
-		case famNone:
-			return fmt.Errorf("'signaling.jwt.algorithms[%d]' %q is not supported", i, a)
-		case famHMAC:
-			needSecret = true
-		default:
-			needKeys = true
-		}
-	}
-	if needSecret {
-		if j.Secret != "" && j.SecretFile != "" {
-			return errors.New("'signaling.jwt.secret' and 'signaling.jwt.secret_file' are mutually exclusive")
-		}
-		if j.Secret == "" && j.SecretFile == "" {
-			return errors.New("'signaling.jwt.secret' must be set for HS* algorithms")
-		}
-		if j.Secret != "" && len(j.Secret) < minSecretBytes {
-			return fmt.Errorf("'signaling.jwt.secret' must be at least %d bytes", minSecretBytes)
-		}
-		if j.SecretFile != "" {
-			if _, err := os.Stat(j.SecretFile); err != nil {
-				return fmt.Errorf("'signaling.jwt.secret_file': %w", err)
-			}
-		}
-	}
-	if needKeys && len(j.PublicKeyFiles) == 0 {
-		return errors.New("'signaling.jwt.public_key_files' must be set for RS*, PS*, ES* and EdDSA algorithms")
-	}
-	if j.Audience == "" {
-		return errors.New("'signaling.jwt.audience' must not be empty")
-	}
-	if j.Leeway != nil && *j.Leeway < 0 {
-		return errors.New("'signaling.jwt.leeway' must not be negative")
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -41,15 +43,16 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.CookiePrefix = "bad name" }, "'signaling.cookie_prefix'")
 	f(func(c *Config) { c.JWT.Secret = "short" }, "'signaling.jwt.secret' must be at least 32 bytes")
 	f(func(c *Config) { c.JWT.Secret = "" }, "'signaling.jwt.secret' must be set")
-	f(func(c *Config) { c.JWT.Algorithms = []string{"none"} }, "'signaling.jwt.algorithms[0]' \"none\" is not supported")
-	f(func(c *Config) { c.JWT.Algorithms = []string{"RS256"} }, "'signaling.jwt.public_key_files' must be set")
+	f(func(c *Config) { c.JWT.Algorithms = []string{"none"} }, "'signaling.jwt.algorithms[0]' must be one of")
+	f(func(c *Config) { c.JWT.Algorithms = []string{"RS256"} }, "'signaling.jwt.secret' must be empty when no HS* algorithm is allowed")
+	f(func(c *Config) { c.JWT.Algorithms, c.JWT.Secret = []string{"RS256"}, "" }, "'signaling.jwt.public_keys', 'signaling.jwt.jwks_file' or 'signaling.jwt.jwks_url' must be set")
 	f(func(c *Config) { c.ReadBufferSize = 10 }, "'signaling.read_buffer_size' must be at least")
 }
 
 func TestOriginAllowList(t *testing.T) {
 	s, err := New(Config{
 		AllowedOrigins: []string{"https://meet.example.com", "https://*.example.org", "http://localhost:8080"},
-		JWT:            JWTConfig{Secret: testSecret},
+		JWT:            token.JWTConfig{Secret: testSecret},
 	}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +84,7 @@ func TestOriginAllowList(t *testing.T) {
 	f("https://meet.example.com/", false)
 	f("https://user@meet.example.com", false)
 
-	same, _ := New(Config{JWT: JWTConfig{Secret: testSecret}}, nil, nil)
+	same, _ := New(Config{JWT: token.JWTConfig{Secret: testSecret}}, nil, nil)
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetHost("edge.example.com")
 	ctx.Request.Header.Set("Origin", "https://edge.example.com")

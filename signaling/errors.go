@@ -3,6 +3,8 @@ package signaling
 import (
 	"errors"
 	"net/http"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // Sentinel errors. Their text is the one-line reason a refused client gets, so it never holds a token, a claim
@@ -11,18 +13,7 @@ var (
 	ErrNoRoom            = errors.New("no conference named: send the room query parameter or X-Room-Name")
 	ErrBadRoom           = errors.New("malformed conference name")
 	ErrOrigin            = errors.New("origin not allowed")
-	ErrNoToken           = errors.New("no token")
-	ErrMalformed         = errors.New("malformed token")
-	ErrSignature         = errors.New("bad signature")
-	ErrAlgorithm         = errors.New("algorithm not allowed")
-	ErrNoKey             = errors.New("no verification key for this algorithm")
-	ErrExpired           = errors.New("token expired")
-	ErrNotYetValid       = errors.New("token not valid yet")
-	ErrNoExpiry          = errors.New("token has no expiry")
-	ErrIssuer            = errors.New("wrong issuer")
-	ErrAudience          = errors.New("wrong audience")
 	ErrNoIdentity        = errors.New("token names no user")
-	ErrClaim             = errors.New("malformed claim")
 	ErrWrongRoom         = errors.New("token is for another conference")
 	ErrWrongConference   = errors.New("token is for another run of this conference")
 	ErrNotRunning        = errors.New("conference is not running")
@@ -32,6 +23,22 @@ var (
 	ErrClosed            = errors.New("signaling server is shutting down")
 	ErrHandshake         = errors.New("bad websocket handshake")
 	ErrUnavailable       = errors.New("conference state unavailable, try again later")
+)
+
+// Token refusals are the token package's, which auth shares; they are named here too, so that this list holds
+// every reason a client can be refused with.
+var (
+	ErrNoToken     = token.ErrNoToken
+	ErrMalformed   = token.ErrMalformed
+	ErrSignature   = token.ErrSignature
+	ErrAlgorithm   = token.ErrAlgorithm
+	ErrNoKey       = token.ErrNoKey
+	ErrExpired     = token.ErrExpired
+	ErrNotYetValid = token.ErrNotYetValid
+	ErrNoExpiry    = token.ErrNoExpiry
+	ErrIssuer      = token.ErrIssuer
+	ErrAudience    = token.ErrAudience
+	ErrClaim       = token.ErrClaim
 )
 
 // statusOf maps an upgrade refusal onto its HTTP status: 401 when no valid credential was presented (the client

@@ -29,10 +29,11 @@ func FuzzJSONCodecDecode(f *testing.F) {
 func FuzzVerifyToken(f *testing.F) {
 	cfg := baseConfig()
 	cfg.SetDefaults()
-	v, err := newVerifier(&cfg.JWT)
+	v, err := newVerifier(&cfg.JWT, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
+	f.Cleanup(v.close)
 	f.Add(mint(f, alice, "r", "c"))
 	f.Add("eyJhbGciOiJub25lIn0.e30.")
 	f.Add("a.b.c")

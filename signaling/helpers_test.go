@@ -15,6 +15,8 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 const (
@@ -42,7 +44,7 @@ type testServer struct {
 func baseConfig() Config {
 	return Config{
 		AllowedOrigins: []string{testOrigin, "https://*.example.org"},
-		JWT:            JWTConfig{Secret: testSecret, Issuer: testIss},
+		JWT:            token.JWTConfig{Secret: testSecret, Issuer: testIss},
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // Close codes the server sends besides the standard ones (1001 shutdown, 1008 policy, 1009 frame too big, 1013
@@ -84,7 +86,7 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 	if log == nil {
 		log = slog.Default()
 	}
-	ver, err := newVerifier(&cfg.JWT)
+	ver, err := newVerifier(&cfg.JWT, log)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +177,7 @@ func (s *Server) Close() {
 	if s.ownHub {
 		s.hub.Close()
 	}
+	s.ver.close()
 }
 
 func newSessionPrefix() string {
@@ -298,11 +301,11 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		conf = Conference{Room: room, WaitingRoom: *s.cfg.DefaultWaitingRoom}
 	}
 	if auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
-		tok, ok := bearer(auth)
+		tok, ok := token.Bearer(auth)
 		if !ok {
 			return nil, conf, fmt.Errorf("%w: authorization is not a bearer token", ErrMalformed)
 		}
-		g, err := s.ver.verify(tok, now)
+		g, err := s.ver.verify(string(tok), now)
 		if err == nil {
 			err = checkGrant(g, room, conf.ContentID, registered)
 		}
@@ -402,14 +405,6 @@ func checkGrant(g *Grant, room, contentID string, checkContent bool) error {
 		return ErrWrongConference
 	}
 	return nil
-}
-
-func bearer(h []byte) (string, bool) {
-	const p = "bearer "
-	if len(h) <= len(p) || !strings.EqualFold(string(h[:len(p)]), p) {
-		return "", false
-	}
-	return string(bytes.TrimSpace(h[len(p):])), true
 }
 
 // roomOf reads the conference name: the `room` query parameter (browsers cannot add headers to an upgrade) or

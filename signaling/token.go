@@ -2,54 +2,17 @@ package signaling
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"os"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
-
-// algFamily binds each JWS algorithm to the one key type it may use (RFC 8725 §3.1).
-type algFamily uint8
-
-const (
-	famNone algFamily = iota
-	famHMAC
-	famRSA
-	famP256
-	famP384
-	famP521
-	famEd25519
-)
-
-func algFamilyOf(alg string) algFamily {
-	switch alg {
-	case "HS256", "HS384", "HS512":
-		return famHMAC
-	case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-		return famRSA
-	case "ES256":
-		return famP256
-	case "ES384":
-		return famP384
-	case "ES512":
-		return famP521
-	case "EdDSA":
-		return famEd25519
-	}
-	return famNone
-}
 
 // Identity is who a verified token says the client is. It comes from the token only: the seed trusted a
 // client-sent email, which let anyone take anyone's place in the queue.
@@ -118,91 +81,26 @@ type tokenClaims struct {
 // maxTokenBytes refuses longer tokens before any parsing.
 const maxTokenBytes = 8192
 
-// verifier is built once per config: parser, allow-list and keys are fixed, so a request only parses.
+// verifier maps the seed's claims onto a Grant; signature, keys and registered claims are token.JWTVerifier's.
 type verifier struct {
-	parser   *jwt.Parser
-	allowed  map[string]algFamily
-	secret   []byte
-	keys     []pubKey
-	issuer   string
-	audience string
-	leeway   time.Duration
-	keyfunc  jwt.Keyfunc
+	jwt    *token.JWTVerifier
+	leeway time.Duration
 }
 
-type pubKey struct {
-	fam algFamily
-	key crypto.PublicKey
+// newVerifier builds the verifier of a defaulted, validated config and, with a JWKS, starts its refresh, which
+// close stops.
+func newVerifier(c *token.JWTConfig, log *slog.Logger) (*verifier, error) {
+	v, err := token.NewJWTVerifier(c, log)
+	if err != nil {
+		return nil, fmt.Errorf("'signaling.jwt': %w", err)
+	}
+	return &verifier{jwt: v, leeway: v.Leeway()}, nil
 }
 
-func newVerifier(c *JWTConfig) (*verifier, error) {
-	v := &verifier{allowed: map[string]algFamily{}, issuer: c.Issuer, audience: c.Audience, leeway: *c.Leeway}
-	for _, a := range c.Algorithms {
-		v.allowed[a] = algFamilyOf(a)
-	}
-	if c.SecretFile != "" {
-		b, err := os.ReadFile(c.SecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("'signaling.jwt.secret_file': %w", err)
-		}
-		v.secret = []byte(strings.TrimSpace(string(b)))
-		if len(v.secret) < minSecretBytes {
-			return nil, fmt.Errorf("'signaling.jwt.secret_file' must hold at least %d bytes", minSecretBytes)
-		}
-	} else if c.Secret != "" {
-		v.secret = []byte(c.Secret)
-	}
-	for i, f := range c.PublicKeyFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("'signaling.jwt.public_key_files[%d]': %w", i, err)
-		}
-		ks, err := parsePublicKeys(b)
-		if err != nil {
-			return nil, fmt.Errorf("'signaling.jwt.public_key_files[%d]': %w", i, err)
-		}
-		v.keys = append(v.keys, ks...)
-	}
-	// WithoutClaimsValidation: time claims are checked against the caller's clock below, and the library's lazily
-	// built validator is not safe to share between goroutines.
-	v.parser = jwt.NewParser(jwt.WithValidMethods(c.Algorithms), jwt.WithoutClaimsValidation())
-	v.keyfunc = v.keyFor
-	return v, nil
-}
+func (v *verifier) close() { v.jwt.Close() }
 
-// keyFor hands the parser a key of the family the algorithm demands and nothing else. Header members naming keys
-// (jku, x5u, jwk, kid) are ignored: only configured keys verify.
-func (v *verifier) keyFor(t *jwt.Token) (any, error) {
-	fam, ok := v.allowed[t.Method.Alg()]
-	if !ok {
-		return nil, ErrAlgorithm
-	}
-	if _, ok := t.Header["crit"]; ok {
-		return nil, ErrMalformed
-	}
-	if fam == famHMAC {
-		if len(v.secret) == 0 {
-			return nil, ErrNoKey
-		}
-		return v.secret, nil
-	}
-	var set jwt.VerificationKeySet
-	for _, k := range v.keys {
-		if k.fam == fam {
-			set.Keys = append(set.Keys, k.key)
-		}
-	}
-	switch len(set.Keys) {
-	case 0:
-		return nil, ErrNoKey
-	case 1:
-		return set.Keys[0], nil
-	}
-	return set, nil
-}
-
-// verify checks signature, time, issuer and audience, and returns the identity and conference the token names.
-// Whether that conference is the one asked for is the caller's check.
+// verify checks the token and returns the identity and conference it names. Whether that conference is the
+// one asked for is the caller's check.
 func (v *verifier) verify(tok string, now time.Time) (*Grant, error) {
 	if tok == "" {
 		return nil, ErrNoToken
@@ -211,28 +109,8 @@ func (v *verifier) verify(tok string, now time.Time) (*Grant, error) {
 		return nil, ErrMalformed
 	}
 	var c tokenClaims
-	t, err := v.parser.ParseWithClaims(tok, &c, v.keyfunc)
-	if err != nil {
-		return nil, v.mapError(t, err)
-	}
-	if c.ExpiresAt == nil {
-		return nil, ErrNoExpiry
-	}
-	if !now.Before(c.ExpiresAt.Add(v.leeway)) {
-		return nil, ErrExpired
-	}
-	if c.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore.Time) {
-		return nil, ErrNotYetValid
-	}
-	if v.issuer != "" && c.Issuer != v.issuer {
-		return nil, ErrIssuer
-	}
-	found := false
-	for _, a := range c.Audience {
-		found = found || a == v.audience
-	}
-	if !found {
-		return nil, ErrAudience
+	if _, err := v.jwt.Verify(tok, &c, now); err != nil {
+		return nil, err
 	}
 	u := &c.Context.User
 	if u.Email == "" && u.ID == "" {
@@ -247,87 +125,4 @@ func (v *verifier) verify(tok string, now time.Time) (*Grant, error) {
 		ContentID: string(c.ContentID),
 		Expires:   c.ExpiresAt.Time,
 	}, nil
-}
-
-// mapError turns the library's errors into our sentinels; the library's messages are not part of any contract.
-func (v *verifier) mapError(t *jwt.Token, err error) error {
-	for _, s := range []error{ErrNoKey, ErrAlgorithm, ErrMalformed, ErrClaim} {
-		if errors.Is(err, s) {
-			return s
-		}
-	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		if t != nil && t.Method != nil {
-			if _, ok := v.allowed[t.Method.Alg()]; !ok {
-				return ErrAlgorithm
-			}
-		}
-		return ErrSignature
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		// An unknown or missing `alg`, `none` included.
-		return ErrAlgorithm
-	}
-	return ErrMalformed
-}
-
-// parsePublicKeys reads every PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE block of a PEM file.
-func parsePublicKeys(data []byte) ([]pubKey, error) {
-	var out []pubKey
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		var (
-			k   any
-			err error
-		)
-		switch b.Type {
-		case "PUBLIC KEY":
-			k, err = x509.ParsePKIXPublicKey(b.Bytes)
-		case "RSA PUBLIC KEY":
-			k, err = x509.ParsePKCS1PublicKey(b.Bytes)
-		case "CERTIFICATE":
-			var c *x509.Certificate
-			if c, err = x509.ParseCertificate(b.Bytes); err == nil {
-				k = c.PublicKey
-			}
-		default:
-			if strings.Contains(b.Type, "PRIVATE") {
-				return nil, errors.New("pem holds a private key: give the edge the public key only")
-			}
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("pem %s: %w", strings.ToLower(b.Type), err)
-		}
-		fam := famNone
-		switch k := k.(type) {
-		case *rsa.PublicKey:
-			if k.N.BitLen() >= 2048 {
-				fam = famRSA
-			}
-		case *ecdsa.PublicKey:
-			switch k.Curve {
-			case elliptic.P256():
-				fam = famP256
-			case elliptic.P384():
-				fam = famP384
-			case elliptic.P521():
-				fam = famP521
-			}
-		case ed25519.PublicKey:
-			fam = famEd25519
-		}
-		if fam == famNone {
-			return nil, fmt.Errorf("unsupported or weak public key %T", k)
-		}
-		out = append(out, pubKey{fam: fam, key: k})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no public key in pem")
-	}
-	return out, nil
 }

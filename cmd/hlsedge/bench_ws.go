@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"syscall"
 
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/bench"
 	"github.com/hlsedge/hlsedge/signaling"
 )
@@ -55,7 +56,7 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			hint = cfg.Secret // generated: a separate `bench ws --secret` needs it
 		}
 		scfg := signaling.Config{
-			JWT: signaling.JWTConfig{Secret: cfg.Secret, Issuer: cfg.Issuer},
+			JWT: token.JWTConfig{Secret: cfg.Secret, Issuer: cfg.Issuer},
 			// The simulated conferences may be larger than the default limit.
 			MaxConnsPerConference: max(cfg.Participants/max(cfg.Rooms, 1)+cfg.Moderators+16, 5000),
 		}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -63,7 +63,7 @@ func printDemoLinks(w io.Writer, cfg *proxy.Config, edgeAddr, ch string) error {
 		fmt.Fprintf(w, "play:  ffplay 'http://%s/play/%s/index.m3u8'\n", edgeAddr, ch)
 		return nil
 	}
-	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
+	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(cfg.Auth.JWT.Secret), Streams: []string{"*"},
 		Subject: "demo", TTL: 24 * time.Hour})
 	if err != nil {
 		return fmt.Errorf("minting the demo token: %w", err)

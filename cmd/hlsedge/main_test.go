@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // lockedBuffer is written by the command's goroutine while the test reads it; every write is signalled, so a
@@ -157,8 +158,8 @@ func (q queryCarrier) Header(string) []byte        { return nil }
 func TestTokenCommandMintsWhatTheEdgeAccepts(t *testing.T) {
 	const jwtSecret, stSecret, edgeSecret = testJWTSecret, "cmd-st-secret", "cmd-edge-secret-0123456789abcdef0123"
 	a, err := authz.New(authz.Config{
-		JWT:         &authz.JWTConfig{Algorithms: []string{"HS256"}, Secret: jwtSecret},
-		SecureToken: &authz.SecureTokenConfig{Secret: stSecret},
+		JWT:         &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secret: jwtSecret}},
+		SecureToken: &token.SecureTokenConfig{Secret: stSecret},
 		Edge:        authz.EdgeConfig{Secret: edgeSecret},
 		Cache:       authz.CacheConfig{Disabled: true},
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))

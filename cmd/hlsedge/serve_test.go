@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -110,7 +111,7 @@ func TestNodeWiresEverythingAndStopsItAll(t *testing.T) {
 	go func() { served <- n.serve(ctx) }()
 	edge, adm := "http://"+n.ln.Addr().String(), "http://"+n.adminAddr()
 
-	tok, err := authz.MintJWT(authz.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, Subject: "alice", TTL: time.Hour})
+	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, Subject: "alice", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // runToken mints a test token, or a playable link with --url, the way an operator's website would.
@@ -89,7 +89,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		s := *salt
 		if s == "" {
-			s = authz.NewSalt()
+			s = token.NewSalt()
 		}
 		ipStr := ""
 		if ip.IsValid() {
@@ -98,9 +98,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintln(stderr, "note: no --ip: the token verifies only where no_check_ip is set")
 		}
 		start := now.Add(-*desync).Unix()
-		tok = authz.MintSecureToken(string(key), *stream, ipStr, start, start+int64(*ttl/time.Second), s)
+		tok = token.MintSecureToken(string(key), *stream, ipStr, start, start+int64(*ttl/time.Second), s)
 	case "edge":
-		tok, err = authz.MintEdgeToken(key, authz.EdgeToken{Channel: *stream, Expires: now.Add(*ttl).Unix(), IP: ip, UserID: *sub})
+		tok, err = token.MintEdgeToken(key, token.EdgeToken{Channel: *stream, Expires: now.Add(*ttl).Unix(), IP: ip, UserID: *sub})
 	default:
 		return fmt.Errorf("--kind must be jwt, securetoken or edge, got %q", *kind)
 	}
@@ -120,7 +120,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func mintJWT(secret []byte, keyFile, alg, kid, streams, sub, iss, aud string, maxSessions int, ip netip.Addr, now time.Time, ttl time.Duration) (string, error) {
-	m := authz.JWTMint{
+	m := token.JWTMint{
 		Alg: alg, KeyID: kid, Streams: strings.Split(streams, ","), Subject: sub, IP: ip,
 		Issuer: iss, Audience: aud, MaxSessions: maxSessions, Now: now, TTL: ttl,
 	}
@@ -132,7 +132,7 @@ func mintJWT(secret []byte, keyFile, alg, kid, streams, sub, iss, aud string, ma
 		if err != nil {
 			return "", fmt.Errorf("--key: %w", err)
 		}
-		k, err := authz.ParsePrivateKeyPEM(pem)
+		k, err := token.ParsePrivateKeyPEM(pem)
 		if err != nil {
 			return "", fmt.Errorf("--key: %w", err)
 		}
@@ -148,7 +148,7 @@ func mintJWT(secret []byte, keyFile, alg, kid, streams, sub, iss, aud string, ma
 	default:
 		return "", errors.New("jwt needs --secret (HS*) or --key (RS*/PS*/ES*/EdDSA)")
 	}
-	return authz.MintJWT(m)
+	return token.MintJWT(m)
 }
 
 func algForKey(k crypto.Signer) string {

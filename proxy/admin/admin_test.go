@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
@@ -31,9 +32,9 @@ const (
 func startAdmin(t *testing.T, mutate func(*proxy.Config)) string {
 	t.Helper()
 	cfg := &proxy.Config{Origins: []proxy.OriginConfig{{URL: "http://127.0.0.1:9"}}}
-	cfg.Auth = authz.Config{JWT: &authz.JWTConfig{Algorithms: []string{"HS256"}, Secret: testJWTSecret},
+	cfg.Auth = authz.Config{JWT: &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secret: testJWTSecret}},
 		Edge: authz.EdgeConfig{Secret: "edge-secret-0123456789abcdef012345678"}}
-	cfg.Signaling = &signaling.Config{JWT: signaling.JWTConfig{Secret: "signaling-secret-0123456789abcdef0123"}}
+	cfg.Signaling = &signaling.Config{JWT: token.JWTConfig{Secret: "signaling-secret-0123456789abcdef0123"}}
 	if mutate != nil {
 		mutate(cfg)
 	}

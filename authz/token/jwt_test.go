@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/ed25519"
@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -57,27 +58,33 @@ func with(m map[string]any, kv ...any) map[string]any {
 	return out
 }
 
-func jwtConfig() Config {
+// jwtKeys is an auth.jwt with every key family, as the authorizer's tests configure it.
+func jwtKeys() JWTConfig {
 	zero := time.Duration(0)
-	return Config{
-		JWT: &JWTConfig{
-			Algorithms: []string{"HS256", "RS256", "PS256", "ES256", "EdDSA"},
-			Secret:     string(hmacSecret),
-			PublicKeys: []PublicKeyConfig{
-				{File: keyPath("rsa.pub"), KeyID: "rsa1"},
-				{File: keyPath("ec256.pub"), KeyID: "ec1"},
-				{File: keyPath("ed25519.pub"), KeyID: "ed1"},
-			},
-			Issuer:   "https://tv.example.com",
-			Audience: "hlsedge",
-			Leeway:   &zero,
+	return JWTConfig{
+		Algorithms: []string{"HS256", "RS256", "PS256", "ES256", "EdDSA"},
+		Secret:     string(hmacSecret),
+		PublicKeys: []PublicKeyConfig{
+			{File: keyPath("rsa.pub"), KeyID: "rsa1"},
+			{File: keyPath("ec256.pub"), KeyID: "ec1"},
+			{File: keyPath("ed25519.pub"), KeyID: "ed1"},
 		},
-		Edge: EdgeConfig{Secret: edgeSecret},
+		Issuer:   "https://tv.example.com",
+		Audience: "hlsedge",
+		Leeway:   &zero,
 	}
 }
 
+// verifyAt verifies tok for channel from ip at testNow, as the authorizer would.
+func verifyAt(v *AccessVerifier, tok, channel string, ip netip.Addr) (Verified, int, string) {
+	var out Verified
+	err := v.Verify([]byte(tok), []byte(channel), ip, testNow, &out)
+	st, reason := verdict(err)
+	return out, st, reason
+}
+
 func TestJWTVerifier(t *testing.T) {
-	a := newAuthz(t, jwtConfig())
+	v := newAccess(t, jwtKeys(), AccessConfig{})
 	rsaKey := privKey(t, "rsa.key").(*rsa.PrivateKey)
 	otherRSA := privKey(t, "rsa-other.key").(*rsa.PrivateKey)
 	ecKey := privKey(t, "ec256.key")
@@ -95,12 +102,11 @@ func TestJWTVerifier(t *testing.T) {
 
 	f := func(name, tok, channel string, status int, reason string) {
 		t.Helper()
-		r := req(channel, clientIP)
-		d := a.Authorize(r, q(tok), testNow)
-		if d.Status != status || !strings.Contains(d.Reason, reason) {
-			t.Errorf("%s: got %d %q, want %d %q", name, d.Status, d.Reason, status, reason)
+		_, st, got := verifyAt(v, tok, channel, clientIP)
+		if st != status || !strings.Contains(got, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, st, got, status, reason)
 		}
-		if strings.Contains(d.Reason, tok) {
+		if strings.Contains(got, tok) {
 			t.Errorf("%s: reason leaks the token", name)
 		}
 	}
@@ -163,41 +169,42 @@ func TestJWTVerifier(t *testing.T) {
 	f("header not json", base64.RawURLEncoding.EncodeToString([]byte("{"))+".e30.", "a001", forbidden, "malformed")
 }
 
-func TestJWTDecisionCarriesClaims(t *testing.T) {
-	a := newAuthz(t, jwtConfig())
+func TestJWTVerifiedCarriesClaims(t *testing.T) {
+	v := newAccess(t, jwtKeys(), AccessConfig{})
 	tok := rawJWT(t, map[string]any{"alg": "HS256"}, with(baseClaims(), "max_sessions", 3, "ip", clientIP.String()), jwt.SigningMethodHS256, hmacSecret)
-	d := a.Authorize(req("a001", clientIP), q(tok), testNow)
-	if !d.Allowed() || d.UserID != "user-42" || d.MaxSessions != 3 || d.Expires != testNow.Add(time.Hour).Unix() || d.Kind != KindJWT || d.SessionID == 0 {
-		t.Fatalf("decision %+v", d)
+	out, st, reason := verifyAt(v, tok, "a001", clientIP)
+	want := Verified{Kind: KindJWT, UserID: "user-42", Fingerprint: FingerprintOf([]byte(tok)), Expires: testNow.Add(time.Hour).Unix(),
+		Until: testNow.Add(time.Hour).UnixNano(), MaxSessions: 3, IPBound: true}
+	if st != http.StatusOK || out != want {
+		t.Fatalf("%d %q: %+v, want %+v", st, reason, out, want)
 	}
 }
 
 // With only RS256 allowed, the classic confusion token (HS256 keyed with the public PEM) is refused before any
 // key is looked at.
 func TestJWTAlgorithmConfusionRSOnly(t *testing.T) {
-	a := newAuthz(t, Config{JWT: &JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.pub")}}}, Edge: EdgeConfig{Secret: edgeSecret}})
+	v := newAccess(t, JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.pub")}}}, AccessConfig{})
 	claims := with(baseClaims(), "iss", nil, "aud", nil)
 	tok := rawJWT(t, map[string]any{"alg": "HS256"}, claims, jwt.SigningMethodHS256, readFile(t, "rsa.pub"))
-	d := a.Authorize(req("a001", clientIP), q(tok), testNow)
-	if d.Status != http.StatusForbidden || !strings.Contains(d.Reason, "algorithm not allowed") {
-		t.Fatalf("got %d %q", d.Status, d.Reason)
+	if _, st, reason := verifyAt(v, tok, "a001", clientIP); st != http.StatusForbidden || !strings.Contains(reason, "algorithm not allowed") {
+		t.Fatalf("got %d %q", st, reason)
 	}
 	good := rawJWT(t, map[string]any{"alg": "RS256", "kid": "whatever"}, claims, jwt.SigningMethodRS256, privKey(t, "rsa.key"))
-	if d := a.Authorize(req("a001", clientIP), q(good), testNow); !d.Allowed() {
-		t.Fatalf("unnamed pem key must verify any kid: %d %q", d.Status, d.Reason)
+	if _, st, reason := verifyAt(v, good, "a001", clientIP); st != http.StatusOK {
+		t.Fatalf("unnamed pem key must verify any kid: %d %q", st, reason)
 	}
 }
 
 func TestJWTLeeway(t *testing.T) {
-	cfg := jwtConfig()
+	keys := jwtKeys()
 	l := 30 * time.Second
-	cfg.JWT.Leeway = &l
-	a := newAuthz(t, cfg)
+	keys.Leeway = &l
+	v := newAccess(t, keys, AccessConfig{})
 	f := func(name string, claims map[string]any, want int) {
 		t.Helper()
 		tok := rawJWT(t, map[string]any{"alg": "HS256"}, claims, jwt.SigningMethodHS256, hmacSecret)
-		if d := a.Authorize(req("a001", clientIP), q(tok), testNow); d.Status != want {
-			t.Errorf("%s: got %d %q, want %d", name, d.Status, d.Reason, want)
+		if _, st, reason := verifyAt(v, tok, "a001", clientIP); st != want {
+			t.Errorf("%s: got %d %q, want %d", name, st, reason, want)
 		}
 	}
 	f("expired within leeway", with(baseClaims(), "exp", testNow.Add(-10*time.Second).Unix()), http.StatusOK)
@@ -207,36 +214,33 @@ func TestJWTLeeway(t *testing.T) {
 }
 
 func TestJWTWeakRSAKeyRefused(t *testing.T) {
-	_, err := New(Config{JWT: &JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa1024.pub")}}}}, nil)
+	_, err := buildAccess(JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa1024.pub")}}}, AccessConfig{})
 	if err == nil || !strings.Contains(err.Error(), "2048") {
 		t.Fatalf("got %v", err)
 	}
-	_, err = New(Config{JWT: &JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.key")}}}}, nil)
+	_, err = buildAccess(JWTConfig{Algorithms: []string{"RS256"}, PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.key")}}}, AccessConfig{})
 	if err == nil || !strings.Contains(err.Error(), "private key") {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestMintJWTVerifies(t *testing.T) {
-	a := newAuthz(t, Config{
-		JWT: &JWTConfig{
-			Algorithms: []string{"HS256", "RS256", "ES256", "EdDSA"},
-			Secret:     string(hmacSecret),
-			PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.pub")}, {File: keyPath("ec256.pub")}, {File: keyPath("ed25519.pub")}},
-		},
-		Edge: EdgeConfig{Secret: edgeSecret},
-	})
+	v := newAccess(t, JWTConfig{
+		Algorithms: []string{"HS256", "RS256", "ES256", "EdDSA"},
+		Secret:     string(hmacSecret),
+		PublicKeys: []PublicKeyConfig{{File: keyPath("rsa.pub")}, {File: keyPath("ec256.pub")}, {File: keyPath("ed25519.pub")}},
+	}, AccessConfig{})
 	f := func(alg string, key any) {
 		t.Helper()
 		tok, err := MintJWT(JWTMint{Alg: alg, Key: key, Streams: []string{"a001"}, Subject: "u1", IP: clientIP, Now: testNow, TTL: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := a.Authorize(req("a001", clientIP), q(tok), testNow); !d.Allowed() || d.UserID != "u1" {
-			t.Errorf("%s: %d %q", alg, d.Status, d.Reason)
+		if out, st, reason := verifyAt(v, tok, "a001", clientIP); st != http.StatusOK || out.UserID != "u1" {
+			t.Errorf("%s: %d %q", alg, st, reason)
 		}
-		if d := a.Authorize(req("a001", otherIP), q(tok), testNow); d.Status != http.StatusForbidden {
-			t.Errorf("%s from another ip: %d %q", alg, d.Status, d.Reason)
+		if _, st, reason := verifyAt(v, tok, "a001", otherIP); st != http.StatusForbidden {
+			t.Errorf("%s from another ip: %d %q", alg, st, reason)
 		}
 	}
 	f("HS256", hmacSecret)

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/ecdsa"
@@ -56,7 +56,9 @@ func MintJWT(m JWTMint) (string, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	names := (&JWTConfig{Claims: m.Claims}).withDefaults().Claims
+	access := AccessConfig{Claims: m.Claims}
+	access.SetDefaults()
+	names := access.Claims
 	c := jwt.MapClaims{
 		"iat": now.Unix(),
 		"nbf": now.Unix(),

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/rand"
@@ -88,23 +88,25 @@ func parseUnix(b []byte) (int64, bool) {
 	return n, true
 }
 
-// secureTokenVerifier recomputes Flussonic's hash with the stream name from the URL and the client's address.
-type secureTokenVerifier struct {
+// SecureTokenVerifier recomputes Flussonic's hash with the stream name from the URL and the client's address.
+type SecureTokenVerifier struct {
 	secret    []byte
 	noCheckIP bool
 	desync    int64 // seconds
 }
 
-func newSecureTokenVerifier(cfg *SecureTokenConfig) (*secureTokenVerifier, error) {
-	s, err := readSecret(cfg.Secret, cfg.SecretFile)
+// NewSecureTokenVerifier reads the key; cfg has had Validate.
+func NewSecureTokenVerifier(cfg *SecureTokenConfig) (*SecureTokenVerifier, error) {
+	s, err := ReadSecret(cfg.Secret, cfg.SecretFile)
 	if err != nil {
 		return nil, err
 	}
-	return &secureTokenVerifier{secret: s, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second)}, nil
+	return &SecureTokenVerifier{secret: s, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second)}, nil
 }
 
-// verify checks the hash first, so only an authentic token learns that it expired.
-func (v *secureTokenVerifier) verify(tok []byte, channel []byte, ip netip.Addr, now time.Time, out *verified) error {
+// Verify checks one token for one stream and client at now. The hash is checked first, so only an authentic
+// token learns that it expired.
+func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, now time.Time, out *Verified) error {
 	st, err := parseSecureToken(tok)
 	if err != nil {
 		return err
@@ -134,9 +136,13 @@ func (v *secureTokenVerifier) verify(tok []byte, channel []byte, ip netip.Addr, 
 	if t >= st.endN+v.desync {
 		return ErrExpired
 	}
-	out.expires = st.endN
-	out.until = (st.endN + v.desync) * int64(time.Second)
-	out.ipBound = !v.noCheckIP
+	*out = Verified{
+		Kind:        KindSecureToken,
+		Fingerprint: FingerprintOf(tok),
+		Expires:     st.endN,
+		Until:       (st.endN + v.desync) * int64(time.Second),
+		IPBound:     !v.noCheckIP,
+	}
 	return nil
 }
 

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto"
@@ -74,20 +74,16 @@ func TestJWKSFile(t *testing.T) {
 	if err := os.WriteFile(path, doc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := newAuthz(t, Config{
-		JWT:  &JWTConfig{Algorithms: []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}, Secret: string(hmacSecret), JWKSFile: path},
-		Edge: EdgeConfig{Secret: edgeSecret},
-	})
-	ks := a.groups[0].jwt.src.keys()
+	v := newAccess(t, JWTConfig{Algorithms: []string{"RS256", "PS256", "ES256", "EdDSA", "HS256"}, Secret: string(hmacSecret), JWKSFile: path}, AccessConfig{})
+	ks := v.jwt.src.keys()
 	if ks.len() != 3 {
 		t.Fatalf("want the 3 usable keys, got %d", ks.len())
 	}
 	claims := with(baseClaims(), "iss", nil, "aud", nil)
 	f := func(name string, tok string, status int, reason string) {
 		t.Helper()
-		d := a.Authorize(req("a001", clientIP), q(tok), testNow)
-		if d.Status != status || !strings.Contains(d.Reason, reason) {
-			t.Errorf("%s: got %d %q, want %d %q", name, d.Status, d.Reason, status, reason)
+		if _, st, got := verifyAt(v, tok, "a001", clientIP); st != status || !strings.Contains(got, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, st, got, status, reason)
 		}
 	}
 	sign := func(alg, kid string, key any) string {
@@ -110,18 +106,17 @@ func TestJWKSFile(t *testing.T) {
 }
 
 // A JWKS URL: loaded at start, refreshed in the background, and fetched early when a token names an unknown
-// kid, so a key rotation at the issuer needs no edge restart.
+// kid, so a key rotation at the issuer needs no edge restart. The test follows the background loads as they
+// happen rather than the clock.
 func TestJWKSURLRotation(t *testing.T) {
 	keyA, keyB := privKey(t, "rsa.key"), privKey(t, "rsa-other.key")
 	var (
 		mu    sync.Mutex
 		doc   = jwksDoc(t, jwkOf(t, keyA.Public(), "a", ""))
 		fails atomic.Int32
-		hits  atomic.Int32
 	)
 	fails.Store(1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
 		if fails.Add(-1) >= 0 {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
@@ -131,28 +126,51 @@ func TestJWKSURLRotation(t *testing.T) {
 		w.Write(doc)
 	}))
 	defer srv.Close()
-	a := newAuthz(t, Config{
-		JWT:   &JWTConfig{Algorithms: []string{"RS256"}, JWKSURL: srv.URL + "/jwks.json", JWKSRefresh: time.Second, JWKSTimeout: 2 * time.Second},
-		Edge:  EdgeConfig{Secret: edgeSecret},
-		Cache: CacheConfig{Disabled: true},
-	})
+	keys := JWTConfig{Algorithms: []string{"RS256"}, JWKSURL: srv.URL + "/jwks.json", JWKSRefresh: time.Second, JWKSTimeout: 2 * time.Second}
+	keys.SetDefaults()
+	loaded := make(chan struct{}, 1)
+	jv, err := newJWTVerifier(&keys, nil, loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer jv.Close()
+	v := &AccessVerifier{jwt: jv}
+	v.cfg.SetDefaults()
+	verifies := func(tok string) bool {
+		_, st, _ := verifyAt(v, tok, "a001", clientIP)
+		return st == http.StatusOK
+	}
+	// nextLoadUntil waits for background loads until cond holds after one; the loop guarantees there is a next.
+	nextLoadUntil := func(what string, cond func() bool) {
+		t.Helper()
+		for {
+			select {
+			case <-loaded:
+				if cond() {
+					return
+				}
+			case <-time.After(time.Minute):
+				t.Fatalf("no background load gave %s", what)
+			}
+		}
+	}
 	claims := with(baseClaims(), "iss", nil, "aud", nil)
 	tokA := rawJWT(t, map[string]any{"alg": "RS256", "kid": "a"}, claims, jwtMethod("RS256"), keyA)
 	tokB := rawJWT(t, map[string]any{"alg": "RS256", "kid": "b"}, claims, jwtMethod("RS256"), keyB)
 	// The issuer was down at start: the edge started anyway and refuses until the keys arrive.
-	if d := a.Authorize(req("a001", clientIP), q(tokA), testNow); d.Allowed() {
+	if verifies(tokA) {
 		t.Fatal("allowed without keys")
 	}
-	waitFor(t, "first key set", func() bool { return a.Authorize(req("a001", clientIP), q(tokA), testNow).Allowed() })
-	if d := a.Authorize(req("a001", clientIP), q(tokB), testNow); d.Status != http.StatusForbidden || !strings.Contains(d.Reason, "unknown key id") {
-		t.Fatalf("rotated key before the issuer published it: %d %q", d.Status, d.Reason)
+	nextLoadUntil("the first key set", func() bool { return verifies(tokA) })
+	if _, st, reason := verifyAt(v, tokB, "a001", clientIP); st != http.StatusForbidden || !strings.Contains(reason, "unknown key id") {
+		t.Fatalf("rotated key before the issuer published it: %d %q", st, reason)
 	}
 	mu.Lock()
 	doc = jwksDoc(t, jwkOf(t, keyB.Public(), "b", ""))
 	mu.Unlock()
-	waitFor(t, "rotated key set", func() bool { return a.Authorize(req("a001", clientIP), q(tokB), testNow).Allowed() })
+	nextLoadUntil("the rotated key set", func() bool { return verifies(tokB) })
 	// The old key is gone with the old set.
-	if d := a.Authorize(req("a001", clientIP), q(tokA), testNow); d.Allowed() {
+	if verifies(tokA) {
 		t.Fatal("retired key still verifies")
 	}
 }
@@ -170,12 +188,9 @@ func TestJWKSURLTimeout(t *testing.T) {
 	defer close(release)
 	done := make(chan error, 1)
 	go func() {
-		a, err := New(Config{
-			JWT:  &JWTConfig{Algorithms: []string{"ES256"}, JWKSURL: srv.URL, JWKSTimeout: 100 * time.Millisecond},
-			Edge: EdgeConfig{Secret: edgeSecret},
-		}, nil)
+		v, err := buildAccess(JWTConfig{Algorithms: []string{"ES256"}, JWKSURL: srv.URL, JWKSTimeout: 100 * time.Millisecond}, AccessConfig{})
 		if err == nil {
-			a.Close()
+			v.Close()
 		}
 		done <- err
 	}()
@@ -208,14 +223,3 @@ func TestParseJWKSRejects(t *testing.T) {
 }
 
 func jwtMethod(alg string) jwt.SigningMethod { return jwt.GetSigningMethod(alg) }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 300; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("gave up waiting for %s", what)
-}

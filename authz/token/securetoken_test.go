@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/sha1" //nolint:gosec // the protocol under test
@@ -11,12 +11,24 @@ import (
 	"time"
 )
 
-func stConfig(noCheckIP bool) Config {
-	return Config{
-		SecureToken: &SecureTokenConfig{Secret: stSecret, NoCheckIP: noCheckIP},
-		Edge:        EdgeConfig{Secret: edgeSecret},
-		Groups:      []GroupConfig{{Name: "flussonic", ChildToken: ChildSame}},
+func newST(t *testing.T, cfg SecureTokenConfig) *SecureTokenVerifier {
+	t.Helper()
+	if err := cfg.Validate("auth.securetoken"); err != nil {
+		t.Fatal(err)
 	}
+	v, err := NewSecureTokenVerifier(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// verifyST verifies tok for channel from ip at now, as the authorizer would.
+func verifyST(v *SecureTokenVerifier, tok, channel string, ip netip.Addr, now time.Time) (Verified, int, string) {
+	var out Verified
+	err := v.Verify([]byte(tok), []byte(channel), ip, now, &out)
+	st, reason := verdict(err)
+	return out, st, reason
 }
 
 // phpSecureToken follows the seed's PHP example line by line (seed 004): the website's side of the protocol.
@@ -41,12 +53,12 @@ const (
 )
 
 func TestSecureTokenSeedPHPExample(t *testing.T) {
-	a := newAuthz(t, stConfig(false))
+	v := newST(t, SecureTokenConfig{Secret: stSecret})
 	// The website mints at testNow; the viewer plays a minute later.
 	tok := phpSecureToken("bbc", clientIP.String(), stSecret, testNow.Unix(), NewSalt())
-	d := a.Authorize(&Request{Path: []byte("/bbc/index.m3u8"), Channel: []byte("bbc"), ClientIP: clientIP}, q(tok), testNow.Add(time.Minute))
-	if !d.Allowed() || d.Kind != KindSecureToken || d.Expires != testNow.Unix()-300+3*3600 {
-		t.Fatalf("seed PHP token refused: %d %q", d.Status, d.Reason)
+	out, st, reason := verifyST(v, tok, "bbc", clientIP, testNow.Add(time.Minute))
+	if st != http.StatusOK || out.Kind != KindSecureToken || out.Expires != testNow.Unix()-300+3*3600 || out.Fingerprint != FingerprintOf([]byte(tok)) {
+		t.Fatalf("seed PHP token refused: %d %q", st, reason)
 	}
 	if got := phpSecureToken("bbc", "203.0.113.7", stSecret, testNow.Unix(), goldenSalt); got != goldenST {
 		t.Fatalf("php reproduction drifted from the golden vector: %s", got)
@@ -54,23 +66,18 @@ func TestSecureTokenSeedPHPExample(t *testing.T) {
 	if got := MintSecureToken(stSecret, "bbc", "203.0.113.7", testNow.Unix()-300, testNow.Unix()-300+3*3600, goldenSalt); got != goldenST {
 		t.Fatalf("MintSecureToken = %s, want %s", got, goldenST)
 	}
-	// In same mode the playlist carries the token unchanged, as Flussonic does.
-	if q := string(a.AppendChildQuery(nil, req("bbc", clientIP), &d, testNow)); q != "token="+tok {
-		t.Fatalf("child query %q", q)
-	}
 }
 
 func TestSecureTokenVerifier(t *testing.T) {
-	a := newAuthz(t, stConfig(false))
-	aNoIP := newAuthz(t, stConfig(true))
+	a := newST(t, SecureTokenConfig{Secret: stSecret})
+	aNoIP := newST(t, SecureTokenConfig{Secret: stSecret, NoCheckIP: true})
 	ip6 := netip.MustParseAddr("2001:db8::7")
 	at := testNow.Add(time.Minute)
 	start, end := testNow.Unix()-300, testNow.Unix()-300+3*3600
-	f := func(name string, a *Authorizer, tok, channel string, ip netip.Addr, now time.Time, status int, reason string) {
+	f := func(name string, v *SecureTokenVerifier, tok, channel string, ip netip.Addr, now time.Time, status int, reason string) {
 		t.Helper()
-		d := a.Authorize(&Request{Path: []byte("/" + channel + "/index.m3u8"), Channel: []byte(channel), ClientIP: ip}, q(tok), now)
-		if d.Status != status || !strings.Contains(d.Reason, reason) {
-			t.Errorf("%s: got %d %q, want %d %q", name, d.Status, d.Reason, status, reason)
+		if _, st, got := verifyST(v, tok, channel, ip, now); st != status || !strings.Contains(got, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, st, got, status, reason)
 		}
 	}
 	ok, forbidden, gone := http.StatusOK, http.StatusForbidden, http.StatusGone
@@ -116,17 +123,14 @@ func TestSecureTokenVerifier(t *testing.T) {
 }
 
 func TestSecureTokenDesync(t *testing.T) {
-	cfg := stConfig(false)
-	cfg.SecureToken.Desync = time.Minute
-	a := newAuthz(t, cfg)
+	v := newST(t, SecureTokenConfig{Secret: stSecret, Desync: time.Minute})
 	tok := MintSecureToken(stSecret, "bbc", clientIP.String(), testNow.Unix()+30, testNow.Unix()+90, goldenSalt)
 	f := func(now time.Time, want int) {
 		t.Helper()
-		if d := a.Authorize(req("bbc", clientIP), q(tok), now); d.Status != want {
-			t.Errorf("at %v: got %d %q, want %d", now.Sub(testNow), d.Status, d.Reason, want)
+		if _, st, reason := verifyST(v, tok, "bbc", clientIP, now); st != want {
+			t.Errorf("at %v: got %d %q, want %d", now.Sub(testNow), st, reason, want)
 		}
 	}
-	// In time order: the cache assumes clocks do not run backwards.
 	f(testNow.Add(-31*time.Second), http.StatusForbidden) // start-desync not reached
 	f(testNow.Add(2*time.Second), http.StatusOK)          // start 28 s ahead, within the minute of desync
 	f(testNow.Add(149*time.Second), http.StatusOK)        // end+desync not reached

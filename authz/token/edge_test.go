@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"encoding/base64"
@@ -98,16 +98,45 @@ func TestEdgeTokenVerifyAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
 	}
-	s, _ := newEdgeSigner([]byte(edgeSecret))
-	tok, _ := s.appendToken(nil, &EdgeToken{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, UserID: "user-42"})
+	s, _ := NewEdgeSigner([]byte(edgeSecret))
+	tok, _ := s.AppendToken(nil, &EdgeToken{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, UserID: "user-42"})
 	ch := []byte("a001")
-	var c edgeClaims
+	var c EdgeClaims
 	allocs := testing.AllocsPerRun(100, func() {
-		if err := s.verify(tok, ch, clientIP, testNow.Unix(), &c); err != nil {
+		if err := s.Verify(tok, ch, clientIP, testNow.Unix(), &c); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
 		t.Fatalf("edge verify allocates %v times", allocs)
 	}
+}
+
+// An edge child carries its parent's user, or for a parent without one the parent's fingerprint, which
+// Verified gives back as the fingerprint rather than as a user.
+func TestEdgeClaimsVerified(t *testing.T) {
+	s, _ := NewEdgeSigner([]byte(edgeSecret))
+	exp := testNow.Add(time.Hour).Unix()
+	parent := FingerprintOf([]byte("parent-token"))
+	f := func(user string, want Verified) {
+		t.Helper()
+		tok, err := s.AppendToken(nil, &EdgeToken{Channel: "a001", Expires: exp, IP: clientIP, SessionID: 7, UserID: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c EdgeClaims
+		if err := s.Verify(tok, []byte("a001"), clientIP, testNow.Unix(), &c); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Verified(); got != want {
+			t.Fatalf("user %q: %+v, want %+v", user, got, want)
+		}
+	}
+	base := Verified{Kind: KindEdge, Expires: exp, Until: exp * int64(time.Second), IPBound: true, SessionID: 7}
+	withUser, withFP := base, base
+	withUser.UserID = "user-42"
+	withFP.Fingerprint = parent
+	f("user-42", withUser)
+	f(parent.String(), withFP)
+	f("", base)
 }

@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"context"
@@ -33,10 +33,14 @@ type keySource struct {
 	lastFetch atomic.Int64 // unix nanos of the last fetch attempt
 	stop      chan struct{}
 	wg        sync.WaitGroup
+	// loaded, when set, hears of every background load attempt once its outcome is in place; tests wait on it
+	// instead of on the clock.
+	loaded chan<- struct{}
 }
 
-func newKeySource(cfg *JWTConfig, log *slog.Logger) (*keySource, error) {
+func newKeySource(cfg *JWTConfig, log *slog.Logger, loaded chan<- struct{}) (*keySource, error) {
 	s := &keySource{
+		loaded:  loaded,
 		file:    cfg.JWKSFile,
 		url:     cfg.JWKSURL,
 		refresh: cfg.JWKSRefresh,
@@ -73,7 +77,7 @@ func newKeySource(cfg *JWTConfig, log *slog.Logger) (*keySource, error) {
 		s.client = &http.Client{Timeout: s.timeout}
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 		if err := s.load(ctx); err != nil {
-			s.log.Warn("authz: jwks not loaded at start; tokens signed with its keys are refused until it loads", "err", err)
+			s.log.Warn("token: jwks not loaded at start; tokens signed with its keys are refused until it loads", "err", err)
 		}
 		cancel()
 	}
@@ -130,9 +134,15 @@ func (s *keySource) loop() {
 			}
 		}()
 		if err := s.load(ctx); err != nil {
-			s.log.Warn("authz: jwks refresh failed; keeping the previous keys", "err", err)
+			s.log.Warn("token: jwks refresh failed; keeping the previous keys", "err", err)
 		}
 		cancel()
+		if s.loaded != nil {
+			select {
+			case s.loaded <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -161,7 +171,7 @@ func (s *keySource) load(ctx context.Context) error {
 		return errors.New("jwks holds no usable signature key")
 	}
 	if skipped > 0 {
-		s.log.Info("authz: jwks keys skipped (unsupported, encryption or weak)", "skipped", skipped, "source", src)
+		s.log.Info("token: jwks keys skipped (unsupported, encryption or weak)", "skipped", skipped, "source", src)
 	}
 	s.cur.Store(newKeySet(s.static, keys))
 	return nil

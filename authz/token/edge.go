@@ -1,4 +1,4 @@
-package authz
+package token
 
 import (
 	"crypto/hmac"
@@ -24,7 +24,7 @@ const (
 	edgeFlagIPv6 = 1 << 1
 	edgeMACLen   = 16
 	edgeMinRaw   = 1 + 1 + 4 + 8 + 1 + 1 + edgeMACLen
-	edgeMaxRaw   = edgeMinRaw + 16 + maxChannelBytes + maxUserIDBytes
+	edgeMaxRaw   = edgeMinRaw + 16 + MaxChannelBytes + MaxUserIDBytes
 	edgeMaxToken = len(edgePrefix) + (edgeMaxRaw*8+5)/6
 	sidDomain    = 0xff // first byte of session-id derivations; never a token version
 )
@@ -46,16 +46,33 @@ type EdgeToken struct {
 	UserID string
 }
 
-// edgeClaims is a verified edge token, decoded into fixed storage so that verification allocates nothing.
-type edgeClaims struct {
-	expires   int64
-	sessionID uint64
-	ipBound   bool
-	uidLen    int
-	uid       [maxUserIDBytes]byte
+// EdgeClaims is a verified edge token, decoded into fixed storage so that verification allocates nothing.
+type EdgeClaims struct {
+	// Expires is unix seconds.
+	Expires int64
+	// SessionID is the viewer's session the token was minted for.
+	SessionID uint64
+	// IPBound tells that the token is bound to the client address it was verified with.
+	IPBound bool
+	uidLen  int
+	uid     [MaxUserIDBytes]byte
 }
 
-func (c *edgeClaims) userID() []byte { return c.uid[:c.uidLen] }
+// UserID is the token's user; it points into c.
+func (c *EdgeClaims) UserID() []byte { return c.uid[:c.uidLen] }
+
+// Verified is c in the shape every kind shares. A user in fingerprint form (`~` and 16 hex digits) is the
+// parent's fingerprint, which the child of a token without a user carries in its place.
+func (c *EdgeClaims) Verified() Verified {
+	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound, SessionID: c.SessionID}
+	user := string(c.UserID())
+	if fp := ParseFingerprint(user); fp != 0 {
+		v.Fingerprint = fp
+	} else {
+		v.UserID = user
+	}
+	return v
+}
 
 type edgeScratch struct {
 	h   hash.Hash
@@ -63,15 +80,17 @@ type edgeScratch struct {
 	sum [sha256.Size]byte
 }
 
-// edgeSigner mints and verifies edge tokens with one key. HMAC states are pooled: building one costs two
+// EdgeSigner mints and verifies edge tokens with one key. HMAC states are pooled: building one costs two
 // SHA-256 blocks and two allocations, which the segment path cannot afford.
-type edgeSigner struct {
+type EdgeSigner struct {
 	pool sync.Pool
 }
 
 var errEdgeTooLong = errors.New("edge token field too long")
 
-func newEdgeSigner(key []byte) (*edgeSigner, error) {
+// NewEdgeSigner builds a signer for key; an empty key is replaced by a random one, so that tokens die with the
+// process.
+func NewEdgeSigner(key []byte) (*EdgeSigner, error) {
 	if len(key) == 0 {
 		key = make([]byte, 32)
 		if _, err := rand.Read(key); err != nil {
@@ -79,7 +98,7 @@ func newEdgeSigner(key []byte) (*edgeSigner, error) {
 		}
 	}
 	k := append([]byte(nil), key...)
-	s := &edgeSigner{}
+	s := &EdgeSigner{}
 	s.pool.New = func() any { return &edgeScratch{h: hmac.New(sha256.New, k)} }
 	return s, nil
 }
@@ -91,9 +110,9 @@ func (sc *edgeScratch) mac(b []byte) []byte {
 	return sc.h.Sum(sc.sum[:0])
 }
 
-// verify checks an edge token for a channel and client. It allocates nothing: this is every segment request of
-// a viewer who arrived with a JWT.
-func (s *edgeSigner) verify(tok, channel []byte, ip netip.Addr, now int64, out *edgeClaims) error {
+// Verify checks an edge token for a channel and client at now (unix seconds). It allocates nothing: this is
+// every segment request of a viewer who arrived with a JWT.
+func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *EdgeClaims) error {
 	if len(tok) <= len(edgePrefix) || len(tok) > edgeMaxToken || string(tok[:len(edgePrefix)]) != edgePrefix {
 		return ErrMalformed
 	}
@@ -169,16 +188,16 @@ func (s *edgeSigner) verify(tok, channel []byte, ip netip.Addr, now int64, out *
 			return ErrWrongIP
 		}
 	}
-	out.expires = exp
-	out.sessionID = binary.BigEndian.Uint64(raw[6:14])
-	out.ipBound = ipLen > 0
+	out.Expires = exp
+	out.SessionID = binary.BigEndian.Uint64(raw[6:14])
+	out.IPBound = ipLen > 0
 	out.uidLen = copy(out.uid[:], uid)
 	return nil
 }
 
-// appendToken appends a minted edge token to dst.
-func (s *edgeSigner) appendToken(dst []byte, t *EdgeToken) ([]byte, error) {
-	if len(t.Channel) == 0 || len(t.Channel) > maxChannelBytes || len(t.UserID) > maxUserIDBytes {
+// AppendToken appends a minted edge token to dst.
+func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
+	if len(t.Channel) == 0 || len(t.Channel) > MaxChannelBytes || len(t.UserID) > MaxUserIDBytes {
 		return dst, errEdgeTooLong
 	}
 	exp := t.Expires
@@ -219,9 +238,9 @@ func (s *edgeSigner) appendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	return edgeB64.AppendEncode(dst, raw), nil
 }
 
-// sessionID derives a stable id for one parent token on one channel from one address, so that every playlist
+// SessionID derives a stable id for one parent token on one channel from one address, so that every playlist
 // refresh of a viewer mints child tokens with the same session, across edge restarts too.
-func (s *edgeSigner) sessionID(tok, channel []byte, ip netip.Addr) uint64 {
+func (s *EdgeSigner) SessionID(tok, channel []byte, ip netip.Addr) uint64 {
 	sc := s.pool.Get().(*edgeScratch)
 	defer s.pool.Put(sc)
 	sc.h.Reset()
@@ -235,32 +254,32 @@ func (s *edgeSigner) sessionID(tok, channel []byte, ip netip.Addr) uint64 {
 }
 
 // MintEdgeToken signs an edge token with secret, for `hlsedge token --kind edge` and load tests. The edge's own
-// child tokens are minted by the Authorizer with its configured key.
+// child tokens are minted by the authorizer with its configured key.
 func MintEdgeToken(secret []byte, t EdgeToken) (string, error) {
-	if len(secret) < minSecretBytes {
+	if len(secret) < MinSecretBytes {
 		return "", errors.New("edge secret must be at least 32 bytes")
 	}
-	s, err := newEdgeSigner(secret)
+	s, err := NewEdgeSigner(secret)
 	if err != nil {
 		return "", err
 	}
-	b, err := s.appendToken(nil, &t)
+	b, err := s.AppendToken(nil, &t)
 	return string(b), err
 }
 
 // VerifyEdgeToken checks an edge token minted with secret for a channel and client at a time; for tools and
-// tests. The proxy goes through Authorizer.Authorize.
+// tests. The edge verifies through its authorizer.
 func VerifyEdgeToken(secret []byte, tok, channel string, ip netip.Addr, now time.Time) (EdgeToken, error) {
-	s, err := newEdgeSigner(secret)
+	s, err := NewEdgeSigner(secret)
 	if err != nil {
 		return EdgeToken{}, err
 	}
-	var c edgeClaims
-	if err := s.verify([]byte(tok), []byte(channel), ip, now.Unix(), &c); err != nil {
+	var c EdgeClaims
+	if err := s.Verify([]byte(tok), []byte(channel), ip, now.Unix(), &c); err != nil {
 		return EdgeToken{}, err
 	}
-	t := EdgeToken{Channel: channel, Expires: c.expires, SessionID: c.sessionID, UserID: string(c.userID())}
-	if c.ipBound {
+	t := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID())}
+	if c.IPBound {
 		t.IP = ip.Unmap()
 	}
 	return t, nil

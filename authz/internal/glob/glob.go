@@ -1,10 +1,11 @@
-package authz
+// Package glob matches channel names and user agents against `*` and `?` patterns without allocating.
+package glob
 
-// globMatch reports whether name matches pattern, where `*` matches any run of bytes (slashes included, so
+// Match reports whether name matches pattern, where `*` matches any run of bytes (slashes included, so
 // `sport/*` covers every channel under sport/) and `?` matches one byte. It is iterative with a single
 // backtrack point, so it runs in O(len(pattern)*len(name)) worst case with no allocation, whatever a token's
 // streams claim holds.
-func globMatch(pattern string, name []byte) bool {
+func Match(pattern string, name []byte) bool {
 	p, n := 0, 0
 	star, mark := -1, 0
 	for n < len(name) {
