@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
 // startDemoOrigin runs the synthetic Astra-like origin on loopback.

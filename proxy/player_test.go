@@ -20,8 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy/web"
 )
 

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
-	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/proxy/admin"
 )
 
 const testAdminToken = "admin-token-for-tests"

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
