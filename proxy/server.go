@@ -71,14 +71,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	m := newEdgeMetrics()
 	s := &Server{
 		cfg:     cfg,
 		log:     opts.Log,
 		now:     time.Now,
-		cache:   NewCache(int64(cfg.Cache.MaxBytes)),
+		cache:   NewCache(int64(cfg.Cache.MaxBytes), m.set),
 		clock:   opts.Now,
 		fetches: NewCoalescer[fetchResult](),
-		m:       newEdgeMetrics(),
+		m:       m,
 	}
 	s.bufs.New = func() any { return &scratch{} }
 	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
@@ -188,6 +189,7 @@ func (s *Server) Serve(ln, adminLn net.Listener) error {
 	}
 	s.lifeMu.Unlock()
 
+	s.cache.startJanitor(s.now)
 	errc := make(chan error, 2)
 	go func() { errc <- s.public.Serve(ln) }()
 	n := 1
@@ -261,6 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	s.cache.stopJanitor()
 	s.auth.Close()
 	return errors.Join(errs...)
 }

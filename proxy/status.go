@@ -198,27 +198,20 @@ func (p *statusPage) snapshot() StatusSnapshot {
 		get(name).Viewers = n
 		snap.Viewers += n
 	}
-	c := s.cache
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		for el := sh.lru.Front(); el != nil; el = el.Next() {
-			o := el.Value.(*object)
-			name := p.channelOfKey(o.key)
-			if name == "" {
-				continue
-			}
-			ch := get(name)
-			ch.CachedObjects++
-			ch.CachedBytes += int64(len(o.body))
-			if o.kind == kindPlaylist {
-				if age := now.Sub(o.storedAt); ch.PlaylistAge < 0 || age < ch.PlaylistAge {
-					ch.PlaylistAge = age
-				}
+	s.cache.Each(func(o *object) {
+		name := p.channelOfKey(o.key)
+		if name == "" {
+			return
+		}
+		ch := get(name)
+		ch.CachedObjects++
+		ch.CachedBytes += int64(len(o.body))
+		if o.kind == kindPlaylist {
+			if age := now.Sub(o.storedAt); ch.PlaylistAge < 0 || age < ch.PlaylistAge {
+				ch.PlaylistAge = age
 			}
 		}
-		sh.mu.Unlock()
-	}
+	})
 	snap.Channels = make([]StatusChannel, 0, len(byName))
 	for _, ch := range byName {
 		snap.Channels = append(snap.Channels, *ch)
