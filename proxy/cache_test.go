@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,6 +91,53 @@ func TestCacheExpiresAsObjectsExpire(t *testing.T) {
 	}
 }
 
+// The edge's cache honours cache.max_object_size: a 3 MiB segment behind a 16 MiB cache is fetched once (it
+// was fetched on every request, being over the 1 MiB per-shard limit), one over max_object_size is streamed and
+// counted as refused, and /metrics shows the cache's bytes, objects and evictions by reason as objects expire.
+func TestEdgeCacheHonoursMaxObjectSizeAndExportsMetrics(t *testing.T) {
+	seg := bytes.Repeat([]byte{0x47}, 3<<20)
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/huge.ts") {
+			w.Write(bytes.Repeat(seg, 2))
+			return
+		}
+		w.Write(seg)
+	})
+	clock := newTestClock()
+	base, srv := startEdgeAt(t, clock, func(c *Config) {
+		c.Cache.MaxBytes = 16 << 20
+		c.Cache.MaxObjectSize = 4 << 20
+	}, o.url)
+	for range 2 {
+		if code, _, body := get(t, base+"/play/a001/seg1.ts"); code != 200 || len(body) != len(seg) {
+			t.Fatalf("%d, %d bytes", code, len(body))
+		}
+	}
+	if n := o.count("/play/a001/seg1.ts"); n != 1 {
+		t.Fatalf("a 3 MiB segment under max_object_size 4 MiB cost %d origin fetches for 2 requests, want 1", n)
+	}
+	if code, _, body := get(t, base+"/play/a001/huge.ts"); code != 200 || len(body) != 2*len(seg) {
+		t.Fatalf("huge: %d, %d bytes", code, len(body))
+	}
+	for i := 2; i <= 6; i++ {
+		get(t, base+"/play/a001/seg"+strconv.Itoa(i)+".ts")
+	}
+	_, cached, _ := srv.cache.Stats()
+	wantMetrics(t, srv,
+		`hlsedge_cache_objects 5`,
+		`hlsedge_cache_bytes `+strconv.FormatInt(cached, 10),
+		`hlsedge_cache_evictions_total{reason="capacity"} 1`,
+		`hlsedge_cache_refused_total{reason="too_large"} 1`,
+	)
+	clock.Add(3 * time.Minute) // past segment_ttl
+	srv.cache.expire(clock.Now())
+	wantMetrics(t, srv,
+		`hlsedge_cache_objects 0`,
+		`hlsedge_cache_bytes 0`,
+		`hlsedge_cache_evictions_total{reason="expired"} 5`,
+	)
+}
+
 // testClock is a clock the test moves.
 type testClock struct {
 	mu sync.Mutex
@@ -103,4 +154,15 @@ func (c *testClock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Unix(1_700_000_000, 0)} }
+
+// startEdgeAt is startEdge with the edge's clock (cache, expiry, Age) under the test's control.
+func startEdgeAt(t *testing.T, clock *testClock, mutate func(*Config), origins ...string) (string, *Server) {
+	t.Helper()
+	srv := newEdge(t, mutate, origins...)
+	srv.clock, srv.now = clock.Now, clock.Now
+	ln, _ := serveEdge(t, srv)
+	return "http://" + ln.Addr().String(), srv
 }

@@ -80,9 +80,15 @@ type OriginConfig struct {
 type UpstreamConfig struct {
 	// ConnectTimeout bounds the TCP connect. Default 2s: a dead origin must fail fast so failover can act.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// Timeout bounds one origin request until the response headers (and the body, for cached objects) arrive.
-	// Default 5s, longer than one live segment so a slow but working origin still serves.
+	// Timeout bounds one attempt on one origin: connect, response headers and, for objects that are cached, the
+	// whole body; for a large object that is streamed, the longest pause between two reads. Default 5s, longer
+	// than one live segment so a slow but working origin still serves. Each origin gets one attempt per request:
+	// the edge never asks the same origin twice, and never retries on its own.
 	Timeout time.Duration `yaml:"timeout"`
+	// TotalTimeout bounds the whole origin request of a viewer, failover included: no attempt starts or runs
+	// past it, and the viewer gets 504 when it is over. Default Timeout + ConnectTimeout: one slow origin's full
+	// attempt plus a dead one's failed connect.
+	TotalTimeout time.Duration `yaml:"total_timeout"`
 	// MaxConnsPerOrigin caps pooled connections to one origin. Default 512.
 	MaxConnsPerOrigin int `yaml:"max_conns_per_origin"`
 	// DownFor is how long an origin that failed is skipped (passive health). Default 10s.
@@ -106,9 +112,16 @@ type CacheConfig struct {
 	// PlaylistTTL micro-caches live playlists. 0 means coalesce only: concurrent misses share one origin fetch
 	// but nothing is kept. Default 1s, a third of Astra's 3 s segment.
 	PlaylistTTL *time.Duration `yaml:"playlist_ttl"`
-	// MaxObjectSize is the largest body buffered and cached; larger segments are streamed to the viewer and not
-	// cached. Default 16 MiB.
+	// MaxObjectSize is the largest body buffered and cached; larger segments are streamed to the viewers and not
+	// cached, but still fetched once for all the viewers who ask while they stream (see StreamBuffer). Default
+	// 16 MiB; at most MaxBytes.
 	MaxObjectSize ByteSize `yaml:"max_object_size"`
+	// StreamBuffer bounds the memory of one large object being streamed: the bytes between its slowest and its
+	// fastest viewer. The fastest viewer sets the pace of the origin fetch; a viewer who falls further behind is
+	// cut (its connection is aborted and its player asks again), so one slow viewer holds neither the others nor
+	// the edge's memory. A viewer's socket buffers alone take a few MiB before it stalls, so keep this well
+	// above that. Default 16 MiB, enough for most of a 4K segment; at least 1 MiB.
+	StreamBuffer ByteSize `yaml:"stream_buffer"`
 	// MaxPlaylistSize is the largest playlist accepted from an origin; a larger one is answered 502, because a
 	// playlist must be buffered to be rewritten. Default 4 MiB.
 	MaxPlaylistSize ByteSize `yaml:"max_playlist_size"`
@@ -230,6 +243,7 @@ func (c *Config) SetDefaults() {
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
+	def(&c.Upstream.TotalTimeout, c.Upstream.Timeout+c.Upstream.ConnectTimeout)
 	if c.Upstream.MaxConnsPerOrigin == 0 {
 		c.Upstream.MaxConnsPerOrigin = 512
 	}
@@ -254,6 +268,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Cache.MaxPlaylistSize == 0 {
 		c.Cache.MaxPlaylistSize = 4 << 20
+	}
+	if c.Cache.StreamBuffer == 0 {
+		c.Cache.StreamBuffer = 16 << 20
 	}
 	def(&c.Server.ReadTimeout, 10*time.Second)
 	def(&c.Server.WriteTimeout, 60*time.Second)
@@ -295,8 +312,8 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddrPort(c.Listen); err != nil && !strings.HasPrefix(c.Listen, ":") {
 		return fmt.Errorf("'listen' must be host:port with an IP address, got %q", c.Listen)
 	}
-	if len(c.Origins) == 0 {
-		return errors.New("'origins' must list at least one origin")
+	if len(c.Origins) == 0 || len(c.Origins) > maxOrigins {
+		return fmt.Errorf("'origins' must list between 1 and %d origins", maxOrigins)
 	}
 	for i := range c.Origins {
 		o := &c.Origins[i]
@@ -315,6 +332,7 @@ func (c *Config) Validate() error {
 	}{
 		{"upstream.connect_timeout", c.Upstream.ConnectTimeout},
 		{"upstream.timeout", c.Upstream.Timeout},
+		{"upstream.total_timeout", c.Upstream.TotalTimeout},
 		{"upstream.down_for", c.Upstream.DownFor},
 		{"cache.segment_ttl", c.Cache.SegmentTTL},
 		{"server.read_timeout", c.Server.ReadTimeout},
@@ -340,6 +358,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.MaxPlaylistSize <= 0 {
 		return errors.New("'cache.max_playlist_size' must be greater than zero")
+	}
+	if c.Cache.StreamBuffer < 1<<20 {
+		// Less would cut viewers for what their own socket buffers hold.
+		return errors.New("'cache.stream_buffer' must be at least 1MiB")
 	}
 	for i, r := range c.Routes {
 		if !strings.HasPrefix(r.Prefix, "/") || !strings.HasSuffix(r.Prefix, "/") {

@@ -33,7 +33,7 @@ type Server struct {
 	log      *slog.Logger
 	up       *Upstreams
 	cache    *Cache
-	fetches  *Coalescer[fetchResult]
+	fetches  *fetchGroup
 	m        *edgeMetrics
 	rewriter *playlist.Rewriter
 	auth     *authz.Authorizer
@@ -78,7 +78,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		now:     time.Now,
 		cache:   NewCache(int64(cfg.Cache.MaxBytes), m.set),
 		clock:   opts.Now,
-		fetches: NewCoalescer[fetchResult](),
+		fetches: newFetchGroup(m.set),
 		m:       m,
 	}
 	s.bufs.New = func() any { return &scratch{} }
