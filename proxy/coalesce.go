@@ -20,8 +20,8 @@ type fetchGroup struct {
 	streams map[string]*sharedStream
 
 	// cut counts viewers cut from a stream for being too slow, failed origin bodies that ended early on the
-	// streamed path.
-	cut, failed *metrics.Counter
+	// streamed path, stale playlists served because the origin failed.
+	cut, failed, stale *metrics.Counter
 }
 
 func newFetchGroup(set *metrics.Set) *fetchGroup {
@@ -29,6 +29,7 @@ func newFetchGroup(set *metrics.Set) *fetchGroup {
 		streams: make(map[string]*sharedStream),
 		cut:     set.NewCounter(`hlsedge_stream_viewers_cut_total`),
 		failed:  set.NewCounter(`hlsedge_stream_origin_failures_total`),
+		stale:   set.NewCounter(`hlsedge_stale_playlists_served_total`),
 	}
 }
 

@@ -122,6 +122,11 @@ type CacheConfig struct {
 	// the edge's memory. A viewer's socket buffers alone take a few MiB before it stalls, so keep this well
 	// above that. Default 16 MiB, enough for most of a 4K segment; at least 1 MiB.
 	StreamBuffer ByteSize `yaml:"stream_buffer"`
+	// PlaylistStaleIfError keeps serving the last good copy of a playlist this long after it went stale, while
+	// the origin fails (refused, timed out, 5xx, cut short), so players ride out an origin blip instead of
+	// stalling; the answer carries an Age header. After the window, the viewer gets 502/504. A 404 is never
+	// covered. 0 turns it off. Default 10s, a few target durations of a 3 s live stream.
+	PlaylistStaleIfError *time.Duration `yaml:"playlist_stale_if_error"`
 	// MaxPlaylistSize is the largest playlist accepted from an origin; a larger one is answered 502, because a
 	// playlist must be buffered to be rewritten. Default 4 MiB.
 	MaxPlaylistSize ByteSize `yaml:"max_playlist_size"`
@@ -272,6 +277,10 @@ func (c *Config) SetDefaults() {
 	if c.Cache.StreamBuffer == 0 {
 		c.Cache.StreamBuffer = 16 << 20
 	}
+	if c.Cache.PlaylistStaleIfError == nil {
+		d := 10 * time.Second
+		c.Cache.PlaylistStaleIfError = &d
+	}
 	def(&c.Server.ReadTimeout, 10*time.Second)
 	def(&c.Server.WriteTimeout, 60*time.Second)
 	def(&c.Server.IdleTimeout, 60*time.Second)
@@ -362,6 +371,9 @@ func (c *Config) Validate() error {
 	if c.Cache.StreamBuffer < 1<<20 {
 		// Less would cut viewers for what their own socket buffers hold.
 		return errors.New("'cache.stream_buffer' must be at least 1MiB")
+	}
+	if c.Cache.PlaylistStaleIfError != nil && *c.Cache.PlaylistStaleIfError < 0 {
+		return errors.New("'cache.playlist_stale_if_error' must not be negative (0 turns it off)")
 	}
 	for i, r := range c.Routes {
 		if !strings.HasPrefix(r.Prefix, "/") || !strings.HasSuffix(r.Prefix, "/") {

@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 type fetchResult struct {
 	obj    *object
 	stream *sharedStream
+	// stale marks obj as the last good playlist, served because the origin failed.
+	stale bool
 }
 
 // miss serves a cache miss with one origin fetch per key, however many viewers ask at once. It returns the
@@ -36,6 +40,11 @@ func (s *Server) miss(ctx *fasthttp.RequestCtx, k kind, key []byte) (*object, st
 			s.failOrigin(ctx, err)
 			return nil, state
 		case res.stream == nil:
+			if res.stale {
+				age := s.now().Sub(res.obj.storedAt) / time.Second
+				ctx.Response.Header.Set(fasthttp.HeaderAge, strconv.FormatInt(int64(max(age, 0)), 10))
+				state = "stale"
+			}
 			return res.obj, state
 		}
 		if r := res.stream.reader(); r != nil {
@@ -77,7 +86,7 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, key []byte) (fetchResul
 		return err
 	})
 	if err != nil {
-		return fetchResult{}, err
+		return s.staleOnError(k, key, err)
 	}
 	if st := res.stream; st != nil {
 		// Every viewer waiting on this flight gets a reader, and later ones find the stream registered.
@@ -142,10 +151,33 @@ func (s *Server) take(k kind, key []byte, resp *originResponse) (fetchResult, er
 	}
 	o.expiresAt = now.Add(ttl)
 	o.keepUntil = o.expiresAt
+	if k == kindPlaylist {
+		// Kept past its freshness, to ride out an origin failure (cache.playlist_stale_if_error).
+		o.keepUntil = o.expiresAt.Add(*s.cfg.Cache.PlaylistStaleIfError)
+	}
 	if o.keepUntil.After(now) {
 		s.cache.Put(o)
 	}
 	return fetchResult{obj: o}, nil
+}
+
+// staleOnError answers a failed playlist fetch (origin refused, timed out, 5xx, cut short) with the last good
+// copy while cache.playlist_stale_if_error allows; the error stands for anything else, a 404 included.
+func (s *Server) staleOnError(k kind, key []byte, err error) (fetchResult, error) {
+	var oe *OriginError
+	if k != kindPlaylist || *s.cfg.Cache.PlaylistStaleIfError <= 0 || !errors.As(err, &oe) ||
+		oe.Status == fasthttp.StatusNotFound {
+		return fetchResult{}, err
+	}
+	now := s.now()
+	o := s.cache.GetStale(key, now)
+	if o == nil {
+		return fetchResult{}, err
+	}
+	s.fetches.stale.Inc()
+	s.log.Warn("origin failed; serving the last good playlist", "path", string(key[:pathLen(key)]),
+		"age", now.Sub(o.storedAt).Round(time.Millisecond).String(), "reason", oe.Reason, "err", errString(oe.Err))
+	return fetchResult{obj: o, stale: true}, nil
 }
 
 func pathLen(uri []byte) int {
