@@ -321,8 +321,11 @@ func (c *Config) Validate() error {
 	if _, err := netip.ParseAddrPort(c.Listen); err != nil && !strings.HasPrefix(c.Listen, ":") {
 		return fmt.Errorf("'listen' must be host:port with an IP address, got %q", c.Listen)
 	}
-	if len(c.Origins) == 0 || len(c.Origins) > maxOrigins {
-		return fmt.Errorf("'origins' must list between 1 and %d origins", maxOrigins)
+	if len(c.Origins) == 0 {
+		return errors.New("'origins' must list at least one origin")
+	}
+	if len(c.Origins) > maxOrigins {
+		return fmt.Errorf("'origins' must list at most %d origins", maxOrigins)
 	}
 	for i := range c.Origins {
 		o := &c.Origins[i]
