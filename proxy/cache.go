@@ -1,11 +1,14 @@
 package proxy
 
 import (
-	"container/list"
+	"container/heap"
 	"hash/maphash"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/hlsedge/hlsedge/playlist"
 )
@@ -18,7 +21,11 @@ type object struct {
 	contentType string
 	kind        kind
 	storedAt    time.Time
-	expiresAt   time.Time
+	// expiresAt ends freshness: after it the object is served only as a stale copy when the origin fails.
+	expiresAt time.Time
+	// keepUntil is how long the cache holds the object at all: expiresAt, or later for a playlist kept for
+	// cache.playlist_stale_if_error.
+	keepUntil time.Time
 
 	// tmpl is the playlist parsed once per origin version; every viewer's rewrite reuses it.
 	tmplOnce sync.Once
@@ -36,30 +43,60 @@ func (o *object) template(rw *playlist.Rewriter) (*playlist.Template, error) {
 }
 
 // Cache is the edge's byte-bounded LRU of origin objects with per-object expiry. It is sharded so that viewers
-// of different channels do not contend on one lock.
+// of different channels do not contend on one lock, but the byte budget is shared: any object up to
+// cache.max_object_size fits, and byte pressure evicts the least recently used object of whichever shard holds
+// it. Expired objects are removed as they expire (see expire), so memory follows the live window instead of
+// filling up to max_bytes.
 type Cache struct {
 	seed     maphash.Seed
 	shards   [cacheShards]cacheShard
 	maxBytes int64
+	bytes    atomic.Int64
+	objects  atomic.Int64
+
+	expired, pressure, refused *metrics.Counter
+
+	jan janitor
 }
 
 const cacheShards = 16
 
 type cacheShard struct {
 	mu    sync.Mutex
-	items map[string]*list.Element
-	lru   list.List
-	bytes int64
-	// evictions is read by metrics without taking the lock.
-	evictions atomic.Uint64
+	items map[string]*cacheEntry
+	// root is the sentinel of the LRU ring: root.next is the most recently used entry, root.prev the least.
+	root cacheEntry
+	// exp orders the entries by removeAt, so expiry pops them instead of scanning.
+	exp expiryHeap
 }
 
-// NewCache returns a cache that holds at most maxBytes of objects in all.
-func NewCache(maxBytes int64) *Cache {
+// cacheEntry is an object's place in its shard. The LRU list is intrusive so that neither a hit nor a store
+// allocates a list element.
+type cacheEntry struct {
+	o          *object
+	prev, next *cacheEntry
+	// used is when the entry was last served (unix nanoseconds); byte pressure evicts the smallest across shards.
+	used int64
+	// removeAt is o.keepUntil in unix nanoseconds.
+	removeAt int64
+	heapIdx  int
+}
+
+// NewCache returns a cache that holds at most maxBytes of objects in all and registers its gauges and counters
+// (hlsedge_cache_*) in set.
+func NewCache(maxBytes int64, set *metrics.Set) *Cache {
 	c := &Cache{seed: maphash.MakeSeed(), maxBytes: maxBytes}
 	for i := range c.shards {
-		c.shards[i].items = make(map[string]*list.Element)
+		s := &c.shards[i]
+		s.items = make(map[string]*cacheEntry)
+		s.root.next, s.root.prev = &s.root, &s.root
 	}
+	c.expired = set.NewCounter(`hlsedge_cache_evictions_total{reason="expired"}`)
+	c.pressure = set.NewCounter(`hlsedge_cache_evictions_total{reason="capacity"}`)
+	c.refused = set.NewCounter(`hlsedge_cache_refused_total{reason="too_large"}`)
+	set.NewGauge(`hlsedge_cache_bytes`, func() float64 { return float64(c.bytes.Load()) })
+	set.NewGauge(`hlsedge_cache_objects`, func() float64 { return float64(c.objects.Load()) })
+	set.NewGauge(`hlsedge_cache_max_bytes`, func() float64 { return float64(c.maxBytes) })
 	return c
 }
 
@@ -71,58 +108,225 @@ func (c *Cache) shard(key []byte) *cacheShard {
 func (c *Cache) Get(key []byte, now time.Time) *object {
 	s := c.shard(key)
 	s.mu.Lock()
-	el, ok := s.items[string(key)]
-	if !ok {
+	e := s.items[string(key)]
+	if e == nil {
 		s.mu.Unlock()
 		return nil
 	}
-	o := el.Value.(*object)
-	if !now.Before(o.expiresAt) {
-		s.remove(el)
+	if !now.Before(e.o.expiresAt) {
+		if now.UnixNano() >= e.removeAt {
+			c.remove(s, e)
+			c.expired.Inc()
+		}
 		s.mu.Unlock()
 		return nil
 	}
-	s.lru.MoveToFront(el)
+	e.used = now.UnixNano()
+	s.unlink(e)
+	s.pushFront(e)
 	s.mu.Unlock()
-	return o
+	return e.o
 }
 
-// Put stores o, evicting the least recently used objects of its shard to stay within the shard's share of the
-// byte budget.
+// GetStale returns the object under key even when it is no longer fresh, as long as the cache still keeps it:
+// the stale copy served when the origin fails.
+func (c *Cache) GetStale(key []byte, now time.Time) *object {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.items[string(key)]
+	if e == nil || now.UnixNano() >= e.removeAt {
+		return nil
+	}
+	return e.o
+}
+
+// Put stores o until o.keepUntil (or o.expiresAt, whichever is later), then evicts the least recently used
+// objects, across shards, to stay within the byte budget. An object larger than the whole budget is refused
+// and counted.
 func (c *Cache) Put(o *object) {
-	limit := c.maxBytes / cacheShards
-	if o.size() > limit {
+	size := o.size()
+	if size > c.maxBytes {
+		c.refused.Inc()
 		return
 	}
+	keep := o.keepUntil
+	if keep.Before(o.expiresAt) {
+		keep = o.expiresAt
+	}
+	e := &cacheEntry{o: o, used: o.storedAt.UnixNano(), removeAt: keep.UnixNano()}
 	s := c.shard([]byte(o.key))
 	s.mu.Lock()
-	if el, ok := s.items[o.key]; ok {
-		s.remove(el)
+	if old := s.items[o.key]; old != nil {
+		// A newer version replaces the old one: not an eviction.
+		c.remove(s, old)
 	}
-	s.items[o.key] = s.lru.PushFront(o)
-	s.bytes += o.size()
-	for s.bytes > limit {
-		s.remove(s.lru.Back())
-		s.evictions.Add(1)
-	}
+	s.items[o.key] = e
+	s.pushFront(e)
+	heap.Push(&s.exp, e)
+	c.bytes.Add(size)
+	c.objects.Add(1)
 	s.mu.Unlock()
+	for c.bytes.Load() > c.maxBytes {
+		if !c.evictOldest() {
+			break
+		}
+	}
 }
 
-func (s *cacheShard) remove(el *list.Element) {
-	o := s.lru.Remove(el).(*object)
-	delete(s.items, o.key)
-	s.bytes -= o.size()
-}
+// refuse counts an object the cache was not offered because it is above cache.max_object_size.
+func (c *Cache) refuse() { c.refused.Inc() }
 
-// Stats reports objects, bytes and evictions across shards.
-func (c *Cache) Stats() (objects int, bytes int64, evictions uint64) {
+// evictOldest removes the least recently used entry of all shards. It looks at each shard's tail under that
+// shard's lock alone, so it never holds two locks; an entry used in between is at worst evicted a little early.
+func (c *Cache) evictOldest() bool {
+	var victim *cacheShard
+	oldest := int64(math.MaxInt64)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		objects += len(s.items)
-		bytes += s.bytes
+		if e := s.root.prev; e != &s.root && e.used <= oldest {
+			oldest, victim = e.used, s
+		}
 		s.mu.Unlock()
-		evictions += s.evictions.Load()
 	}
-	return
+	if victim == nil {
+		return false
+	}
+	victim.mu.Lock()
+	if e := victim.root.prev; e != &victim.root {
+		c.remove(victim, e)
+		c.pressure.Inc()
+	}
+	victim.mu.Unlock()
+	return true
+}
+
+// expire removes every object whose time is up; the janitor calls it every second.
+func (c *Cache) expire(now time.Time) {
+	t := now.UnixNano()
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for len(s.exp) > 0 && s.exp[0].removeAt <= t {
+			c.remove(s, s.exp[0])
+			c.expired.Inc()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// remove takes e out of s; the caller holds s.mu.
+func (c *Cache) remove(s *cacheShard, e *cacheEntry) {
+	s.unlink(e)
+	heap.Remove(&s.exp, e.heapIdx)
+	delete(s.items, e.o.key)
+	c.bytes.Add(-e.o.size())
+	c.objects.Add(-1)
+}
+
+func (s *cacheShard) pushFront(e *cacheEntry) {
+	e.prev, e.next = &s.root, s.root.next
+	s.root.next.prev = e
+	s.root.next = e
+}
+
+func (s *cacheShard) unlink(e *cacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// Stats reports objects, bytes and evictions (all reasons) across shards.
+func (c *Cache) Stats() (objects int, bytes int64, evictions uint64) {
+	return int(c.objects.Load()), c.bytes.Load(), c.expired.Get() + c.pressure.Get()
+}
+
+// Each calls fn with every cached object, most recently used first within a shard, under that shard's lock: fn
+// must be quick and must not call the cache.
+func (c *Cache) Each(fn func(o *object)) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for e := s.root.next; e != &s.root; e = e.next {
+			fn(e.o)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// expiryHeap is a min-heap of entries by removeAt (container/heap).
+type expiryHeap []*cacheEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].removeAt < h[j].removeAt }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *expiryHeap) Push(x any) {
+	e := x.(*cacheEntry)
+	e.heapIdx = len(*h)
+	*h = append(*h, e)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.heapIdx = -1
+	return e
+}
+
+// janitor runs expire on a ticker while the server serves.
+type janitor struct {
+	mu      sync.Mutex
+	stop    chan struct{}
+	done    chan struct{}
+	stopped bool
+}
+
+// janitorEvery is how late, at most, an expired object leaves memory.
+const janitorEvery = time.Second
+
+// startJanitor starts expiring objects in the background; it does nothing once stopJanitor was called, or when
+// already started.
+func (c *Cache) startJanitor(now func() time.Time) {
+	c.jan.mu.Lock()
+	defer c.jan.mu.Unlock()
+	if c.jan.stopped || c.jan.stop != nil {
+		return
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	c.jan.stop, c.jan.done = stop, done
+	t := time.NewTicker(janitorEvery)
+	go func() {
+		defer close(done)
+		defer t.Stop()
+		c.runJanitor(stop, t.C, now)
+	}()
+}
+
+// runJanitor expires objects on every tick until stop is closed. Tests drive it with their own tick channel.
+func (c *Cache) runJanitor(stop <-chan struct{}, tick <-chan time.Time, now func() time.Time) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick:
+			c.expire(now())
+		}
+	}
+}
+
+// stopJanitor stops the background expiry and waits for it to end.
+func (c *Cache) stopJanitor() {
+	c.jan.mu.Lock()
+	c.jan.stopped = true
+	stop, done := c.jan.stop, c.jan.done
+	c.jan.stop = nil
+	c.jan.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		<-done
+	}
 }

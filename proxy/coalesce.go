@@ -1,63 +1,64 @@
 package proxy
 
 import (
-	"errors"
 	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/hlsedge/hlsedge/internal/flight"
 )
 
-// errFetchAborted reaches waiters when the leader's fetch ended without a result.
-var errFetchAborted = errors.New("origin fetch aborted")
+// fetchGroup makes concurrent misses for one key share one origin fetch. Objects that fit the cache are
+// coalesced by the flight.Group alone: the leader fetches, every waiter gets the object. A large object (above
+// cache.max_object_size) is not buffered, so the flight hands out a sharedStream instead, and the stream stays
+// registered here while it can still serve from its first byte, so that viewers who arrive after the flight
+// ended join it too rather than asking the origin again.
+type fetchGroup struct {
+	flight.Group[string, fetchResult]
 
-// Coalescer makes concurrent misses for one key share one origin fetch. Unlike nginx's proxy_cache_lock, which
-// polls every 500 ms, waiters block on a channel that the leader closes, so they wake the moment the fetch ends.
-type Coalescer[T any] struct {
-	mu    sync.Mutex
-	calls map[string]*call[T]
+	mu      sync.Mutex
+	streams map[string]*sharedStream
+
+	// cut counts viewers cut from a stream for being too slow, failed origin bodies that ended early on the
+	// streamed path, stale playlists served because the origin failed.
+	cut, failed, stale *metrics.Counter
 }
 
-type call[T any] struct {
-	done    chan struct{}
-	val     T
-	err     error
-	waiters int
-}
-
-// NewCoalescer returns an empty Coalescer.
-func NewCoalescer[T any]() *Coalescer[T] {
-	return &Coalescer[T]{calls: make(map[string]*call[T])}
-}
-
-// Do runs fn once per key among concurrent callers. Every caller gets the leader's value and error: an origin
-// error reaches every waiter and, since nothing is stored here after the call ends, is never kept as success.
-// shared reports whether this caller waited on another's fetch.
-func (c *Coalescer[T]) Do(key []byte, fn func() (T, error)) (val T, err error, shared bool) {
-	c.mu.Lock()
-	if cl, ok := c.calls[string(key)]; ok {
-		cl.waiters++
-		c.mu.Unlock()
-		<-cl.done
-		return cl.val, cl.err, true
+func newFetchGroup(set *metrics.Set) *fetchGroup {
+	return &fetchGroup{
+		streams: make(map[string]*sharedStream),
+		cut:     set.NewCounter(`hlsedge_stream_viewers_cut_total`),
+		failed:  set.NewCounter(`hlsedge_stream_origin_failures_total`),
+		stale:   set.NewCounter(`hlsedge_stale_playlists_served_total`),
 	}
-	cl := &call[T]{done: make(chan struct{})}
-	k := string(key)
-	c.calls[k] = cl
-	c.mu.Unlock()
-
-	// The leader must always release its waiters, even if fn panics, or they would block forever.
-	defer func() {
-		c.mu.Lock()
-		delete(c.calls, k)
-		c.mu.Unlock()
-		close(cl.done)
-	}()
-	cl.err = errFetchAborted
-	cl.val, cl.err = fn()
-	return cl.val, cl.err, false
 }
 
-// InFlight reports the number of keys being fetched now.
-func (c *Coalescer[T]) InFlight() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.calls)
+// stream returns the joinable stream for key, or nil.
+func (g *fetchGroup) stream(key string) *sharedStream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.streams[key]
+}
+
+func (g *fetchGroup) register(st *sharedStream) {
+	g.mu.Lock()
+	g.streams[st.key] = st
+	g.mu.Unlock()
+}
+
+// unregister removes st, unless a newer stream for the same key replaced it already.
+func (g *fetchGroup) unregister(st *sharedStream) {
+	g.mu.Lock()
+	if g.streams[st.key] == st {
+		delete(g.streams, st.key)
+	}
+	g.mu.Unlock()
+}
+
+// InFlight reports the origin fetches running now: flights, and large objects still streaming.
+func (g *fetchGroup) InFlight() int {
+	g.mu.Lock()
+	n := len(g.streams)
+	g.mu.Unlock()
+	return n + g.Group.InFlight()
 }

@@ -73,9 +73,15 @@ type OriginConfig struct {
 type UpstreamConfig struct {
 	// ConnectTimeout bounds the TCP connect. Default 2s: a dead origin must fail fast so failover can act.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// Timeout bounds one origin request until the response headers (and the body, for cached objects) arrive.
-	// Default 5s, longer than one live segment so a slow but working origin still serves.
+	// Timeout bounds one attempt on one origin: connect, response headers and, for objects that are cached, the
+	// whole body; for a large object that is streamed, the longest pause between two reads. Default 5s, longer
+	// than one live segment so a slow but working origin still serves. Each origin gets one attempt per request:
+	// the edge never asks the same origin twice, and never retries on its own.
 	Timeout time.Duration `yaml:"timeout"`
+	// TotalTimeout bounds the whole origin request of a viewer, failover included: no attempt starts or runs
+	// past it, and the viewer gets 504 when it is over. Default Timeout + ConnectTimeout: one slow origin's full
+	// attempt plus a dead one's failed connect.
+	TotalTimeout time.Duration `yaml:"total_timeout"`
 	// MaxConnsPerOrigin caps pooled connections to one origin. Default 512.
 	MaxConnsPerOrigin int `yaml:"max_conns_per_origin"`
 	// DownFor is how long an origin that failed is skipped (passive health). Default 10s.
@@ -99,9 +105,21 @@ type CacheConfig struct {
 	// PlaylistTTL micro-caches live playlists. 0 means coalesce only: concurrent misses share one origin fetch
 	// but nothing is kept. Default 1s, a third of Astra's 3 s segment.
 	PlaylistTTL *time.Duration `yaml:"playlist_ttl"`
-	// MaxObjectSize is the largest body buffered and cached; larger segments are streamed to the viewer and not
-	// cached. Default 16 MiB.
+	// MaxObjectSize is the largest body buffered and cached; larger segments are streamed to the viewers and not
+	// cached, but still fetched once for all the viewers who ask while they stream (see StreamBuffer). Default
+	// 16 MiB; at most MaxBytes.
 	MaxObjectSize ByteSize `yaml:"max_object_size"`
+	// StreamBuffer bounds the memory of one large object being streamed: the bytes between its slowest and its
+	// fastest viewer. The fastest viewer sets the pace of the origin fetch; a viewer who falls further behind is
+	// cut (its connection is aborted and its player asks again), so one slow viewer holds neither the others nor
+	// the edge's memory. A viewer's socket buffers alone take a few MiB before it stalls, so keep this well
+	// above that. Default 16 MiB, enough for most of a 4K segment; at least 1 MiB.
+	StreamBuffer ByteSize `yaml:"stream_buffer"`
+	// PlaylistStaleIfError keeps serving the last good copy of a playlist this long after it went stale, while
+	// the origin fails (refused, timed out, 5xx, cut short), so players ride out an origin blip instead of
+	// stalling; the answer carries an Age header. After the window, the viewer gets 502/504. A 404 is never
+	// covered. 0 turns it off. Default 10s, a few target durations of a 3 s live stream.
+	PlaylistStaleIfError *time.Duration `yaml:"playlist_stale_if_error"`
 	// MaxPlaylistSize is the largest playlist accepted from an origin; a larger one is answered 502, because a
 	// playlist must be buffered to be rewritten. Default 4 MiB.
 	MaxPlaylistSize ByteSize `yaml:"max_playlist_size"`
@@ -221,6 +239,7 @@ func (c *Config) SetDefaults() {
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
+	def(&c.Upstream.TotalTimeout, c.Upstream.Timeout+c.Upstream.ConnectTimeout)
 	if c.Upstream.MaxConnsPerOrigin == 0 {
 		c.Upstream.MaxConnsPerOrigin = 512
 	}
@@ -245,6 +264,13 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Cache.MaxPlaylistSize == 0 {
 		c.Cache.MaxPlaylistSize = 4 << 20
+	}
+	if c.Cache.StreamBuffer == 0 {
+		c.Cache.StreamBuffer = 16 << 20
+	}
+	if c.Cache.PlaylistStaleIfError == nil {
+		d := 10 * time.Second
+		c.Cache.PlaylistStaleIfError = &d
 	}
 	def(&c.Server.ReadTimeout, 10*time.Second)
 	def(&c.Server.WriteTimeout, 60*time.Second)
@@ -289,6 +315,9 @@ func (c *Config) Validate() error {
 	if len(c.Origins) == 0 {
 		return errors.New("'origins' must list at least one origin")
 	}
+	if len(c.Origins) > maxOrigins {
+		return fmt.Errorf("'origins' must list at most %d origins", maxOrigins)
+	}
 	for i := range c.Origins {
 		o := &c.Origins[i]
 		u, err := url.Parse(o.URL)
@@ -306,6 +335,7 @@ func (c *Config) Validate() error {
 	}{
 		{"upstream.connect_timeout", c.Upstream.ConnectTimeout},
 		{"upstream.timeout", c.Upstream.Timeout},
+		{"upstream.total_timeout", c.Upstream.TotalTimeout},
 		{"upstream.down_for", c.Upstream.DownFor},
 		{"cache.segment_ttl", c.Cache.SegmentTTL},
 		{"server.read_timeout", c.Server.ReadTimeout},
@@ -331,6 +361,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Cache.MaxPlaylistSize <= 0 {
 		return errors.New("'cache.max_playlist_size' must be greater than zero")
+	}
+	if c.Cache.StreamBuffer < 1<<20 {
+		// Less would cut viewers for what their own socket buffers hold.
+		return errors.New("'cache.stream_buffer' must be at least 1MiB")
+	}
+	if c.Cache.PlaylistStaleIfError != nil && *c.Cache.PlaylistStaleIfError < 0 {
+		return errors.New("'cache.playlist_stale_if_error' must not be negative (0 turns it off)")
 	}
 	for i, r := range c.Routes {
 		if !strings.HasPrefix(r.Prefix, "/") || !strings.HasSuffix(r.Prefix, "/") {

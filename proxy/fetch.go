@@ -5,51 +5,131 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hlsedge/hlsedge/playlist"
 )
 
-// fetchResult is what the coalesced leader hands to every waiter: a shareable object, or, when the body was too
-// large to buffer, a stream that only the leader may use.
+// fetchResult is what the coalesced leader hands to every waiter: a shareable object, or, for a body too large
+// to cache, a stream every waiter reads as it arrives.
 type fetchResult struct {
 	obj    *object
-	stream *originStream
+	stream *sharedStream
+	// stale marks obj as the last good playlist, served because the origin failed.
+	stale bool
 }
 
-// fetch asks the origins for uri (origin path plus origin query) once. It runs on the leader's request, but
+// miss serves a cache miss with one origin fetch per key, however many viewers ask at once. It returns the
+// object to serve, or nil when the response is already settled: an error, or a large object being streamed.
+func (s *Server) miss(ctx *fasthttp.RequestCtx, k kind, key []byte) (*object, string) {
+	for attempt := 0; ; attempt++ {
+		res, err, shared := s.fetches.Do(string(key), func() (fetchResult, error) {
+			return s.fetch(ctx, k, key)
+		})
+		state := "miss"
+		if shared {
+			s.m.coalescedWaiters.Inc()
+			state = "coalesced"
+		}
+		switch {
+		case err != nil:
+			s.failOrigin(ctx, err)
+			return nil, state
+		case res.stream == nil:
+			if res.stale {
+				age := s.now().Sub(res.obj.storedAt) / time.Second
+				ctx.Response.Header.Set(fasthttp.HeaderAge, strconv.FormatInt(int64(max(age, 0)), 10))
+				state = "stale"
+			}
+			return res.obj, state
+		}
+		if r := res.stream.reader(); r != nil {
+			s.m.cacheBypass.Inc()
+			s.serveStream(ctx, k, res.stream, r)
+			return nil, "stream"
+		}
+		// The stream could not take this viewer from its first byte (it failed, or every other viewer left
+		// before this one was scheduled): one more flight, which asks the origin anew.
+		if attempt > 0 {
+			s.failOrigin(ctx, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin fetch aborted"})
+			return nil, "stream"
+		}
+	}
+}
+
+// fetch asks the origins for key (origin path plus origin query) once. It runs on the leader's request, but
 // everything it returns is copied out of fasthttp's buffers so that waiters may keep it after the leader's
 // handler returns.
-func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, uri []byte) (fetchResult, error) {
-	resp, err := s.originGet(ctx, uri)
-	if err != nil {
-		return fetchResult{}, err
+func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, key []byte) (fetchResult, error) {
+	// A flight that ended between this viewer's miss and its own flight may have filled the cache, or may be
+	// streaming a large object from its first byte still: either saves an origin fetch.
+	if o := s.cache.Get(key, s.now()); o != nil {
+		return fetchResult{obj: o}, nil
 	}
+	if st := s.fetches.stream(string(key)); st != nil {
+		st.reserve(1 + s.fetches.Waiters(string(key)))
+		return fetchResult{stream: st}, nil
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.SetRequestURIBytes(key)
+	req.URI().DisablePathNormalizing = true
+	req.Header.SetMethod(fasthttp.MethodGet)
+	setForwardHeaders(&req.Header, ctx, s.clientIP(ctx))
+	var res fetchResult
+	err := s.up.Do(req, time.Now().Add(s.cfg.Upstream.TotalTimeout), func(resp *originResponse) (err error) {
+		res, err = s.take(k, key, resp)
+		return err
+	})
+	if err != nil {
+		return s.staleOnError(k, key, err)
+	}
+	if st := res.stream; st != nil {
+		// Every viewer waiting on this flight gets a reader, and later ones find the stream registered.
+		st.reserve(1 + s.fetches.Waiters(string(key)))
+		s.fetches.register(st)
+	}
+	return res, nil
+}
+
+// take reads one 200 answer: a body that fits becomes an object (cached unless its TTL is 0), a larger segment
+// becomes a shared stream. It owns resp's body. Errors reading the body are the origin's failure, and no part
+// of such a body is kept: a body is whole only when its framing says so.
+func (s *Server) take(k kind, key []byte, resp *originResponse) (fetchResult, error) {
 	limit := int64(s.cfg.Cache.MaxObjectSize)
 	if k == kindPlaylist {
 		limit = int64(s.cfg.Cache.MaxPlaylistSize)
 	}
-	body, complete, err := readLimited(resp, limit)
+	body, complete, err := readLimited(&resp.body, limit, resp.header.ContentLength())
 	if err != nil {
-		abandonResponse(resp)
-		return fetchResult{}, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin response body failed", Err: err}
+		_ = resp.body.Close()
+		return fetchResult{}, err
 	}
 	if !complete {
 		if k == kindPlaylist {
-			abandonResponse(resp)
+			_ = resp.body.Close()
 			return fetchResult{}, &OriginError{Status: fasthttp.StatusBadGateway,
 				Reason: fmt.Sprintf("origin playlist larger than %d bytes", limit)}
 		}
 		s.m.streamed.Inc()
-		return fetchResult{stream: &originStream{resp: resp, prefix: body, size: resp.Header.ContentLength()}}, nil
+		s.cache.refuse()
+		resp.body.stream(s.cfg.Upstream.Timeout)
+		size := max(resp.header.ContentLength(), -1)
+		st := newSharedStream(s.fetches, string(key), string(key[:pathLen(key)]), size, body, &resp.body,
+			int64(s.cfg.Cache.StreamBuffer), s.log)
+		return fetchResult{stream: st}, nil
 	}
-	ct := string(resp.Header.ContentType())
-	releaseResponse(resp)
+	_ = resp.body.Close()
+	ct := string(resp.header.ContentType())
 	if ct == "" || strings.HasPrefix(ct, "application/octet-stream") || strings.HasPrefix(ct, "text/plain") {
-		ct = k.contentType(uri)
+		ct = k.contentType(key)
 	}
 	now := s.now()
-	o := &object{key: string(uri), body: body, contentType: ct, kind: k, storedAt: now}
+	o := &object{key: string(key), body: body, contentType: ct, kind: k, storedAt: now}
 	ttl := s.cfg.Cache.SegmentTTL
 	switch k {
 	case kindOther:
@@ -66,14 +146,45 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, uri []byte) (fetchResul
 		if foreign := tmpl.Foreign(); len(foreign) > 0 {
 			s.m.foreignURIs.Add(len(foreign))
 			s.log.Warn("playlist links to a foreign host; left untouched and without a token",
-				"path", string(uri[:pathLen(uri)]), "uris", foreign)
+				"path", string(key[:pathLen(key)]), "uris", foreign)
+		}
+		// A subset of Foreign: spellings a browser resolves to another host though they look local
+		// (backslashes, tabs, extra slashes). Counted apart, since they suggest a crafted playlist.
+		if disguised := tmpl.Disguised(); len(disguised) > 0 {
+			s.m.disguisedURIs.Add(len(disguised))
+			s.log.Warn("playlist hides a foreign host in an odd URI spelling; left untouched and without a token",
+				"path", string(key[:pathLen(key)]), "uris", disguised)
 		}
 	}
-	if ttl > 0 {
-		o.expiresAt = now.Add(ttl)
+	o.expiresAt = now.Add(ttl)
+	o.keepUntil = o.expiresAt
+	if k == kindPlaylist {
+		// Kept past its freshness, to ride out an origin failure (cache.playlist_stale_if_error).
+		o.keepUntil = o.expiresAt.Add(*s.cfg.Cache.PlaylistStaleIfError)
+	}
+	if o.keepUntil.After(now) {
 		s.cache.Put(o)
 	}
 	return fetchResult{obj: o}, nil
+}
+
+// staleOnError answers a failed playlist fetch (origin refused, timed out, 5xx, cut short) with the last good
+// copy while cache.playlist_stale_if_error allows; the error stands for anything else, a 404 included.
+func (s *Server) staleOnError(k kind, key []byte, err error) (fetchResult, error) {
+	var oe *OriginError
+	if k != kindPlaylist || *s.cfg.Cache.PlaylistStaleIfError <= 0 || !errors.As(err, &oe) ||
+		oe.Status == fasthttp.StatusNotFound {
+		return fetchResult{}, err
+	}
+	now := s.now()
+	o := s.cache.GetStale(key, now)
+	if o == nil {
+		return fetchResult{}, err
+	}
+	s.fetches.stale.Inc()
+	s.log.Warn("origin failed; serving the last good playlist", "path", string(key[:pathLen(key)]),
+		"age", now.Sub(o.storedAt).Round(time.Millisecond).String(), "reason", oe.Reason, "err", errString(oe.Err))
+	return fetchResult{obj: o, stale: true}, nil
 }
 
 func pathLen(uri []byte) int {
@@ -83,132 +194,39 @@ func pathLen(uri []byte) int {
 	return len(uri)
 }
 
-// fetchStream is for waiters whose leader found the object too large to share: each streams its own copy.
-func (s *Server) fetchStream(ctx *fasthttp.RequestCtx, uri []byte) (*originStream, error) {
-	resp, err := s.originGet(ctx, uri)
-	if err != nil {
-		return nil, err
-	}
-	return &originStream{resp: resp, size: resp.Header.ContentLength()}, nil
-}
-
-// originGet sends one GET to the origins with failover and maps the answer: 200 goes on, 404 stays 404, anything
-// else is the origin's fault and becomes 502.
-func (s *Server) originGet(ctx *fasthttp.RequestCtx, uri []byte) (*fasthttp.Response, error) {
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	req.SetRequestURIBytes(uri)
-	req.URI().DisablePathNormalizing = true
-	req.Header.SetMethod(fasthttp.MethodGet)
-	setForwardHeaders(&req.Header, ctx, s.clientIP(ctx))
-	resp, err := s.up.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	switch st := resp.StatusCode(); st {
-	case fasthttp.StatusOK:
-		return resp, nil
-	case fasthttp.StatusNotFound:
-		abandonResponse(resp)
-		return nil, &OriginError{Status: fasthttp.StatusNotFound, Reason: "not found on origin"}
-	default:
-		abandonResponse(resp)
-		return nil, &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", st)}
-	}
-}
-
 // readLimited reads at most limit bytes of the body into a new slice that owns its memory. complete is false when
-// the body is longer; the response's stream is then still open, positioned after the returned prefix.
-func readLimited(resp *fasthttp.Response, limit int64) (body []byte, complete bool, err error) {
-	r := resp.BodyStream()
-	if r == nil {
-		b := resp.Body()
-		if int64(len(b)) > limit {
-			return append([]byte(nil), b[:limit]...), false, nil
+// the body is longer (cl, the Content-Length, says so, or more than limit bytes arrived); the body is then still
+// open, positioned after the returned prefix.
+func readLimited(b *originBody, limit int64, cl int) (body []byte, complete bool, err error) {
+	if cl >= 0 {
+		if int64(cl) > limit {
+			return nil, false, nil
 		}
-		return append([]byte(nil), b...), true, nil
-	}
-	if cl := resp.Header.ContentLength(); cl > int(limit) {
-		return nil, false, nil
+		body = make([]byte, cl)
+		if _, err := io.ReadFull(b, body); err != nil {
+			return nil, false, err
+		}
+		return body, true, nil
 	}
 	var buf bytes.Buffer
-	if cl := resp.Header.ContentLength(); cl > 0 {
-		buf.Grow(cl)
-	}
-	n, err := io.Copy(&buf, io.LimitReader(r, limit+1))
+	n, err := io.Copy(&buf, io.LimitReader(b, limit+1))
 	if err != nil {
 		return nil, false, err
 	}
 	if n > limit {
 		return buf.Bytes(), false, nil
 	}
-	return buf.Bytes(), true, nil
+	// A right-sized copy: the buffer grew by doubling, and the object may stay cached for minutes.
+	return bytes.Clone(buf.Bytes()), true, nil
 }
 
-// errAbandoned closes an origin connection whose response body was not read to the end.
-var errAbandoned = errors.New("origin response abandoned")
-
-// releaseResponse is for a response whose body was read to the end: its connection goes back to the pool.
-func releaseResponse(resp *fasthttp.Response) {
-	_ = resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(resp)
-}
-
-// abandonResponse is for a response whose body is unwanted or half read. fasthttp's CloseBodyStream would return
-// the connection to the pool with the unread bytes still in it, and the next request on it would read them as
-// its answer; closing the stream with an error closes the connection instead. The response is then left to the
-// garbage collector, because releasing it would close the stream a second time.
-func abandonResponse(resp *fasthttp.Response) {
-	if rc, ok := resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(errAbandoned)
-		return
-	}
-	fasthttp.ReleaseResponse(resp)
-}
-
-// originStream is an origin body too large to buffer, passed to the viewer as it arrives.
-type originStream struct {
-	resp   *fasthttp.Response
-	prefix []byte
-	size   int
-	r      io.Reader
-	eof    bool
-}
-
-func (st *originStream) Read(p []byte) (int, error) {
-	if st.r == nil {
-		body := st.resp.BodyStream()
-		if body == nil {
-			body = bytes.NewReader(st.resp.Body())
-		}
-		st.r = io.MultiReader(bytes.NewReader(st.prefix), body)
-	}
-	n, err := st.r.Read(p)
-	if err == io.EOF {
-		st.eof = true
-	}
-	return n, err
-}
-
-// Close returns the origin connection to the pool; fasthttp calls it when the response is written or dropped.
-func (st *originStream) Close() error {
-	if st.eof {
-		releaseResponse(st.resp)
-	} else {
-		// The viewer went away mid-segment, or HEAD skipped the body.
-		abandonResponse(st.resp)
-	}
-	return nil
-}
-
-func (s *Server) serveStream(ctx *fasthttp.RequestCtx, k kind, st *originStream) {
+// serveStream passes a shared large object to this viewer. If the origin body ends early, r's error makes
+// fasthttp abort the connection, so the player sees a failed request rather than a short segment that looks
+// whole.
+func (s *Server) serveStream(ctx *fasthttp.RequestCtx, k kind, st *sharedStream, r *streamReader) {
 	ctx.Response.Header.SetContentType(k.contentType(ctx.Request.URI().PathOriginal()))
 	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, s.segmentCacheControl())
-	size := st.size
-	if size < 0 {
-		size = -1
-	}
-	ctx.SetBodyStream(st, size)
+	ctx.SetBodyStream(r, st.size)
 }
 
 // appendOriginQuery copies the query arguments the origin should see, dropping the edge's token parameters.
@@ -224,24 +242,10 @@ func appendOriginQuery(dst []byte, args *fasthttp.Args, isToken func([]byte) boo
 		} else {
 			dst = append(dst, '&')
 		}
-		dst = appendQueryEscaped(dst, k)
+		dst = playlist.AppendQueryEscape(dst, k)
 		if len(v) > 0 {
 			dst = append(dst, '=')
-			dst = appendQueryEscaped(dst, v)
-		}
-	}
-	return dst
-}
-
-// appendQueryEscaped escapes a decoded query key or value back, leaving the usual unreserved bytes alone.
-func appendQueryEscaped(dst, s []byte) []byte {
-	const hex = "0123456789ABCDEF"
-	for _, c := range s {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '~':
-			dst = append(dst, c)
-		default:
-			dst = append(dst, '%', hex[c>>4], hex[c&15])
+			dst = playlist.AppendQueryEscape(dst, v)
 		}
 	}
 	return dst

@@ -111,36 +111,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		// Fast path: a fresh shared object.
 		s.m.cacheHit.Inc()
 	} else {
-		// Slow path: one origin fetch per key, however many viewers ask at once.
+		// Slow path: one origin fetch per key, however many viewers ask at once (see miss).
 		s.m.cacheMiss.Inc()
-		res, err, shared := s.fetches.Do(sc.key, func() (fetchResult, error) {
-			return s.fetch(ctx, rt.kind, sc.key)
-		})
-		state = "miss"
-		if shared {
-			s.m.coalescedWaiters.Inc()
-			state = "coalesced"
-		}
-		if err != nil {
-			s.failOrigin(ctx, err)
+		if o, state = s.miss(ctx, rt.kind, sc.key); o == nil {
 			return rt.kind, state
 		}
-		if res.stream != nil && !shared {
-			s.serveStream(ctx, rt.kind, res.stream)
-			return rt.kind, "stream"
-		}
-		if res.obj == nil {
-			// The leader's object was too large to share; this waiter streams its own copy.
-			s.m.cacheBypass.Inc()
-			st, err := s.fetchStream(ctx, sc.key)
-			if err != nil {
-				s.failOrigin(ctx, err)
-				return rt.kind, "stream"
-			}
-			s.serveStream(ctx, rt.kind, st)
-			return rt.kind, "stream"
-		}
-		o = res.obj
 	}
 	s.serveObject(ctx, &rt, o, sc)
 	return rt.kind, state

@@ -20,6 +20,7 @@ type edgeMetrics struct {
 	streamed                         *metrics.Counter
 	rewriteErrors                    *metrics.Counter
 	foreignURIs                      *metrics.Counter
+	disguisedURIs                    *metrics.Counter
 }
 
 var trackedStatuses = [...]int{200, 204, 206, 304, 400, 401, 403, 404, 405, 410, 416, 429, 502, 503, 504}
@@ -45,6 +46,7 @@ func newEdgeMetrics(set *metrics.Set) *edgeMetrics {
 	m.streamed = m.set.NewCounter(`hlsedge_streamed_responses_total`)
 	m.rewriteErrors = m.set.NewCounter(`hlsedge_playlist_rewrite_errors_total`)
 	m.foreignURIs = m.set.NewCounter(`hlsedge_playlist_foreign_uris_total`)
+	m.disguisedURIs = m.set.NewCounter(`hlsedge_playlist_disguised_uris_total`)
 	return m
 }
 

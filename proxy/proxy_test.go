@@ -151,7 +151,7 @@ func newEdge(t *testing.T, mutate func(*Config), origins ...string) *Server {
 
 // buildEdge completes cfg and wires an edge as cmd/hlsedge does: the authorizer and, when configured, signaling
 // sharing the edge's metrics set, all closed when the test ends. opts gives the log and the clock.
-func buildEdge(t *testing.T, cfg *Config, opts Options) *Server {
+func buildEdge(t testing.TB, cfg *Config, opts Options) *Server {
 	t.Helper()
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {

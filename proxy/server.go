@@ -35,7 +35,7 @@ type Server struct {
 	log      *slog.Logger
 	up       *Upstreams
 	cache    *Cache
-	fetches  *Coalescer[fetchResult]
+	fetches  *fetchGroup
 	m        *edgeMetrics
 	rewriter *playlist.Rewriter
 	auth     *authz.Authorizer
@@ -85,14 +85,15 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.NewSet()
 	}
+	m := newEdgeMetrics(opts.Metrics)
 	s := &Server{
 		cfg:     cfg,
 		log:     opts.Log,
 		now:     time.Now,
-		cache:   NewCache(int64(cfg.Cache.MaxBytes)),
+		cache:   NewCache(int64(cfg.Cache.MaxBytes), opts.Metrics),
 		clock:   opts.Now,
-		fetches: NewCoalescer[fetchResult](),
-		m:       newEdgeMetrics(opts.Metrics),
+		fetches: newFetchGroup(opts.Metrics),
+		m:       m,
 		auth:    opts.Auth,
 		sig:     opts.Signaling,
 	}
@@ -171,6 +172,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.listener = ln
 	s.lifeMu.Unlock()
+	// The cache's expiry sweeps run while the listener serves; Shutdown stops them.
+	s.cache.startJanitor(s.now)
 	return s.public.Serve(ln)
 }
 
@@ -186,6 +189,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if ln != nil {
 		_ = ln.Close()
 	}
+	s.cache.stopJanitor()
 	return err
 }
 

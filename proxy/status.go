@@ -29,31 +29,24 @@ func (s *Server) Stats() admin.EdgeStats {
 // fine for a page an operator reloads every few seconds but not for the request path.
 func (s *Server) CachedChannels(now time.Time) []admin.ChannelCache {
 	byName := map[string]*admin.ChannelCache{}
-	c := s.cache
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		for el := sh.lru.Front(); el != nil; el = el.Next() {
-			o := el.Value.(*object)
-			name := s.channelOfKey(o.key)
-			if name == "" {
-				continue
-			}
-			ch := byName[name]
-			if ch == nil {
-				ch = &admin.ChannelCache{Name: name, PlaylistAge: -1}
-				byName[name] = ch
-			}
-			ch.Objects++
-			ch.Bytes += int64(len(o.body))
-			if o.kind == kindPlaylist {
-				if age := now.Sub(o.storedAt); ch.PlaylistAge < 0 || age < ch.PlaylistAge {
-					ch.PlaylistAge = age
-				}
+	s.cache.Each(func(o *object) {
+		name := s.channelOfKey(o.key)
+		if name == "" {
+			return
+		}
+		ch := byName[name]
+		if ch == nil {
+			ch = &admin.ChannelCache{Name: name, PlaylistAge: -1}
+			byName[name] = ch
+		}
+		ch.Objects++
+		ch.Bytes += int64(len(o.body))
+		if o.kind == kindPlaylist {
+			if age := now.Sub(o.storedAt); ch.PlaylistAge < 0 || age < ch.PlaylistAge {
+				ch.PlaylistAge = age
 			}
 		}
-		sh.mu.Unlock()
-	}
+	})
 	out := make([]admin.ChannelCache, 0, len(byName))
 	for _, ch := range byName {
 		out = append(out, *ch)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync/atomic"
@@ -32,7 +33,8 @@ func (e *OriginError) Unwrap() error { return e.Err }
 
 // upstream is one origin with its own connection pool and passive health.
 type upstream struct {
-	host   string
+	host string
+	// client is used as a connection pool only; exchange drives each request (see exchange.go).
 	client *fasthttp.HostClient
 	// downUntil is unix nanoseconds; while in the future the origin is asked only when all others are down too.
 	downUntil atomic.Int64
@@ -47,6 +49,9 @@ type Upstreams struct {
 	m       *edgeMetrics
 }
 
+// maxOrigins bounds the failover order kept on the stack.
+const maxOrigins = 16
+
 func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time) *Upstreams {
 	u := &Upstreams{timeout: cfg.Upstream.Timeout, downFor: cfg.Upstream.DownFor, now: now, m: m}
 	connect := cfg.Upstream.ConnectTimeout
@@ -56,21 +61,22 @@ func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time) *Upstreams 
 			client: &fasthttp.HostClient{
 				Addr:  hostWithPort(o.host, o.scheme),
 				IsTLS: o.scheme == "https",
-				Dial: func(addr string) (net.Conn, error) {
-					return fasthttp.DialTimeout(addr, connect)
+				// timeout is what is left of the attempt; 0 when fasthttp dials for a queued waiter.
+				DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+					if timeout <= 0 || timeout > connect {
+						timeout = connect
+					}
+					return fasthttp.DialTimeout(addr, timeout)
 				},
-				MaxConns:            cfg.Upstream.MaxConnsPerOrigin,
-				MaxConnWaitTimeout:  cfg.Upstream.Timeout,
-				ReadTimeout:         cfg.Upstream.Timeout,
+				MaxConns:           cfg.Upstream.MaxConnsPerOrigin,
+				MaxConnWaitTimeout: cfg.Upstream.Timeout,
+				// Bounds the TLS handshake; reads and writes get the attempt's deadline from exchange.
 				WriteTimeout:        cfg.Upstream.Timeout,
 				MaxIdleConnDuration: 30 * time.Second,
-				// Bodies above the object limit arrive as a stream, so a huge origin answer is never buffered.
-				StreamResponseBody:            true,
-				MaxResponseBodySize:           int(cfg.Cache.MaxObjectSize),
-				NoDefaultUserAgentHeader:      true,
-				DisableHeaderNamesNormalizing: false,
-				// The edge already validated and built the origin path; fasthttp must not re-interpret it.
-				DisablePathNormalizing: true,
+				// Requests go through exchange, never through Do; should anything call Do anyway, it must not
+				// retry on its own either.
+				MaxIdemponentCallAttempts: 1,
+				RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 			},
 		})
 	}
@@ -87,53 +93,104 @@ func hostWithPort(host, scheme string) string {
 	return host + ":80"
 }
 
-// Do sends req to the first healthy origin and fails over to the next on a connection error, a timeout or a 5xx.
-// On success it returns the answer (its body may be a stream: finish it with releaseResponse or abandonResponse).
-func (u *Upstreams) Do(req *fasthttp.Request) (*fasthttp.Response, error) {
+// Do asks the origins for req, healthy ones first in configured order, then those marked down (a recovered
+// origin is better than a certain error). Each origin is asked at most once, each attempt is bounded by
+// upstream.timeout, and the whole call by deadline (upstream.total_timeout): it fails over on a connection
+// error, a timeout, a 5xx or a body that use could not read whole, and stops at the first 404 or other answer.
+//
+// use gets every 200 answer and owns its body: it must Close it, or hand it on. An error from use that is an
+// *OriginError (say, not a playlist) ends the call with that error; any other error is the origin's failure
+// (body cut short, stalled) and the next origin is asked.
+func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, use func(*originResponse) error) error {
+	if len(u.list) == 0 {
+		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "no origin configured"}
+	}
+	// The order is fixed before the first attempt, so that an origin that fails now and is marked down is not
+	// asked a second time as one of the down ones.
 	now := u.now().UnixNano()
-	var last error
-	tried := 0
-	// Healthy origins first, in configured order; then, if all of them failed, the ones marked down, because a
-	// recovered origin is better than a certain error.
+	var order [maxOrigins]*upstream
+	n := 0
 	for pass := 0; pass < 2; pass++ {
 		for _, up := range u.list {
-			down := up.downUntil.Load() > now
-			if down != (pass == 1) {
-				continue
+			if down := up.downUntil.Load() > now; down == (pass == 1) && n < len(order) {
+				order[n] = up
+				n++
 			}
-			tried++
-			req.SetHost(up.host)
-			start := u.now()
-			// A fresh response per attempt: an abandoned one still owns its closed stream.
-			resp := fasthttp.AcquireResponse()
-			err := up.client.DoTimeout(req, resp, u.timeout)
-			u.m.originLatency(up.host).UpdateDuration(start)
-			if err == nil && resp.StatusCode() < 500 {
-				up.downUntil.Store(0)
-				u.m.originFetch(up.host, "ok").Inc()
-				return resp, nil
-			}
-			if err == nil {
-				last = &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", resp.StatusCode())}
-				abandonResponse(resp)
-				u.m.originFetch(up.host, "5xx").Inc()
-			} else {
-				fasthttp.ReleaseResponse(resp)
-				last = classifyOriginErr(err)
-				u.m.originFetch(up.host, originResult(last)).Inc()
-			}
-			up.downUntil.Store(u.now().Add(u.downFor).UnixNano())
 		}
 	}
-	if tried == 0 {
-		return nil, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "no origin configured"}
+	var last error
+	for _, up := range order[:n] {
+		start := time.Now()
+		if !start.Before(deadline) {
+			if last == nil {
+				last = &OriginError{Status: fasthttp.StatusGatewayTimeout, Reason: "origin timed out", Err: fasthttp.ErrTimeout}
+			}
+			break
+		}
+		attempt := start.Add(u.timeout)
+		if deadline.Before(attempt) {
+			attempt = deadline
+		}
+		failed, err := u.try(up, req, attempt, use)
+		u.m.originLatency(up.host).UpdateDuration(start)
+		if !failed {
+			return err
+		}
+		last = err
+		up.downUntil.Store(u.now().Add(u.downFor).UnixNano())
 	}
-	return nil, last
+	return last
+}
+
+// try is one attempt on one origin. failed reports an origin failure that calls for the next origin.
+func (u *Upstreams) try(up *upstream, req *fasthttp.Request, deadline time.Time, use func(*originResponse) error) (failed bool, err error) {
+	req.SetHost(up.host)
+	resp, err := exchange(up.client, req, deadline)
+	if err != nil {
+		err = classifyOriginErr(err)
+		u.m.originFetch(up.host, originResult(err)).Inc()
+		return true, err
+	}
+	switch st := resp.header.StatusCode(); {
+	case st == fasthttp.StatusOK:
+	case st == fasthttp.StatusNotFound:
+		resp.body.discard(64 << 10)
+		up.downUntil.Store(0)
+		u.m.originFetch(up.host, "ok").Inc()
+		return false, &OriginError{Status: fasthttp.StatusNotFound, Reason: "not found on origin"}
+	case st >= 500:
+		resp.body.discard(64 << 10)
+		u.m.originFetch(up.host, "5xx").Inc()
+		return true, &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", st)}
+	default:
+		// A redirect or a refusal is the origin's considered answer; another origin would say the same.
+		resp.body.discard(64 << 10)
+		up.downUntil.Store(0)
+		u.m.originFetch(up.host, "ok").Inc()
+		return false, &OriginError{Status: fasthttp.StatusBadGateway, Reason: fmt.Sprintf("origin answered %d", st)}
+	}
+	err = use(resp)
+	var oe *OriginError
+	switch {
+	case err == nil:
+		up.downUntil.Store(0)
+		u.m.originFetch(up.host, "ok").Inc()
+		return false, nil
+	case errors.As(err, &oe):
+		u.m.originFetch(up.host, "ok").Inc()
+		return false, err
+	}
+	err = classifyOriginErr(err)
+	u.m.originFetch(up.host, originResult(err)).Inc()
+	return true, err
 }
 
 func originResult(err error) string {
 	var oe *OriginError
-	if errors.As(err, &oe) && oe.Status == fasthttp.StatusGatewayTimeout {
+	switch {
+	case errors.Is(err, errIncomplete):
+		return "incomplete"
+	case errors.As(err, &oe) && oe.Status == fasthttp.StatusGatewayTimeout:
 		return "timeout"
 	}
 	return "error"
@@ -146,10 +203,14 @@ func classifyOriginErr(err error) error {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return &OriginError{Status: fasthttp.StatusGatewayTimeout, Reason: "origin timed out", Err: err}
+	case errors.Is(err, errIncomplete):
+		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin response incomplete", Err: err}
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin connection pool exhausted", Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin refused connection", Err: err}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin closed the connection", Err: err}
 	default:
 		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin unreachable", Err: err}
 	}
