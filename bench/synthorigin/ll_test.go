@@ -628,6 +628,13 @@ func TestOriginLLWrapIsContinuous(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// The init segment describes the streams fully: a player that derives the codecs from it (hls.js does,
+	// without a master playlist) needs the AudioSpecificConfig, which an ADTS source would have left out.
+	streams, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name,profile,channels",
+		"-of", "csv=p=0", p).Output()
+	if got := strings.Fields(strings.ReplaceAll(string(streams), " ", "_")); err != nil || strings.Join(got, " ") != "h264,Constrained_Baseline aac,LC,1" {
+		t.Fatalf("streams %q (%v), want Constrained Baseline H.264 and mono AAC-LC", streams, err)
+	}
 	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "packet=stream_index,dts_time",
 		"-of", "csv=p=0", p).Output()
 	if err != nil {
