@@ -13,8 +13,8 @@ import (
 // An LL viewer plays as hls.js does in low-latency mode. It joins on an independent part at least PART-HOLD-BACK
 // from the end of the playlist and catches up on the listed parts. At the live edge it asks for each next part
 // twice at once: the part itself as soon as the preload hint names it, and the playlist that will list it, with
-// a blocking reload (_HLS_msn, _HLS_part). Every part it waited for there gives one part delivery latency: from
-// the part's completion at the origin, which the playlist's dates tell, to its arrival.
+// a blocking reload (_HLS_msn, _HLS_part). Every part it asked for before the origin completed it gives one part
+// delivery latency: from that completion, which the playlist's dates tell, to the part's arrival.
 
 // partPos names a part by its parent segment and its index in it.
 type partPos struct {
@@ -105,14 +105,15 @@ func (v *viewer) fetchPart(p partRef) bool {
 	return true
 }
 
-// gotPart plays a part that arrived at done, and times its delivery if the viewer waited for it at the live edge.
+// gotPart plays a part that arrived at done, and times its delivery if the viewer asked for it before the
+// origin completed it: the part it waited for at the live edge, by hint or by blocking reload.
 func (v *viewer) gotPart(p partRef, st int, err error, done time.Time) {
 	if err != nil || st/100 != 2 {
 		v.r.skipped.Add(1)
 		v.mediaPos += p.duration
 		return
 	}
-	if v.live && !p.avail.IsZero() {
+	if !p.avail.IsZero() && v.askedFor == (partPos{p.msn, p.index}) && !v.askedAt.After(p.avail) {
 		v.r.partDelivery.Record(done.Sub(p.avail))
 	}
 	v.played(done, p.duration)
@@ -149,6 +150,7 @@ func (v *viewer) awaitPart(ctx context.Context, next *partPos) bool {
 	if hinted {
 		partURL = resolveURI(v.media, v.pl.hint.uri) // before buf is reused
 	}
+	v.askedFor, v.askedAt = *next, r.clk.Now()
 	var (
 		wg       sync.WaitGroup
 		rst, pst int
@@ -170,7 +172,6 @@ func (v *viewer) awaitPart(ctx context.Context, next *partPos) bool {
 		r.denied.Add(1)
 		return false
 	}
-	v.live = true
 	reloaded := rerr == nil && rst == fasthttp.StatusOK && parseMedia(v.buf2, &v.pl2)
 	if reloaded {
 		v.buf, v.buf2 = v.buf2, v.buf

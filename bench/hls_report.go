@@ -44,9 +44,9 @@ type HLSReport struct {
 	Startup  LatencySummary `json:"startup"`
 	Playlist LatencySummary `json:"playlist"`
 	Segment  LatencySummary `json:"segment"`
-	// PartDelivery is, for every LL part a viewer waited for at the live edge, the time from its completion at
-	// the origin (its end on the playlist's EXT-X-PROGRAM-DATE-TIME timeline) to its last byte at the viewer.
-	// Parts fetched while catching up on joining are left out: they were complete long before.
+	// PartDelivery is, for every LL part a viewer asked for (hinted part or blocking reload) before the origin
+	// completed it, the time from that completion (its end on the playlist's EXT-X-PROGRAM-DATE-TIME timeline)
+	// to its last byte at the viewer. Parts fetched while catching up are left out: they were complete before.
 	PartDelivery LatencySummary `json:"partDelivery"`
 
 	// Statuses counts responses by HTTP status and transport failures by name (timeout, conn_error, ...).

@@ -31,7 +31,10 @@ type viewer struct {
 	// LL: the blocking reload is read into buf2/pl2 while the hinted part downloads, then swapped in.
 	buf2 []byte
 	pl2  mediaPlaylist
-	live bool // the viewer reached the live edge: from now on the parts it waits for are timed
+	// The part the viewer last asked for before having it (awaitPart), and when: its delivery is timed if it was
+	// not yet complete then. Parts fetched while catching up were complete long before and are not.
+	askedFor partPos
+	askedAt  time.Time
 }
 
 // errDenied ends a viewer: the server refused its token, a player would stop too.
