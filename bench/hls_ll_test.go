@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +255,27 @@ func TestParseLLPlaylist(t *testing.T) {
 		if isPartPath(c.path) != c.part {
 			t.Fatalf("isPartPath(%q) = %v", c.path, !c.part)
 		}
+	}
+}
+
+// TestViewerLLTimesOnlyPartsAskedForEarly: a viewer that reaches the live edge late (here the clock jumps while
+// it catches up, as a slow join would) finds its first hinted part already complete; that part is catch-up, not
+// delivery, and only the parts it asked for before they existed are timed.
+func TestViewerLLTimesOnlyPartsAskedForEarly(t *testing.T) {
+	clk := newManualClock(llT0)
+	var ro *recordingOrigin
+	var jumped atomic.Bool
+	ro = startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, LL: true, URIs: synthorigin.URIsPath,
+		Now: clk.Now, SleepUntil: clk.SleepUntil}, func(uri string, _ int) int {
+		if uri == "/play/a001/"+ro.PartName("a001", 0, llS-1, 0) && jumped.CompareAndSwap(false, true) {
+			clk.Advance(700 * time.Millisecond) // to 1.9 s: the hinted (S,2) completes meanwhile, at 1.8 s
+		}
+		return 0
+	})
+	rep := runOnClock(t, clk, HLSConfig{URL: ro.base + "/play/a001/index.m3u8", Viewers: 1, Duration: 3100 * time.Millisecond, LL: true},
+		nil, 2+1, 100*time.Millisecond)
+	// Asked for before they existed: (S,3) at 2.4 s, (S,4) at 3.0, (S+1,0) at 3.6 and (S+1,1) at 4.2; not (S,2).
+	if d := rep.PartDelivery; !jumped.Load() || d.Count != 4 || d.MaxMs != 0 {
+		t.Fatalf("part delivery %+v", d)
 	}
 }
