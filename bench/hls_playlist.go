@@ -122,9 +122,9 @@ func parseMedia(b []byte, p *mediaPlaylist) bool {
 		case bytes.HasPrefix(line, []byte("#EXT-X-SERVER-CONTROL:")):
 			list := line[len("#EXT-X-SERVER-CONTROL:"):]
 			p.canBlock = string(attrOr(list, "CAN-BLOCK-RELOAD")) == "YES"
-			p.partHoldBack, _ = strconv.ParseFloat(string(attrOr(list, "PART-HOLD-BACK")), 64)
+			p.partHoldBack = sane(attrOr(list, "PART-HOLD-BACK"))
 		case bytes.HasPrefix(line, []byte("#EXT-X-PART-INF:")):
-			p.partTarget, _ = strconv.ParseFloat(string(attrOr(line[len("#EXT-X-PART-INF:"):], "PART-TARGET")), 64)
+			p.partTarget = sane(attrOr(line[len("#EXT-X-PART-INF:"):], "PART-TARGET"))
 		case bytes.HasPrefix(line, []byte("#EXT-X-MAP:")):
 			p.mapURI, _ = attrValue(line[len("#EXT-X-MAP:"):], "URI")
 		case bytes.HasPrefix(line, []byte("#EXT-X-PROGRAM-DATE-TIME:")):
@@ -208,6 +208,16 @@ func attrValue(list []byte, name string) ([]byte, bool) {
 		list = rest
 	}
 	return nil, false
+}
+
+// sane parses a number of seconds, 0 unless it lies in (0, 86400]: NaN and absurd values would poison the
+// viewer's clocks.
+func sane(v []byte) float64 {
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || !(f > 0 && f <= 86400) {
+		return 0
+	}
+	return f
 }
 
 // seconds converts a playlist duration, rounded to the microsecond so that sums of millisecond values are exact.
