@@ -38,8 +38,8 @@ type Config struct {
 	SegmentDuration time.Duration
 	// WindowSize is the number of segments in each media playlist, 1 to 64 (default 4, Astra's).
 	WindowSize int
-	// Delay is an artificial latency added before every segment response, for tests of timeouts and coalescing;
-	// Origin.WaitHeld tells when requests are inside it.
+	// Delay is an artificial latency added before every MPEG-TS segment response, for tests of timeouts and
+	// coalescing; Origin.WaitHeld tells when requests are inside it. LL responses follow the clock instead.
 	Delay time.Duration
 	// MaxStatsURIs bounds the per-URI counters of /stats so a scan cannot grow it without limit (default 10000).
 	MaxStatsURIs int
