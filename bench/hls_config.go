@@ -25,6 +25,14 @@ type HLSConfig struct {
 	// URL is the master or media playlist every viewer opens; any token in it is used as given. With Mint it is
 	// a template: "{channel}" is replaced by the viewer's channel and the minted token is added to the query.
 	URL string
+	// Edges are the base URLs (http://host:port) of several edges: viewer i opens URL on Edges[i % len(Edges)],
+	// URL's own scheme and host replaced, and the report shows each edge's share. Empty: URL as it is.
+	Edges []string
+	// LL makes the viewers low-latency HLS players: after the first playlist each one asks for the next part
+	// with a blocking playlist reload (_HLS_msn, _HLS_part) and fetches the hinted part as soon as the playlist
+	// names it, and the report gives part delivery latency. A playlist without CAN-BLOCK-RELOAD and parts is
+	// played the regular way.
+	LL bool
 	// Mint, when set, gives every viewer its own token.
 	Mint *MintConfig
 	// Viewers is the number of simulated viewers. Required.
@@ -37,7 +45,8 @@ type HLSConfig struct {
 	Variant string
 	// Timeout bounds each request (default 10s).
 	Timeout time.Duration
-	// MaxConns bounds the shared client's connections per host (default Viewers + 16: one per busy viewer).
+	// MaxConns bounds the shared client's connections per host (default Viewers + 16: one per busy viewer; with
+	// LL twice that, since a viewer waits for its next part and its next playlist at once).
 	MaxConns int
 	// OriginStats is the demo origin's /stats URL; when set the report includes origin offload.
 	OriginStats string
@@ -67,6 +76,10 @@ type MintConfig struct {
 
 // Validate reports the first invalid field, by its name.
 func (c *HLSConfig) Validate() error {
+	// Edges first: without --url, the URL is made from the first edge.
+	if err := validateEdges(c.Edges, "http", "https"); err != nil {
+		return err
+	}
 	if c.URL == "" {
 		return fmt.Errorf("%w: 'url' is required", ErrInvalidConfig)
 	}
@@ -153,6 +166,9 @@ func (c HLSConfig) withDefaults() HLSConfig {
 	}
 	if c.MaxConns == 0 {
 		c.MaxConns = c.Viewers + 16
+		if c.LL {
+			c.MaxConns = 2*c.Viewers + 16
+		}
 	}
 	if c.Interval == 0 {
 		c.Interval = time.Second

@@ -139,6 +139,9 @@ func (r *HLSReport) HTML() string {
 	if r.Mint != "" {
 		fmt.Fprintf(&b, ", a %s token minted per viewer", e(r.Mint))
 	}
+	if r.LL {
+		b.WriteString(", low-latency")
+	}
 	fmt.Fprintf(&b, "<br/>started %s, ran %.1f s</p>", e(r.Started.Format("2006-01-02 15:04:05 MST")), r.DurationSec)
 
 	b.WriteString("<h2>Summary</h2><table>")
@@ -149,17 +152,30 @@ func (r *HLSReport) HTML() string {
 	row("stalls / rebuffering", fmt.Sprintf("%d / %.1f s", r.Stalls, r.StallSec))
 	row("skipped segments", strconv.FormatUint(r.SkippedSegments, 10))
 	row("requests (playlist / segment)", fmt.Sprintf("%d (%d / %d)", r.Requests, r.PlaylistRequests, r.SegmentRequests))
+	if r.LL {
+		row("LL requests (blocking playlist / part)", fmt.Sprintf("%d / %d", r.BlockingRequests, r.PartRequests))
+	}
 	row("throughput", fmt.Sprintf("%.0f req/s, %.1f MB/s", r.ReqPerSec, r.MBPerSec))
 	row("errors", strconv.FormatUint(r.Errors, 10))
 	if o := r.Origin; o != nil {
 		row("origin segment fetches / distinct segments", fmt.Sprintf("%d / %d = %.2f per segment", o.SegmentFetches, o.DistinctSegments, o.FetchesPerSegment))
 		row("origin offload", fmt.Sprintf("%.2f%% of %d viewer segment requests", 100*o.Offload, o.ViewerSegmentRequests))
+		if r.LL {
+			row("origin part fetches / distinct parts", fmt.Sprintf("%d / %d = %.2f per part", o.PartFetches, o.DistinctParts, o.FetchesPerPart))
+			row("origin blocking playlist fetches / versions", fmt.Sprintf("%d / %d = %.2f per version", o.BlockingFetches, o.PlaylistVersions, o.FetchesPerPlaylistVersion))
+		}
+	}
+	for _, ed := range r.Edges {
+		row("edge "+ed.Edge, fmt.Sprintf("%d viewers, %d requests, %d errors, %.1f MB", ed.Viewers, ed.Requests, ed.Errors, float64(ed.Bytes)/1e6))
 	}
 	b.WriteString("</table><h2>Latency</h2><table><tr><th></th><th>count</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>")
 	for _, l := range []struct {
 		n string
 		s LatencySummary
-	}{{"startup", r.Startup}, {"playlist", r.Playlist}, {"segment", r.Segment}} {
+	}{{"startup", r.Startup}, {"playlist", r.Playlist}, {"segment", r.Segment}, {"part delivery", r.PartDelivery}} {
+		if l.n == "part delivery" && !r.LL {
+			continue
+		}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>",
 			l.n, l.s.Count, fmtMs(l.s.MeanMs), fmtMs(l.s.P50Ms), fmtMs(l.s.P90Ms), fmtMs(l.s.P99Ms), fmtMs(l.s.MaxMs))
 	}
@@ -175,11 +191,15 @@ func (r *HLSReport) HTML() string {
 	for i, s := range r.Series {
 		xs[i] = s.T
 	}
-	b.WriteString(lineChart("Latency", "ms", xs, []chartSeries{
+	lat := []chartSeries{
 		{"segment p50", colorA, pick(func(s HLSSample) float64 { return s.SegmentP50Ms })},
 		{"segment p99", colorB, pick(func(s HLSSample) float64 { return s.SegmentP99Ms })},
 		{"playlist p99", colorC, pick(func(s HLSSample) float64 { return s.PlaylistP99Ms })},
-	}))
+	}
+	if r.LL {
+		lat = append(lat, chartSeries{"part delivery p99", colorError, pick(func(s HLSSample) float64 { return s.PartDeliveryP99Ms })})
+	}
+	b.WriteString(lineChart("Latency", "ms", xs, lat))
 	b.WriteString(lineChart("Requests", "per second", xs, []chartSeries{
 		{"req/s", colorA, pick(func(s HLSSample) float64 { return s.ReqPerSec })},
 	}))

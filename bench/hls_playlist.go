@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The viewer reads just what a player needs from a playlist, in one pass over the bytes: it never builds a full
@@ -25,6 +27,26 @@ type mediaPlaylist struct {
 	seq      int64
 	ended    bool
 	segments []segmentRef
+
+	// LL-HLS
+	canBlock     bool    // EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES
+	partTarget   float64 // EXT-X-PART-INF:PART-TARGET, seconds
+	partHoldBack float64 // EXT-X-SERVER-CONTROL:PART-HOLD-BACK, seconds (0 if absent)
+	mapURI       []byte  // EXT-X-MAP
+	parts        []partRef
+	hint         partRef // the EXT-X-PRELOAD-HINT of TYPE=PART; its uri is nil without one
+}
+
+// partRef is an EXT-X-PART (or the preload hint, with no duration).
+type partRef struct {
+	msn         int64 // the parent segment's media sequence number
+	index       int   // within its segment, from 0
+	duration    time.Duration
+	independent bool
+	uri         []byte // points into the viewer's playlist buffer until the next reload
+	// avail is when the part was complete at the origin: its end on the EXT-X-PROGRAM-DATE-TIME timeline. Zero
+	// when the playlist has no date.
+	avail time.Time
 }
 
 func isMaster(b []byte) bool { return bytes.Contains(b, []byte("#EXT-X-STREAM-INF:")) }
@@ -50,14 +72,19 @@ func parseMaster(b []byte) []variantRef {
 	return out
 }
 
-// parseMedia fills p from b, reusing p's slice; segment URIs alias b.
+// parseMedia fills p from b, reusing p's slices; URIs alias b.
 func parseMedia(b []byte, p *mediaPlaylist) bool {
-	*p = mediaPlaylist{segments: p.segments[:0]}
+	*p = mediaPlaylist{segments: p.segments[:0], parts: p.parts[:0]}
 	if !bytes.HasPrefix(b, []byte("#EXTM3U")) {
 		return false
 	}
 	seq := int64(0)
 	dur := -1.0
+	// The date and the parts of the segment to come: an EXT-X-PART's end is its segment's date plus the
+	// durations of the parts before it and its own.
+	var segStart time.Time
+	var partOff time.Duration
+	partIdx := 0
 	for len(b) > 0 {
 		var line []byte
 		line, b = nextLine(b)
@@ -67,7 +94,42 @@ func parseMedia(b []byte, p *mediaPlaylist) bool {
 			if dur >= 0 {
 				p.segments = append(p.segments, segmentRef{seq: p.seq + seq, duration: dur, uri: line})
 				seq++
-				dur = -1
+				if !segStart.IsZero() {
+					segStart = segStart.Add(seconds(dur))
+				}
+				dur, partOff, partIdx = -1, 0, 0
+			}
+		case bytes.HasPrefix(line, []byte("#EXT-X-PART:")):
+			list := line[len("#EXT-X-PART:"):]
+			uri, ok := attrValue(list, "URI")
+			d, err := strconv.ParseFloat(string(attrOr(list, "DURATION")), 64)
+			if !ok || err != nil || !(d >= 0 && d <= 86400) {
+				break
+			}
+			pr := partRef{msn: p.seq + seq, index: partIdx, duration: seconds(d), uri: uri,
+				independent: string(attrOr(list, "INDEPENDENT")) == "YES"}
+			partOff += pr.duration
+			if !segStart.IsZero() {
+				pr.avail = segStart.Add(partOff)
+			}
+			p.parts = append(p.parts, pr)
+			partIdx++
+		case bytes.HasPrefix(line, []byte("#EXT-X-PRELOAD-HINT:")):
+			list := line[len("#EXT-X-PRELOAD-HINT:"):]
+			if uri, ok := attrValue(list, "URI"); ok && string(attrOr(list, "TYPE")) == "PART" {
+				p.hint = partRef{msn: p.seq + seq, index: partIdx, uri: uri}
+			}
+		case bytes.HasPrefix(line, []byte("#EXT-X-SERVER-CONTROL:")):
+			list := line[len("#EXT-X-SERVER-CONTROL:"):]
+			p.canBlock = string(attrOr(list, "CAN-BLOCK-RELOAD")) == "YES"
+			p.partHoldBack = sane(attrOr(list, "PART-HOLD-BACK"))
+		case bytes.HasPrefix(line, []byte("#EXT-X-PART-INF:")):
+			p.partTarget = sane(attrOr(line[len("#EXT-X-PART-INF:"):], "PART-TARGET"))
+		case bytes.HasPrefix(line, []byte("#EXT-X-MAP:")):
+			p.mapURI, _ = attrValue(line[len("#EXT-X-MAP:"):], "URI")
+		case bytes.HasPrefix(line, []byte("#EXT-X-PROGRAM-DATE-TIME:")):
+			if t, err := time.Parse(time.RFC3339Nano, string(line[len("#EXT-X-PROGRAM-DATE-TIME:"):])); err == nil {
+				segStart = t
 			}
 		case bytes.HasPrefix(line, []byte("#EXTINF:")):
 			v := line[len("#EXTINF:"):]
@@ -102,14 +164,65 @@ func nextLine(b []byte) (line, rest []byte) {
 	return bytes.TrimRight(line, "\r \t"), rest
 }
 
-// attr finds NAME=value in an attribute list (unquoted values only, which BANDWIDTH always is).
+// attr finds NAME=value in an attribute list.
 func attr(list []byte, name string) (string, bool) {
-	for _, kv := range strings.Split(string(list), ",") {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			return v, true
+	v, ok := attrValue(list, name)
+	return string(v), ok
+}
+
+// attrOr is attrValue's value, nil when absent.
+func attrOr(list []byte, name string) []byte {
+	v, _ := attrValue(list, name)
+	return v
+}
+
+// attrValue finds NAME=value in an attribute list (RFC 8216 4.2): a quoted value without its quotes, which may
+// hold commas; the result aliases list.
+func attrValue(list []byte, name string) ([]byte, bool) {
+	for len(list) > 0 {
+		eq := bytes.IndexByte(list, '=')
+		if eq < 0 {
+			return nil, false
 		}
+		key, rest := bytes.TrimSpace(list[:eq]), list[eq+1:]
+		var val []byte
+		if len(rest) > 0 && rest[0] == '"' {
+			end := bytes.IndexByte(rest[1:], '"')
+			if end < 0 {
+				return nil, false
+			}
+			val, rest = rest[1:1+end], rest[2+end:]
+			if c := bytes.IndexByte(rest, ','); c >= 0 {
+				rest = rest[c+1:]
+			} else {
+				rest = nil
+			}
+		} else if c := bytes.IndexByte(rest, ','); c >= 0 {
+			val, rest = rest[:c], rest[c+1:]
+		} else {
+			val, rest = rest, nil
+		}
+		if string(key) == name {
+			return val, true
+		}
+		list = rest
 	}
-	return "", false
+	return nil, false
+}
+
+// sane parses a number of seconds, 0 unless it lies in (0, 86400]: NaN and absurd values would poison the
+// viewer's clocks.
+func sane(v []byte) float64 {
+	f, err := strconv.ParseFloat(string(v), 64)
+	if err != nil || !(f > 0 && f <= 86400) {
+		return 0
+	}
+	return f
+}
+
+// seconds converts a playlist duration, rounded to the microsecond so that sums of millisecond values are exact.
+func seconds(s float64) time.Duration {
+	return time.Duration(math.Round(s*1e6)) * time.Microsecond
 }
 
 // resolveURI resolves ref against the URL of the playlist that listed it (RFC 3986, the cases HLS uses):

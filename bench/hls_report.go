@@ -15,8 +15,10 @@ type HLSReport struct {
 	// URL is the entry URL with its query (tokens) removed.
 	URL string `json:"url"`
 	// Mint is the kind of per-viewer token minted, if any.
-	Mint        string    `json:"mint,omitempty"`
-	Variant     string    `json:"variant"`
+	Mint    string `json:"mint,omitempty"`
+	Variant string `json:"variant"`
+	// LL says the viewers played low-latency HLS.
+	LL          bool      `json:"ll,omitempty"`
 	Started     time.Time `json:"started"`
 	DurationSec float64   `json:"durationSec"`
 
@@ -28,9 +30,12 @@ type HLSReport struct {
 	// ViewersStalled counts viewers that stalled at least once.
 	ViewersStalled int64 `json:"viewersStalled"`
 
-	Requests         uint64  `json:"requests"`
-	PlaylistRequests uint64  `json:"playlistRequests"`
+	Requests         uint64 `json:"requests"`
+	PlaylistRequests uint64 `json:"playlistRequests"`
+	// BlockingRequests are the LL blocking playlist reloads among PlaylistRequests.
+	BlockingRequests uint64  `json:"blockingRequests,omitempty"`
 	SegmentRequests  uint64  `json:"segmentRequests"`
+	PartRequests     uint64  `json:"partRequests,omitempty"`
 	Bytes            uint64  `json:"bytes"`
 	ReqPerSec        float64 `json:"reqPerSec"`
 	MBPerSec         float64 `json:"mbPerSec"`
@@ -39,6 +44,10 @@ type HLSReport struct {
 	Startup  LatencySummary `json:"startup"`
 	Playlist LatencySummary `json:"playlist"`
 	Segment  LatencySummary `json:"segment"`
+	// PartDelivery is, for every LL part a viewer asked for (hinted part or blocking reload) before the origin
+	// completed it, the time from that completion (its end on the playlist's EXT-X-PROGRAM-DATE-TIME timeline)
+	// to its last byte at the viewer. Parts fetched while catching up are left out: they were complete before.
+	PartDelivery LatencySummary `json:"partDelivery"`
 
 	// Statuses counts responses by HTTP status and transport failures by name (timeout, conn_error, ...).
 	Statuses map[string]uint64 `json:"statuses"`
@@ -48,11 +57,23 @@ type HLSReport struct {
 	// behind; StallSec is the total rebuffering.
 	Stalls   uint64  `json:"stalls"`
 	StallSec float64 `json:"stallSec"`
-	// SkippedSegments were never played: failed, or gone from the window before the viewer got to them.
+	// SkippedSegments were never played: failed, or gone from the window before the viewer got to them. In LL
+	// mode they count failed parts too.
 	SkippedSegments uint64 `json:"skippedSegments"`
 
 	Origin *OriginOffload `json:"origin,omitempty"`
-	Series []HLSSample    `json:"series"`
+	// Edges is each edge's share, for a run over several.
+	Edges  []EdgeReport `json:"edges,omitempty"`
+	Series []HLSSample  `json:"series"`
+}
+
+// EdgeReport is one edge's share of a run over several: the viewers dealt to it and their traffic.
+type EdgeReport struct {
+	Edge     string `json:"edge"`
+	Viewers  int64  `json:"viewers"`
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	Bytes    uint64 `json:"bytes"`
 }
 
 // OriginOffload is what the origin served during the run, from its /stats before and after.
@@ -64,7 +85,16 @@ type OriginOffload struct {
 	ViewerSegmentRequests uint64  `json:"viewerSegmentRequests"`
 	// Offload is the share of the viewers' segment requests the origin did not see.
 	Offload float64 `json:"offload"`
-	// StatsTruncated says the origin's per-URI counters were full, so DistinctSegments is a lower bound.
+	// LL: PartFetches for DistinctParts is the origin's cost of a part (1 behind a coalescing edge);
+	// BlockingFetches for PlaylistVersions, distinct (path, _HLS_msn, _HLS_part), that of a playlist version.
+	PartFetches               uint64  `json:"partFetches,omitempty"`
+	DistinctParts             int     `json:"distinctParts,omitempty"`
+	FetchesPerPart            float64 `json:"fetchesPerPart,omitempty"`
+	ViewerPartRequests        uint64  `json:"viewerPartRequests,omitempty"`
+	BlockingFetches           uint64  `json:"blockingFetches,omitempty"`
+	PlaylistVersions          int     `json:"playlistVersions,omitempty"`
+	FetchesPerPlaylistVersion float64 `json:"fetchesPerPlaylistVersion,omitempty"`
+	// StatsTruncated says the origin's per-URI counters were full, so the distinct counts are lower bounds.
 	StatsTruncated bool `json:"statsTruncated,omitempty"`
 }
 
@@ -79,6 +109,8 @@ type HLSSample struct {
 	SegmentP50Ms  float64 `json:"segmentP50Ms"`
 	SegmentP99Ms  float64 `json:"segmentP99Ms"`
 	PlaylistP99Ms float64 `json:"playlistP99Ms"`
+	// PartDeliveryP99Ms is the interval's part delivery p99 (LL).
+	PartDeliveryP99Ms float64 `json:"partDeliveryP99Ms,omitempty"`
 }
 
 // WriteSummary prints the final summary table.
@@ -88,7 +120,11 @@ func (r *HLSReport) WriteSummary(w io.Writer) error {
 	if r.Mint != "" {
 		mint = ", a " + r.Mint + " token minted per viewer"
 	}
-	fmt.Fprintf(&b, "hlsedge bench hls: %s (variant %s%s)\n", r.URL, r.Variant, mint)
+	ll := ""
+	if r.LL {
+		ll = ", low-latency"
+	}
+	fmt.Fprintf(&b, "hlsedge bench hls: %s (variant %s%s%s)\n", r.URL, r.Variant, mint, ll)
 	fmt.Fprintf(&b, "viewers: %d asked, %d started, %d peak, %d denied, %d stalled at least once; %.1fs\n\n",
 		r.Viewers, r.ViewersStarted, r.ViewersPeak, r.ViewersDenied, r.ViewersStalled, r.DurationSec)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -96,13 +132,21 @@ func (r *HLSReport) WriteSummary(w io.Writer) error {
 	for _, row := range []struct {
 		name string
 		s    LatencySummary
-	}{{"startup", r.Startup}, {"playlist", r.Playlist}, {"segment", r.Segment}} {
+	}{{"startup", r.Startup}, {"playlist", r.Playlist}, {"segment", r.Segment}, {"part delivery", r.PartDelivery}} {
 		s := row.s
+		if row.name == "part delivery" && !r.LL {
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t\n", row.name, s.Count, fmtMs(s.MeanMs), fmtMs(s.P50Ms), fmtMs(s.P90Ms), fmtMs(s.P99Ms), fmtMs(s.MaxMs))
 	}
 	tw.Flush()
-	fmt.Fprintf(&b, "\nthroughput: %.0f req/s, %.1f MB/s (%d requests: %d playlist, %d segment; %.1f MB)\n",
-		r.ReqPerSec, r.MBPerSec, r.Requests, r.PlaylistRequests, r.SegmentRequests, float64(r.Bytes)/1e6)
+	if r.LL {
+		fmt.Fprintf(&b, "\nthroughput: %.0f req/s, %.1f MB/s (%d requests: %d playlist of which %d blocking, %d part, %d segment; %.1f MB)\n",
+			r.ReqPerSec, r.MBPerSec, r.Requests, r.PlaylistRequests, r.BlockingRequests, r.PartRequests, r.SegmentRequests, float64(r.Bytes)/1e6)
+	} else {
+		fmt.Fprintf(&b, "\nthroughput: %.0f req/s, %.1f MB/s (%d requests: %d playlist, %d segment; %.1f MB)\n",
+			r.ReqPerSec, r.MBPerSec, r.Requests, r.PlaylistRequests, r.SegmentRequests, float64(r.Bytes)/1e6)
+	}
 	fmt.Fprintf(&b, "statuses:  ")
 	for _, k := range sortedKeys(r.Statuses) {
 		fmt.Fprintf(&b, " %s=%d", k, r.Statuses[k])
@@ -115,6 +159,13 @@ func (r *HLSReport) WriteSummary(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "origin: %d segment fetches for %d distinct segments = %.2f per segment; %d playlist fetches; offload %.2f%% of %d viewer segment requests%s\n",
 			o.SegmentFetches, o.DistinctSegments, o.FetchesPerSegment, o.PlaylistFetches, 100*o.Offload, o.ViewerSegmentRequests, trunc)
+		if r.LL {
+			fmt.Fprintf(&b, "origin LL: %d part fetches for %d distinct parts = %.2f per part (viewers asked %d); %d blocking playlist fetches for %d versions = %.2f per version\n",
+				o.PartFetches, o.DistinctParts, o.FetchesPerPart, o.ViewerPartRequests, o.BlockingFetches, o.PlaylistVersions, o.FetchesPerPlaylistVersion)
+		}
+	}
+	for _, e := range r.Edges {
+		fmt.Fprintf(&b, "edge %s: %d viewers, %d requests, %d errors, %.1f MB\n", e.Edge, e.Viewers, e.Requests, e.Errors, float64(e.Bytes)/1e6)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -24,7 +25,10 @@ type reqKind int
 
 const (
 	reqPlaylist reqKind = iota
-	reqSegment
+	reqSegment          // segments and init segments
+	reqPart             // LL parts
+	reqBlocking         // LL blocking playlist reloads: counted as playlists, but held by design, so not timed
+	numReqKinds
 )
 
 // hlsRun is the state every viewer of one run shares: one fasthttp client, the clock and lock-free counters.
@@ -32,20 +36,32 @@ type hlsRun struct {
 	cfg    HLSConfig
 	client *fasthttp.Client
 	clk    clock
+	edges  []*edgeStats // one per configured edge; one unnamed for a run without Edges
+
+	conns connSet     // the client's connections, cut when the run ends
+	over  atomic.Bool // the run has ended: requests cut short are not counted
 
 	active, started, peak, denied, stalledViewers atomic.Int64
 	requests, bytes, errors, stalls, skipped      atomic.Uint64
-	kindReqs                                      [2]atomic.Uint64
+	kindReqs                                      [numReqKinds]atomic.Uint64
 	stallTime                                     atomic.Int64
 	statuses                                      [600]atomic.Uint64
-	playlist, segment, startup                    histogram
+	playlist, segment, startup, partDelivery      histogram
 
 	errMu     sync.Mutex
 	errByName map[string]uint64 // transport failures: timeout, conn, ...
 }
 
-// get fetches url; with buf it copies the body there (playlists), otherwise only counts it (segments).
-func (r *hlsRun) get(url string, k reqKind, buf *[]byte) (int, error) {
+// edgeStats is one edge's share of a run.
+type edgeStats struct {
+	base                    string
+	viewers                 atomic.Int64
+	requests, errors, bytes atomic.Uint64
+}
+
+// get fetches url for a viewer on edge e; with buf it copies the body there (playlists), otherwise only counts
+// it (segments, parts).
+func (r *hlsRun) get(e *edgeStats, url string, k reqKind, buf *[]byte) (int, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -54,15 +70,21 @@ func (r *hlsRun) get(url string, k reqKind, buf *[]byte) (int, error) {
 	start := time.Now()
 	err := r.client.DoDeadline(req, resp, start.Add(r.cfg.Timeout))
 	el := time.Since(start)
+	if err != nil && r.over.Load() {
+		return 0, err // cut by the end of the run: not a result
+	}
 	r.requests.Add(1)
+	e.requests.Add(1)
 	r.kindReqs[k].Add(1)
 	if err != nil {
+		e.errors.Add(1)
 		r.countError(errorName(err))
 		return 0, err
 	}
 	st := resp.StatusCode()
 	body := resp.Body()
 	r.bytes.Add(uint64(len(body)))
+	e.bytes.Add(uint64(len(body)))
 	if st >= 100 && st < len(r.statuses) {
 		r.statuses[st].Add(1)
 	} else {
@@ -70,11 +92,13 @@ func (r *hlsRun) get(url string, k reqKind, buf *[]byte) (int, error) {
 	}
 	if st >= 400 {
 		r.errors.Add(1)
+		e.errors.Add(1)
 	}
 	if st/100 == 2 {
-		if k == reqSegment {
+		switch k {
+		case reqSegment:
 			r.segment.Record(el)
-		} else {
+		case reqPlaylist:
 			r.playlist.Record(el)
 		}
 	}
@@ -132,6 +156,9 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 		if err != nil {
 			return nil, err
 		}
+		if len(cfg.Edges) > 0 {
+			u = onEdge(u, cfg.Edges[i%len(cfg.Edges)])
+		}
 		urls[i] = u
 	}
 	var before *synthorigin.Stats
@@ -157,7 +184,14 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 			DisablePathNormalizing: true, // send URIs exactly as playlists and the user gave them
 		},
 	}
+	r.client.Dial = r.conns.dial(cfg.Timeout)
 	defer r.client.CloseIdleConnections()
+	for _, e := range cfg.Edges {
+		r.edges = append(r.edges, &edgeStats{base: e})
+	}
+	if len(r.edges) == 0 {
+		r.edges = []*edgeStats{{}}
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -176,8 +210,9 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 			if runCtx.Err() != nil {
 				return
 			}
-			v := &viewer{r: r, entry: urls[i], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
+			v := &viewer{r: r, entry: urls[i], edge: r.edges[i%len(r.edges)], rnd: rand.New(rand.NewPCG(cfg.Seed, uint64(i)))}
 			r.started.Add(1)
+			v.edge.viewers.Add(1)
 			wg.Add(1)
 			go func() { defer wg.Done(); v.run(runCtx) }()
 		}
@@ -202,7 +237,11 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 			next = next.Add(cfg.Interval)
 		}
 	}
+	// Requests still in flight are cut rather than waited for: an LL server holds a blocking reload for up to
+	// three target durations, and what arrives after the end is not measured anyway.
+	r.over.Store(true)
 	cancel()
+	r.conns.closeAll()
 	<-allDone
 	s.sample(progress)
 	rep := r.report(cfg, start, clk.Now().Sub(start), s.series)
@@ -214,9 +253,65 @@ func runHLS(ctx context.Context, cfg HLSConfig, progress io.Writer, clk clock) (
 		if err != nil {
 			return rep, err
 		}
-		rep.Origin = originOffload(before, after, r.kindReqs[reqSegment].Load())
+		rep.Origin = originOffload(before, after, r.kindReqs[reqSegment].Load(), r.kindReqs[reqPart].Load())
 	}
 	return rep, ctx.Err()
+}
+
+// connSet tracks a client's open connections so that they can all be closed at once.
+type connSet struct {
+	mu     sync.Mutex
+	m      map[*trackedConn]struct{}
+	closed bool
+}
+
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (c *trackedConn) Close() error {
+	c.set.mu.Lock()
+	delete(c.set.m, c)
+	c.set.mu.Unlock()
+	return c.Conn.Close()
+}
+
+var errRunOver = errors.New("the run is over")
+
+func (s *connSet) dial(timeout time.Duration) fasthttp.DialFunc {
+	return func(addr string) (net.Conn, error) {
+		c, err := fasthttp.DialTimeout(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		tc := &trackedConn{Conn: c, set: s}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			_ = c.Close()
+			return nil, errRunOver
+		}
+		if s.m == nil {
+			s.m = map[*trackedConn]struct{}{}
+		}
+		s.m[tc] = struct{}{}
+		return tc, nil
+	}
+}
+
+// closeAll closes every open connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	cs := make([]*trackedConn, 0, len(s.m))
+	for c := range s.m {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	for _, c := range cs {
+		_ = c.Close()
+	}
 }
 
 // sampler turns cumulative counters into per-interval samples.
@@ -224,12 +319,12 @@ type sampler struct {
 	r                           *hlsRun
 	start, last                 time.Time
 	reqs, bytes, errors, stalls uint64
-	seg, pl                     histSnap
+	seg, pl, part               histSnap
 	series                      []HLSSample
 }
 
 func newSampler(r *hlsRun, start time.Time) *sampler {
-	return &sampler{r: r, start: start, last: start, seg: r.segment.snapshot(), pl: r.playlist.snapshot()}
+	return &sampler{r: r, start: start, last: start, seg: r.segment.snapshot(), pl: r.playlist.snapshot(), part: r.partDelivery.snapshot()}
 }
 
 func (s *sampler) sample(progress io.Writer) {
@@ -240,38 +335,50 @@ func (s *sampler) sample(progress io.Writer) {
 		return
 	}
 	reqs, bytes, errs, stalls := r.requests.Load(), r.bytes.Load(), r.errors.Load(), r.stalls.Load()
-	seg, pl := r.segment.snapshot(), r.playlist.snapshot()
-	dseg, dpl := seg.sub(&s.seg), pl.sub(&s.pl)
+	seg, pl, part := r.segment.snapshot(), r.playlist.snapshot(), r.partDelivery.snapshot()
+	dseg, dpl, dpart := seg.sub(&s.seg), pl.sub(&s.pl), part.sub(&s.part)
 	active := r.active.Load()
 	smp := HLSSample{
 		T: now.Sub(s.start).Seconds(), Viewers: active,
 		ReqPerSec: float64(reqs-s.reqs) / dt, MBPerSec: float64(bytes-s.bytes) / dt / 1e6,
 		Errors: errs - s.errors, Stalls: stalls - s.stalls,
 		SegmentP50Ms: ms(dseg.quantile(0.5)), SegmentP99Ms: ms(dseg.quantile(0.99)), PlaylistP99Ms: ms(dpl.quantile(0.99)),
+		PartDeliveryP99Ms: ms(dpart.quantile(0.99)),
 	}
 	s.series = append(s.series, smp)
-	s.last, s.reqs, s.bytes, s.errors, s.stalls, s.seg, s.pl = now, reqs, bytes, errs, stalls, seg, pl
+	s.last, s.reqs, s.bytes, s.errors, s.stalls, s.seg, s.pl, s.part = now, reqs, bytes, errs, stalls, seg, pl, part
 	if progress != nil {
-		fmt.Fprintf(progress, "[%5.0fs] viewers %d/%d  req/s %.0f  MB/s %.1f  errors %d  p99 seg %.1fms pl %.1fms  stalls %d\n",
-			smp.T, active, r.cfg.Viewers, smp.ReqPerSec, smp.MBPerSec, errs, smp.SegmentP99Ms, smp.PlaylistP99Ms, stalls)
+		ll := ""
+		if r.cfg.LL {
+			ll = fmt.Sprintf(" part delivery %.1fms", smp.PartDeliveryP99Ms)
+		}
+		fmt.Fprintf(progress, "[%5.0fs] viewers %d/%d  req/s %.0f  MB/s %.1f  errors %d  p99 seg %.1fms pl %.1fms%s  stalls %d\n",
+			smp.T, active, r.cfg.Viewers, smp.ReqPerSec, smp.MBPerSec, errs, smp.SegmentP99Ms, smp.PlaylistP99Ms, ll, stalls)
 	}
 }
 
 func (r *hlsRun) report(cfg HLSConfig, start time.Time, elapsed time.Duration, series []HLSSample) *HLSReport {
-	seg, pl, su := r.segment.snapshot(), r.playlist.snapshot(), r.startup.snapshot()
+	seg, pl, su, part := r.segment.snapshot(), r.playlist.snapshot(), r.startup.snapshot(), r.partDelivery.snapshot()
 	rep := &HLSReport{
-		URL: redactURL(cfg.URL), Variant: cfg.Variant, Started: start, DurationSec: elapsed.Seconds(),
+		URL: redactURL(cfg.URL), Variant: cfg.Variant, LL: cfg.LL, Started: start, DurationSec: elapsed.Seconds(),
 		Viewers: cfg.Viewers, ViewersStarted: r.started.Load(), ViewersPeak: r.peak.Load(),
 		ViewersDenied: r.denied.Load(), ViewersStalled: r.stalledViewers.Load(),
-		Requests: r.requests.Load(), PlaylistRequests: r.kindReqs[reqPlaylist].Load(),
+		Requests: r.requests.Load(), PlaylistRequests: r.kindReqs[reqPlaylist].Load() + r.kindReqs[reqBlocking].Load(),
+		BlockingRequests: r.kindReqs[reqBlocking].Load(), PartRequests: r.kindReqs[reqPart].Load(),
 		SegmentRequests: r.kindReqs[reqSegment].Load(), Bytes: r.bytes.Load(), Errors: r.errors.Load(),
-		Startup: su.summary(), Playlist: pl.summary(), Segment: seg.summary(),
+		Startup: su.summary(), Playlist: pl.summary(), Segment: seg.summary(), PartDelivery: part.summary(),
 		Statuses: map[string]uint64{}, Stalls: r.stalls.Load(),
 		StallSec: time.Duration(r.stallTime.Load()).Seconds(), SkippedSegments: r.skipped.Load(),
 		Series: series,
 	}
 	if cfg.Mint != nil {
 		rep.Mint = cfg.Mint.Kind
+	}
+	if len(cfg.Edges) > 0 {
+		for _, e := range r.edges {
+			rep.Edges = append(rep.Edges, EdgeReport{Edge: e.base, Viewers: e.viewers.Load(), Requests: e.requests.Load(),
+				Errors: e.errors.Load(), Bytes: e.bytes.Load()})
+		}
 	}
 	if s := elapsed.Seconds(); s > 0 {
 		rep.ReqPerSec = float64(rep.Requests) / s
@@ -312,14 +419,19 @@ func fetchOriginStats(ctx context.Context, url string) (*synthorigin.Stats, erro
 	return &st, nil
 }
 
-// originOffload compares two /stats snapshots: how often the origin served each distinct segment during the run.
-func originOffload(before, after *synthorigin.Stats, viewerSegments uint64) *OriginOffload {
+// originOffload compares two /stats snapshots: how often the origin served each distinct segment, part and
+// blocking playlist version during the run.
+func originOffload(before, after *synthorigin.Stats, viewerSegments, viewerParts uint64) *OriginOffload {
+	kind := func(k string) uint64 { return after.Kinds[k] - before.Kinds[k] }
 	o := &OriginOffload{
-		SegmentFetches:        after.Kinds["segment"] - before.Kinds["segment"],
-		PlaylistFetches:       after.Kinds["playlist"] + after.Kinds["master"] - before.Kinds["playlist"] - before.Kinds["master"],
+		SegmentFetches:        kind("segment") + kind("init"), // a viewer's init segment is a segment request too
+		PlaylistFetches:       kind("playlist") + kind("master"),
 		ViewerSegmentRequests: viewerSegments,
+		PartFetches:           kind("part"),
+		ViewerPartRequests:    viewerParts,
+		BlockingFetches:       after.BlockingRequests - before.BlockingRequests,
 	}
-	distinct := map[string]struct{}{}
+	segs, parts := map[string]struct{}{}, map[string]struct{}{}
 	for u, n := range after.URIs {
 		if n <= before.URIs[u] {
 			continue
@@ -328,19 +440,48 @@ func originOffload(before, after *synthorigin.Stats, viewerSegments uint64) *Ori
 		if i := strings.IndexByte(p, '?'); i >= 0 {
 			p = p[:i]
 		}
-		if strings.HasSuffix(p, ".ts") {
-			distinct[p] = struct{}{}
+		switch {
+		case isPartPath(p):
+			parts[p] = struct{}{}
+		case strings.HasSuffix(p, ".ts"), strings.HasSuffix(p, ".m4s"), strings.HasSuffix(p, ".mp4"):
+			segs[p] = struct{}{}
 		}
 	}
-	o.DistinctSegments = len(distinct)
+	for k, n := range after.Blocking {
+		if n > before.Blocking[k] {
+			o.PlaylistVersions++
+		}
+	}
+	o.DistinctSegments, o.DistinctParts = len(segs), len(parts)
 	if o.DistinctSegments > 0 {
 		o.FetchesPerSegment = float64(o.SegmentFetches) / float64(o.DistinctSegments)
+	}
+	if o.DistinctParts > 0 {
+		o.FetchesPerPart = float64(o.PartFetches) / float64(o.DistinctParts)
+	}
+	if o.PlaylistVersions > 0 {
+		o.FetchesPerPlaylistVersion = float64(o.BlockingFetches) / float64(o.PlaylistVersions)
 	}
 	if viewerSegments > 0 {
 		o.Offload = 1 - float64(o.SegmentFetches)/float64(viewerSegments)
 	}
-	o.StatsTruncated = after.URIsDropped > before.URIsDropped
+	o.StatsTruncated = after.URIsDropped > before.URIsDropped || after.BlockingDropped > before.BlockingDropped
 	return o
+}
+
+// isPartPath reports whether p names an LL part as the synthetic origin does: "{seq}_{tag}.{k}.m4s".
+func isPartPath(p string) bool {
+	base, ok := strings.CutSuffix(p, ".m4s")
+	i := strings.LastIndexByte(base, '.')
+	if !ok || i < 0 || i == len(base)-1 {
+		return false
+	}
+	for _, c := range base[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // sortedKeys is for stable output of status maps.

@@ -11,10 +11,12 @@ import (
 )
 
 // viewer is one simulated player: master -> variant -> media playlist polled every target duration -> each new
-// segment fetched once, in order, against a playback clock that starts when the first segment is ready.
+// segment fetched once, in order, against a playback clock that starts when the first segment is ready. In LL
+// mode it plays parts instead (hls_ll.go).
 type viewer struct {
 	r     *hlsRun
 	entry string
+	edge  *edgeStats
 	rnd   *rand.Rand
 
 	media     string // media playlist URL
@@ -25,6 +27,14 @@ type viewer struct {
 	playStart time.Time // zero until the first segment is ready; moved on by every stall (rebuffering)
 	mediaPos  time.Duration
 	stalled   bool
+
+	// LL: the blocking reload is read into buf2/pl2 while the hinted part downloads, then swapped in.
+	buf2 []byte
+	pl2  mediaPlaylist
+	// The part the viewer last asked for before having it (awaitPart), and when: its delivery is timed if it was
+	// not yet complete then. Parts fetched while catching up were complete long before and are not.
+	askedFor partPos
+	askedAt  time.Time
 }
 
 // errDenied ends a viewer: the server refused its token, a player would stop too.
@@ -40,6 +50,9 @@ func (v *viewer) run(ctx context.Context) {
 		if errors.Is(err, errDenied) {
 			r.denied.Add(1)
 		}
+		return
+	}
+	if r.cfg.LL && v.runLL(ctx) {
 		return
 	}
 	for ctx.Err() == nil {
@@ -62,7 +75,7 @@ func (v *viewer) run(ctx context.Context) {
 // second, as a player would, until the run ends.
 func (v *viewer) open(ctx context.Context) error {
 	for {
-		st, err := v.r.get(v.entry, reqPlaylist, &v.buf)
+		st, err := v.r.get(v.edge, v.entry, reqPlaylist, &v.buf)
 		switch {
 		case err == nil && st == fasthttp.StatusOK:
 			if !isMaster(v.buf) {
@@ -105,7 +118,7 @@ func (v *viewer) poll(ctx context.Context) time.Duration {
 	if v.pl.target > 0 {
 		retry = time.Duration(v.pl.target * float64(time.Second))
 	}
-	st, err := r.get(v.media, reqPlaylist, &v.buf)
+	st, err := r.get(v.edge, v.media, reqPlaylist, &v.buf)
 	if deniedStatus(st) {
 		return -1
 	}
@@ -137,7 +150,7 @@ func (v *viewer) poll(ctx context.Context) time.Duration {
 		if ctx.Err() != nil {
 			return retry
 		}
-		st, err := r.get(resolveURI(v.media, s.uri), reqSegment, nil)
+		st, err := r.get(v.edge, resolveURI(v.media, s.uri), reqSegment, nil)
 		done := r.clk.Now()
 		v.nextSeq = s.seq + 1
 		if deniedStatus(st) {
@@ -149,21 +162,26 @@ func (v *viewer) poll(ctx context.Context) time.Duration {
 			v.mediaPos += dur
 			continue
 		}
-		if v.playStart.IsZero() {
-			v.playStart = done
-			r.startup.Record(done.Sub(v.started))
-		} else if deadline := v.playStart.Add(v.mediaPos); done.After(deadline) {
-			// The playhead reached this segment before it arrived: a rebuffer as long as the lateness.
-			late := done.Sub(deadline)
-			v.stall(late)
-			v.playStart = v.playStart.Add(late)
-		}
-		v.mediaPos += dur
+		v.played(done, dur)
 	}
 	if v.pl.ended && v.nextSeq > segs[len(segs)-1].seq {
 		return 0
 	}
 	return time.Duration(v.pl.target * float64(time.Second))
+}
+
+// played moves the playback clock over a piece of media of length dur that arrived at done: the first one starts
+// playback; one that arrives after the playhead needed it is a rebuffer as long as its lateness.
+func (v *viewer) played(done time.Time, dur time.Duration) {
+	if v.playStart.IsZero() {
+		v.playStart = done
+		v.r.startup.Record(done.Sub(v.started))
+	} else if deadline := v.playStart.Add(v.mediaPos); done.After(deadline) {
+		late := done.Sub(deadline)
+		v.stall(late)
+		v.playStart = v.playStart.Add(late)
+	}
+	v.mediaPos += dur
 }
 
 func (v *viewer) stall(d time.Duration) {

@@ -27,6 +27,12 @@ import (
 type WSConfig struct {
 	// URL is the signaling socket, ws://host:port/ws.
 	URL string `json:"url"`
+	// Edges are the base URLs (ws://host:port) of several edges: sockets are dealt to them round robin, the
+	// moderators of each room and the participants each from the first edge, with URL's scheme and host
+	// replaced; the report shows each edge's share. A participant whose moderator is on another edge is
+	// admitted only if the edges share conferences (a fleet); every edge with a moderator of the room admits
+	// those waiting on it.
+	Edges []string `json:"edges,omitempty"`
 	// Secret is the HS256 key tokens are minted with (the server's signaling.jwt.secret).
 	Secret string `json:"-"`
 	// Issuer is the `iss` claim; empty leaves it out.
@@ -97,7 +103,7 @@ func (c *WSConfig) Validate() error {
 	case c.ChatRate < 0 || c.Duration < 0:
 		return fmt.Errorf("%w: 'chat-rate' and 'duration' must not be negative", ErrInvalidConfig)
 	}
-	return nil
+	return validateEdges(c.Edges, "ws", "wss")
 }
 
 // WSReport is RunWS's result; it is what --json writes.
@@ -124,6 +130,8 @@ type WSReport struct {
 	FanOut        LatencySummary `json:"fanOut"`
 	// Dropped counts sockets the server closed, by close code.
 	Dropped map[string]int `json:"dropped,omitempty"`
+	// Edges is each edge's share, for a run over several.
+	Edges []WSEdgeReport `json:"edges,omitempty"`
 
 	Memory *WSMemory `json:"serverMemory,omitempty"`
 }
@@ -141,6 +149,23 @@ type WSMemory struct {
 	// PerConn is (loaded - baseline) / sockets.
 	PerConnHeapStack float64 `json:"perConnHeapStackBytes"`
 	PerConnRSS       float64 `json:"perConnRssBytes"`
+}
+
+// WSEdgeReport is one edge's share of a run over several.
+type WSEdgeReport struct {
+	Edge          string `json:"edge"`
+	Sockets       int64  `json:"sockets"`
+	Connected     int64  `json:"connected"`
+	ConnectErrors int64  `json:"connectErrors"`
+	Admitted      int64  `json:"admitted"`
+	ChatDelivered int64  `json:"chatDelivered"`
+}
+
+// wsEdge counts one edge's share.
+type wsEdge struct {
+	url                                                 string // URL on this edge
+	base                                                string
+	sockets, connected, connErrors, admitted, delivered atomic.Int64
 }
 
 // wsRun is one run's shared state.
@@ -165,15 +190,17 @@ type wsRun struct {
 type wsRoom struct {
 	name, cid  string
 	moderators []*wsClient
+	admitters  []*wsClient // the first moderator on each edge: each admits those waiting on its edge
 	members    []*wsClient // everyone who receives chat: moderators and admitted participants
-	pending    atomic.Bool // someone is waiting: the admit loop should act
 	mu         sync.Mutex
 }
 
 type wsClient struct {
 	run       *wsRun
 	room      *wsRoom
+	edge      *wsEdge
 	moderator bool
+	pending   atomic.Bool // a moderator was told someone waits: its admit loop should act
 	ws        *websocket.Conn
 	wmu       sync.Mutex
 	joinAt    atomic.Int64 // unix nanos of join_waiting_room; the reader goroutine reads it
@@ -220,19 +247,34 @@ func RunWS(ctx context.Context, cfg WSConfig, progress io.Writer) (*WSReport, er
 	stopProgress := r.startProgress(progress)
 	defer stopProgress()
 
+	edges := []*wsEdge{{url: cfg.URL}}
+	if len(cfg.Edges) > 0 {
+		edges = edges[:0]
+		for _, e := range cfg.Edges {
+			edges = append(edges, &wsEdge{url: onEdge(cfg.URL, e), base: e})
+		}
+	}
 	// Connect: moderators first, so that nobody waits for a moderator who is not there yet.
 	var all []*wsClient
 	for _, rm := range rooms {
+		seen := map[*wsEdge]bool{}
 		for j := 0; j < cfg.Moderators; j++ {
-			c := &wsClient{run: r, room: rm, moderator: true}
+			c := &wsClient{run: r, room: rm, moderator: true, edge: edges[j%len(edges)]}
 			rm.moderators = append(rm.moderators, c)
 			rm.members = append(rm.members, c)
+			if !seen[c.edge] {
+				seen[c.edge] = true
+				rm.admitters = append(rm.admitters, c)
+			}
 			all = append(all, c)
 		}
 	}
 	nMods := len(all)
 	for i := 0; i < cfg.Participants; i++ {
-		all = append(all, &wsClient{run: r, room: rooms[i%len(rooms)]})
+		all = append(all, &wsClient{run: r, room: rooms[i%len(rooms)], edge: edges[i%len(edges)]})
+	}
+	for _, c := range all {
+		c.edge.sockets.Add(1)
 	}
 	rep.Sockets = len(all)
 	defer func() {
@@ -298,6 +340,12 @@ func RunWS(ctx context.Context, cfg WSConfig, progress io.Writer) (*WSReport, er
 	rep.ChatDelivered = r.delivered.Load()
 	rep.ChatExpected = r.expected.Load()
 	rep.FanOut = snap(&r.fanoutH)
+	if len(cfg.Edges) > 0 {
+		for _, e := range edges {
+			rep.Edges = append(rep.Edges, WSEdgeReport{Edge: e.base, Sockets: e.sockets.Load(), Connected: e.connected.Load(),
+				ConnectErrors: e.connErrors.Load(), Admitted: e.admitted.Load(), ChatDelivered: e.delivered.Load()})
+		}
+	}
 	r.mu.Lock()
 	if len(r.connErrors) > 0 {
 		rep.ConnectErrors = r.connErrors
@@ -327,6 +375,7 @@ func (r *wsRun) dialAll(ctx context.Context, cs []*wsClient) {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if err := c.dial(ctx); err != nil {
+				c.edge.connErrors.Add(1)
 				r.mu.Lock()
 				r.connErrors[err.Error()]++
 				r.mu.Unlock()
@@ -362,7 +411,7 @@ func (c *wsClient) dial(ctx context.Context) error {
 	}
 	c.connected, c.admitted, c.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
 	t0 := time.Now()
-	ws, resp, err := r.dialer.DialContext(ctx, r.cfg.URL+"?room="+url.QueryEscape(c.room.name), h)
+	ws, resp, err := r.dialer.DialContext(ctx, c.edge.url+"?room="+url.QueryEscape(c.room.name), h)
 	if err != nil {
 		if resp != nil {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -382,6 +431,7 @@ func (c *wsClient) dial(ctx context.Context) error {
 	}
 	r.connectH.Record(time.Since(t0))
 	r.connected.Add(1)
+	c.edge.connected.Add(1)
 	if !c.moderator {
 		c.joinAt.Store(time.Now().UnixNano())
 		if err := c.send([]byte(`{"event":"join_waiting_room","data":null}`)); err != nil {
@@ -444,16 +494,18 @@ func (c *wsClient) readLoop() {
 				continue
 			}
 			r.fanoutH.Record(now.Sub(time.Unix(0, ns)))
+			c.edge.delivered.Add(1)
 			if n := r.delivered.Add(1); r.chatOver.Load() && n >= r.expected.Load() {
 				r.settle()
 			}
 		case bytes.HasPrefix(b, evConnectedPrefix):
 			close(c.connected)
 		case bytes.HasPrefix(b, evJoinedPrefix):
-			c.room.pending.Store(true)
+			c.pending.Store(true)
 		case bytes.HasPrefix(b, evGrantPrefix) && bytes.Contains(b, canJoin):
 			r.admitH.Record(now.Sub(time.Unix(0, c.joinAt.Load())))
 			r.admitted.Add(1)
+			c.edge.admitted.Add(1)
 			c.room.mu.Lock()
 			c.room.members = append(c.room.members, c)
 			c.room.mu.Unlock()
@@ -462,7 +514,8 @@ func (c *wsClient) readLoop() {
 	}
 }
 
-// admitLoop is the moderator pressing "admit all" whenever someone waits, as often as AdmitInterval allows.
+// admitLoop is a moderator on each edge pressing "admit all" whenever it is told someone waits, as often as
+// AdmitInterval allows.
 func (r *wsRun) admitLoop(ctx context.Context, rm *wsRoom) {
 	t := time.NewTicker(r.cfg.AdmitInterval)
 	defer t.Stop()
@@ -472,8 +525,10 @@ func (r *wsRun) admitLoop(ctx context.Context, rm *wsRoom) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if rm.pending.Swap(false) && len(rm.moderators) > 0 && rm.moderators[0].ws != nil {
-				_ = rm.moderators[0].send(msg)
+			for _, m := range rm.admitters {
+				if m.pending.Swap(false) && m.ws != nil {
+					_ = m.send(msg)
+				}
 			}
 		}
 	}
@@ -638,6 +693,10 @@ func (rep *WSReport) WriteSummary(w io.Writer) error {
 		rep.Admitted, fmtMs(rep.Admission.P50Ms), fmtMs(rep.Admission.P90Ms), fmtMs(rep.Admission.P99Ms), fmtMs(rep.Admission.MaxMs))
 	fmt.Fprintf(&b, "chat fan-out %d sent, %d of %d deliveries, p50 %s p90 %s p99 %s max %s\n",
 		rep.ChatSent, rep.ChatDelivered, rep.ChatExpected, fmtMs(rep.FanOut.P50Ms), fmtMs(rep.FanOut.P90Ms), fmtMs(rep.FanOut.P99Ms), fmtMs(rep.FanOut.MaxMs))
+	for _, e := range rep.Edges {
+		fmt.Fprintf(&b, "edge %s: %d sockets, %d connected, %d connect errors, %d admitted, %d chat deliveries\n",
+			e.Edge, e.Sockets, e.Connected, e.ConnectErrors, e.Admitted, e.ChatDelivered)
+	}
 	if m := rep.Memory; m != nil {
 		fmt.Fprintf(&b, "server mem   heap+stack %.1f -> %.1f MiB (%.1f KB/socket), rss %.1f -> %.1f MiB (%.1f KB/socket)\n",
 			m.BaselineHeapStack/(1<<20), m.LoadedHeapStack/(1<<20), m.PerConnHeapStack/1000,

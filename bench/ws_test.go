@@ -144,3 +144,45 @@ func TestScrapeMemoryWithAdminToken(t *testing.T) {
 		t.Fatalf("with the token: %v %v %v", hs, rss, err)
 	}
 }
+
+// TestRunWSSeveralEdges deals the sockets of one conference over two signaling servers standing in for two edges
+// that share nothing: each edge's moderator admits the participants waiting on its own edge, and the report
+// shows each edge's share.
+func TestRunWSSeveralEdges(t *testing.T) {
+	var edges []string
+	for range 2 {
+		srv, err := StartWSServer("127.0.0.1:0", wsTestConfig(), WSServerOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Close)
+		edges = append(edges, "ws://"+srv.Addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a safety net, not a measure
+	defer cancel()
+	rep, err := RunWS(ctx, WSConfig{
+		URL: "ws://127.0.0.1:1/ws", Edges: edges, Secret: wsTestSecret, Issuer: "bench", Origin: "https://meet.example.com",
+		Participants: 10, Rooms: 1, Moderators: 2, ChatRate: 0, AdmitInterval: 20 * time.Millisecond, Timeout: 10 * time.Second,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Connected != 12 || rep.Admitted != 10 || len(rep.Edges) != 2 {
+		t.Fatalf("connected %d admitted %d edges %+v errors %v", rep.Connected, rep.Admitted, rep.Edges, rep.ConnectErrors)
+	}
+	for i, e := range rep.Edges {
+		// Moderator i and participants i, i+2, ...: six sockets and five admissions on each edge.
+		if e.Edge != edges[i] || e.Sockets != 6 || e.Connected != 6 || e.Admitted != 5 || e.ConnectErrors != 0 {
+			t.Fatalf("edge %d: %+v", i, e)
+		}
+	}
+	var sum bytes.Buffer
+	if err := rep.WriteSummary(&sum); err != nil || !strings.Contains(sum.String(), "edge "+edges[1]+": 6 sockets, 6 connected") {
+		t.Fatalf("summary %q %v", sum.String(), err)
+	}
+	c := WSConfig{URL: "ws://x/ws", Secret: "s", Edges: []string{"http://x"}}
+	c.defaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "'edges[0]'") {
+		t.Fatalf("an http edge for ws: %v", err)
+	}
+}

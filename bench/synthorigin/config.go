@@ -1,6 +1,7 @@
 package synthorigin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -19,6 +20,10 @@ const (
 // maxVariants bounds Variants: the variant index is kept in the low nibble of generated segment names.
 const maxVariants = 8
 
+// llFragments is how many fMP4 fragments the committed LL media hold per segment (0.2 s each of a 3 s segment):
+// a part is a run of whole fragments, so Parts must divide it.
+const llFragments = 15
+
 // Config configures the synthetic Astra-like live origin. Zero values mean the documented defaults.
 type Config struct {
 	// Channels are the channel ids served under /play/{channel}/ (letters, digits, '-', '_'). Required.
@@ -33,13 +38,26 @@ type Config struct {
 	SegmentDuration time.Duration
 	// WindowSize is the number of segments in each media playlist, 1 to 64 (default 4, Astra's).
 	WindowSize int
-	// Delay is an artificial latency added before every segment response, for tests of timeouts and coalescing;
-	// Origin.WaitHeld tells when requests are inside it.
+	// Delay is an artificial latency added before every MPEG-TS segment response, for tests of timeouts and
+	// coalescing; Origin.WaitHeld tells when requests are inside it. LL responses follow the clock instead.
 	Delay time.Duration
 	// MaxStatsURIs bounds the per-URI counters of /stats so a scan cannot grow it without limit (default 10000).
 	MaxStatsURIs int
 	// Now is the clock the live window follows; nil means time.Now. Tests inject one.
 	Now func() time.Time
+
+	// LL turns on low-latency HLS (draft-pantos-hls-rfc8216bis): fMP4 segments behind an EXT-X-MAP init segment,
+	// EXT-X-PART parts, an EXT-X-PRELOAD-HINT for the next part, blocking playlist reload (_HLS_msn, _HLS_part),
+	// program date-times, and rendition reports between variants. Off (default), the origin serves MPEG-TS as
+	// Astra does and ignores delivery directives.
+	LL bool
+	// Parts is the number of parts per segment in LL mode: 1, 3, 5 or 15 (default 5: 0.6 s parts at the default
+	// 3 s cadence). The committed media hold 15 fragments per segment, and a part is 15/Parts of them.
+	Parts int
+	// SleepUntil waits until Now reaches t, or until ctx is done, and reports whether t came first. Requests held
+	// by LL mode (blocking reloads, hinted parts) wait on it. nil means a timer on the wall clock; a test that
+	// injects Now in LL mode must inject this too, so that held requests follow its clock.
+	SleepUntil func(ctx context.Context, t time.Time) bool
 }
 
 // Validate reports the first invalid field, by its name.
@@ -80,8 +98,31 @@ func (c *Config) Validate() error {
 	if c.MaxStatsURIs < 0 {
 		return fmt.Errorf("%w: 'maxStatsURIs' must not be negative", ErrInvalidConfig)
 	}
+	if !c.LL {
+		if c.Parts != 0 {
+			return fmt.Errorf("%w: 'parts' is only used with 'll'", ErrInvalidConfig)
+		}
+		return nil
+	}
+	if c.Parts < 0 || c.Parts > 0 && llFragments%c.Parts != 0 {
+		return fmt.Errorf("%w: 'parts' must be 1, 3, 5 or 15", ErrInvalidConfig)
+	}
+	// Part durations are written with millisecond precision, so that their sum is the segment's exactly.
+	parts := time.Duration(defaultParts)
+	if c.Parts > 0 {
+		parts = time.Duration(c.Parts)
+	}
+	if sd := c.SegmentDuration; sd > 0 && sd%(parts*time.Millisecond) != 0 {
+		return fmt.Errorf("%w: 'segmentDuration' must split into %d parts of whole milliseconds in LL mode", ErrInvalidConfig, parts)
+	}
+	if c.Now != nil && c.SleepUntil == nil {
+		return fmt.Errorf("%w: 'sleepUntil' is required with 'now' in LL mode: held requests must follow the same clock", ErrInvalidConfig)
+	}
 	return nil
 }
+
+// defaultParts is Parts' default: 0.6 s parts of a 3 s segment, well inside the spec's advice for part targets.
+const defaultParts = 5
 
 // withDefaults returns a copy with zero values replaced by the defaults.
 func (c Config) withDefaults() Config {
@@ -102,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.LL && c.Parts == 0 {
+		c.Parts = defaultParts
 	}
 	c.Channels = append([]string(nil), c.Channels...)
 	return c

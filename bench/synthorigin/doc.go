@@ -1,2 +1,2 @@
-// Package synthorigin is a synthetic live HLS origin that behaves like Cesbo Astra, for the demo, the tests and the load harness.
+// Package synthorigin is a synthetic live HLS origin, Astra-like or low-latency (LL-HLS), for the demo, the tests and the load harness.
 package synthorigin

@@ -14,21 +14,27 @@ import (
 
 // Origin is a synthetic live HLS origin that behaves like Cesbo Astra's HLS output: /play/{channel}/index.m3u8,
 // a sliding window that follows the wall clock, generated playlist and segment names, absolute segment URIs by
-// default, CORS on, and real MPEG-TS segments looping with a discontinuity at each wrap.
+// default, CORS on, and real MPEG-TS segments looping with a discontinuity at each wrap. In LL mode it serves
+// low-latency HLS instead, as Flussonic and MediaMTX do (see ll.go).
 type Origin struct {
 	cfg      Config
 	channels map[string]*originChannel
 	segs     [][]byte
+	codecs   string // the master playlist's CODECS
 	extinf   string // "#EXTINF:3.000,\n"
 	target   string // "#EXT-X-TARGETDURATION:3\n"
 	srv      *fasthttp.Server
 	stats    originStats
 	bufs     sync.Pool
-	done     chan struct{}
+	ctx      context.Context // done at Shutdown: releases every held request
+	stop     context.CancelFunc
 	stopOnce sync.Once
 
+	llState     // LL mode's media and precomputed tags
+	liveControl // Stall, End, Resume
+
 	heldMu      sync.Mutex
-	held        int           // segment responses waiting out Delay now
+	held        int           // requests held now: waiting out Delay, or for an LL part to exist
 	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
@@ -68,11 +74,19 @@ func New(cfg Config) (*Origin, error) {
 		cfg:      cfg,
 		channels: make(map[string]*originChannel, len(cfg.Channels)),
 		segs:     segs,
+		codecs:   "avc1.42c00c,mp4a.40.2",
 		extinf:   "#EXTINF:" + strconv.FormatFloat(cfg.SegmentDuration.Seconds(), 'f', 3, 64) + ",\n",
 		target:   "#EXT-X-TARGETDURATION:" + strconv.Itoa(targetDuration(cfg.SegmentDuration)) + "\n",
-		done:     make(chan struct{}),
 
 		heldChanged: make(chan struct{}),
+	}
+	o.ctx, o.stop = context.WithCancel(context.Background())
+	o.stateCtx, o.stateCancel = context.WithCancel(o.ctx)
+	if cfg.LL {
+		if err := o.initLL(); err != nil {
+			o.stop()
+			return nil, err
+		}
 	}
 	o.stats.init(cfg.MaxStatsURIs)
 	o.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
@@ -92,10 +106,11 @@ func New(cfg Config) (*Origin, error) {
 		o.channels[id] = ch
 	}
 	o.srv = &fasthttp.Server{
-		Handler:              o.Handler(),
-		Name:                 "hlsedge-origin",
-		ReadTimeout:          10 * time.Second,
-		WriteTimeout:         30*time.Second + cfg.Delay,
+		Handler:     o.Handler(),
+		Name:        "hlsedge-origin",
+		ReadTimeout: 10 * time.Second,
+		// A hinted part is written as it is produced: allow its hold and a segment's duration on top.
+		WriteTimeout:         30*time.Second + cfg.Delay + o.holdFor + cfg.SegmentDuration,
 		IdleTimeout:          60 * time.Second,
 		MaxRequestBodySize:   4 << 10,
 		NoDefaultContentType: true,
@@ -108,18 +123,19 @@ func (o *Origin) Serve(ln net.Listener) error {
 	return o.srv.Serve(ln)
 }
 
-// Shutdown stops accepting, releases delayed responses and waits up to 5 s for open requests to finish.
+// Shutdown stops accepting, releases delayed and held responses and waits up to 5 s for open requests to finish.
 func (o *Origin) Shutdown() {
 	o.stopOnce.Do(func() {
-		close(o.done)
+		o.stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = o.srv.ShutdownWithContext(ctx)
 	})
 }
 
-// WaitHeld blocks until at least n segment responses are waiting out Delay at once, or ctx is done. Tests use it
-// to act while the origin is known to hold requests, rather than hoping a sleep was long enough.
+// WaitHeld blocks until at least n requests are held at once (segment responses waiting out Delay; in LL mode,
+// blocking playlist reloads and hinted parts waiting for their part), or ctx is done. Tests use it to act while
+// the origin is known to hold requests, rather than hoping a sleep was long enough.
 func (o *Origin) WaitHeld(ctx context.Context, n int) error {
 	for {
 		o.heldMu.Lock()
@@ -150,9 +166,9 @@ func (o *Origin) Stats() Stats { return o.stats.snapshot() }
 // Handler returns the origin's request handler, for tests that serve it on their own server.
 func (o *Origin) Handler() fasthttp.RequestHandler { return o.handle }
 
-// Window returns the media sequence numbers of the first and last segment the live playlists list now.
+// Window returns the media sequence numbers of the first and last complete segment the live playlists list now.
 func (o *Origin) Window() (first, last int64) {
-	return o.window(o.cfg.Now())
+	return o.window(o.now())
 }
 
 func (o *Origin) window(now time.Time) (first, last int64) {
@@ -161,11 +177,15 @@ func (o *Origin) window(now time.Time) (first, last int64) {
 	return last - int64(o.cfg.WindowSize) + 1, last
 }
 
-// SegmentName returns the generated name of a channel variant's segment, for tests that build URLs directly.
+// SegmentName returns the generated name of a channel variant's segment ("…_3fa0.ts", in LL mode "…_3fa0.m4s"),
+// for tests that build URLs directly.
 func (o *Origin) SegmentName(channel string, variant int, seq int64) string {
 	ch := o.channels[channel]
 	if ch == nil {
 		return ""
+	}
+	if o.cfg.LL {
+		return string(append(appendMediaBase(nil, ch.seed, variant, seq), ".m4s"...))
 	}
 	return string(appendSegmentName(nil, ch.seed, variant, seq))
 }
@@ -204,6 +224,7 @@ func (o *Origin) handle(ctx *fasthttp.RequestCtx) {
 		o.notFound(ctx, kindOther)
 		return
 	}
+	variant := -1
 	switch {
 	case string(name) == "index.m3u8":
 		if o.cfg.Variants > 1 {
@@ -211,21 +232,33 @@ func (o *Origin) handle(ctx *fasthttp.RequestCtx) {
 			o.serveMaster(ctx, ch)
 			return
 		}
-		o.stats.count(kindPlaylist, ctx.RequestURI(), false)
-		o.serveMedia(ctx, ch, 0)
+		variant = 0
 	case hasSuffix(name, ".m3u8"):
 		v, ok := ch.byName[string(name)]
 		if !ok {
 			o.notFound(ctx, kindPlaylist)
 			return
 		}
-		o.stats.count(kindPlaylist, ctx.RequestURI(), false)
-		o.serveMedia(ctx, ch, v)
-	case hasSuffix(name, ".ts"):
+		variant = v
+	case o.cfg.LL && hasSuffix(name, ".m4s"):
+		o.serveLLMedia(ctx, ch, name)
+		return
+	case o.cfg.LL && hasSuffix(name, ".mp4"):
+		o.serveInit(ctx, ch, name)
+		return
+	case !o.cfg.LL && hasSuffix(name, ".ts"):
 		o.serveSegment(ctx, ch, name)
+		return
 	default:
 		o.notFound(ctx, kindOther)
+		return
 	}
+	o.stats.count(kindPlaylist, ctx.RequestURI(), false)
+	if o.cfg.LL {
+		o.serveLLPlaylist(ctx, ch, variant)
+		return
+	}
+	o.serveMedia(ctx, ch, variant)
 }
 
 // route splits /play/{channel}/{name} and finds the channel; the lookup does not allocate.
@@ -260,7 +293,9 @@ func (o *Origin) serveMaster(ctx *fasthttp.RequestCtx, ch *originChannel) {
 		b = strconv.AppendInt(b, int64(v.bandwidth), 10)
 		b = append(b, ",RESOLUTION="...)
 		b = append(b, v.resolution...)
-		b = append(b, ",CODECS=\"avc1.42c00c,mp4a.40.2\"\n"...)
+		b = append(b, ",CODECS=\""...)
+		b = append(b, o.codecs...)
+		b = append(b, "\"\n"...)
 		b = o.appendURIPrefix(b, ctx, ch)
 		b = append(b, v.playlist...)
 		b = append(b, '\n')
@@ -271,7 +306,7 @@ func (o *Origin) serveMaster(ctx *fasthttp.RequestCtx, ch *originChannel) {
 }
 
 func (o *Origin) serveMedia(ctx *fasthttp.RequestCtx, ch *originChannel, variant int) {
-	first, last := o.window(o.cfg.Now())
+	first, last := o.window(o.now())
 	n := int64(len(o.segs))
 	bp := o.bufs.Get().(*[]byte)
 	b := append((*bp)[:0], "#EXTM3U\n#EXT-X-VERSION:3\n"...)
@@ -290,6 +325,9 @@ func (o *Origin) serveMedia(ctx *fasthttp.RequestCtx, ch *originChannel, variant
 		b = o.appendURIPrefix(b, ctx, ch)
 		b = appendSegmentName(b, ch.seed, variant, seq)
 		b = append(b, '\n')
+	}
+	if o.ended.Load() {
+		b = append(b, "#EXT-X-ENDLIST\n"...)
 	}
 	o.writePlaylist(ctx, b)
 	*bp = b
@@ -327,7 +365,7 @@ func (o *Origin) serveSegment(ctx *fasthttp.RequestCtx, ch *originChannel, name 
 		o.notFound(ctx, kindSegment)
 		return
 	}
-	if first, last := o.window(o.cfg.Now()); seq < first || seq > last {
+	if first, last := o.window(o.now()); seq < first || seq > last {
 		o.notFound(ctx, kindSegment)
 		return
 	}
@@ -337,7 +375,7 @@ func (o *Origin) serveSegment(ctx *fasthttp.RequestCtx, ch *originChannel, name 
 		t := time.NewTimer(o.cfg.Delay)
 		select {
 		case <-t.C:
-		case <-o.done:
+		case <-o.ctx.Done():
 			t.Stop()
 		}
 		o.addHeld(-1)
@@ -375,24 +413,38 @@ func (o *Origin) serveStats(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(b)
 }
 
-// appendSegmentName writes Astra's "{sequence}_{4 hex}.ts". The hex tag is a hash of channel and sequence with
-// the variant in its low nibble, so names look opaque, never collide across variants and parse back cheaply.
+// appendSegmentName writes Astra's "{sequence}_{4 hex}.ts".
 func appendSegmentName(b []byte, seed uint64, variant int, seq int64) []byte {
+	return append(appendMediaBase(b, seed, variant, seq), ".ts"...)
+}
+
+// appendMediaBase writes "{sequence}_{4 hex}", the name of a segment without its extension. The hex tag is a hash
+// of channel and sequence with the variant in its low nibble, so names look opaque, never collide across
+// variants and parse back cheaply.
+func appendMediaBase(b []byte, seed uint64, variant int, seq int64) []byte {
 	tag := uint16(splitmix64(seed^uint64(seq)))&0xfff0 | uint16(variant)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, '_')
 	const hexd = "0123456789abcdef"
-	b = append(b, hexd[tag>>12], hexd[tag>>8&0xf], hexd[tag>>4&0xf], hexd[tag&0xf])
-	return append(b, ".ts"...)
+	return append(b, hexd[tag>>12], hexd[tag>>8&0xf], hexd[tag>>4&0xf], hexd[tag&0xf])
 }
 
 func parseSegmentName(name []byte) (seq int64, variant int, ok bool) {
-	// digits "_" 4 hex ".ts"
-	if len(name) < 1+1+4+3 || len(name) > 19+1+4+3 {
+	if !hasSuffix(name, ".ts") {
 		return 0, 0, false
 	}
-	digits := name[:len(name)-8]
-	if name[len(name)-8] != '_' {
+	return parseMediaBase(name[:len(name)-len(".ts")])
+}
+
+// parseMediaBase reads back what appendMediaBase wrote; callers compare the name they rebuild from the result,
+// which rejects everything else (leading zeros, a wrong tag).
+func parseMediaBase(name []byte) (seq int64, variant int, ok bool) {
+	// digits "_" 4 hex
+	if len(name) < 1+1+4 || len(name) > 19+1+4 {
+		return 0, 0, false
+	}
+	digits := name[:len(name)-5]
+	if name[len(name)-5] != '_' {
 		return 0, 0, false
 	}
 	for _, c := range digits {
@@ -404,7 +456,7 @@ func parseSegmentName(name []byte) (seq int64, variant int, ok bool) {
 			return 0, 0, false
 		}
 	}
-	last := name[len(name)-4]
+	last := name[len(name)-1]
 	switch {
 	case last >= '0' && last <= '9':
 		variant = int(last - '0')

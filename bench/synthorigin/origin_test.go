@@ -488,3 +488,23 @@ func TestOriginFFprobe(t *testing.T) {
 	f(Config{Channels: []string{"a001"}, Now: time.Now})
 	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Now: time.Now})
 }
+
+// TestOriginEndAndResume: End freezes an MPEG-TS stream and closes its playlist with EXT-X-ENDLIST; Resume lets
+// the clock drive it again.
+func TestOriginEndAndResume(t *testing.T) {
+	clk := newTestClock(time.Unix(1_700_000_000, 500_000_000))
+	o, base := startOrigin(t, Config{Channels: []string{"a001"}, URIs: URIsRelative, Now: clk.Now})
+	url := base + "/play/a001/index.m3u8"
+	before := mustGet(t, url)
+	o.End()
+	clk.Add(30 * time.Second)
+	ended := mustGet(t, url)
+	if !strings.HasSuffix(ended, "#EXT-X-ENDLIST\n") || strings.TrimSuffix(ended, "#EXT-X-ENDLIST\n") != before {
+		t.Fatalf("ended playlist:\n%s\nbefore:\n%s", ended, before)
+	}
+	o.Resume()
+	after := mustGet(t, url)
+	if strings.Contains(after, "ENDLIST") || parseMediaInfo(t, after).seq != parseMediaInfo(t, before).seq+10 {
+		t.Fatalf("resumed playlist:\n%s", after)
+	}
+}

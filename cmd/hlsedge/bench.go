@@ -35,6 +35,12 @@ func runBenchHLS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.SetOutput(stderr)
 	var cfg bench.HLSConfig
 	fs.StringVar(&cfg.URL, "url", "", "master or media playlist URL (tokens used as given); with --mint a template where {channel} is replaced")
+	var edges []string
+	fs.Func("edge", "an edge's base URL, http://host:port; repeat it or separate with commas to spread the viewers over several edges round robin (the URL's host is replaced)", func(v string) error {
+		edges = append(edges, bench.SplitList(v)...)
+		return nil
+	})
+	fs.BoolVar(&cfg.LL, "ll", false, "play low-latency HLS: blocking playlist reloads, hinted parts, part delivery latency")
 	fs.IntVar(&cfg.Viewers, "viewers", 100, "simulated viewers")
 	fs.DurationVar(&cfg.Ramp, "ramp", 0, "spread the viewers' starts over this long")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "length of the run, ramp included")
@@ -59,18 +65,19 @@ func runBenchHLS(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	cfg.Edges = edges
+	base := "http://127.0.0.1:8080"
+	if len(edges) > 0 {
+		base = strings.TrimSuffix(edges[0], "/")
+	}
 	if *mintKind != "" {
-		var chs []string
-		for _, c := range strings.Split(*channels, ",") {
-			if c = strings.TrimSpace(c); c != "" {
-				chs = append(chs, c)
-			}
-		}
-		cfg.Mint = &bench.MintConfig{Kind: *mintKind, Secret: *secret, Channels: chs, Param: *param,
+		cfg.Mint = &bench.MintConfig{Kind: *mintKind, Secret: *secret, Channels: bench.SplitList(*channels), Param: *param,
 			TTL: *mintTTL, Alg: *mintAlg, IP: *mintIP}
 		if cfg.URL == "" {
-			cfg.URL = "http://127.0.0.1:8080/play/{channel}/index.m3u8"
+			cfg.URL = base + "/play/{channel}/index.m3u8"
 		}
+	} else if cfg.URL == "" && len(edges) > 0 {
+		cfg.URL = base + "/play/a001/index.m3u8"
 	}
 	var progress io.Writer = stderr
 	if *quiet {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"syscall"
 
 	"github.com/hlsedge/hlsedge/authz/token"
@@ -24,6 +25,10 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var cfg bench.WSConfig
 	fs.StringVar(&cfg.URL, "url", "", "signaling socket URL, ws://host:port/ws")
+	fs.Func("edge", "an edge's base URL, ws://host:port; repeat it or separate with commas to spread the sockets over several edges round robin (the URL's host is replaced; --url defaults to the first edge's /ws)", func(v string) error {
+		cfg.Edges = append(cfg.Edges, bench.SplitList(v)...)
+		return nil
+	})
 	fs.StringVar(&cfg.Secret, "secret", "", "HS256 secret the server verifies tokens with (signaling.jwt.secret)")
 	fs.StringVar(&cfg.Issuer, "issuer", "", "iss claim, if the server checks one")
 	fs.StringVar(&cfg.Origin, "origin", "", "Origin header to send (must be on the server's allow-list)")
@@ -46,6 +51,12 @@ func runBenchWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	raiseNoFile(stderr)
+	if len(cfg.Edges) > 0 && (*self || *serve != "") {
+		return errors.New("--edge runs against edges already running; it does not go with --self or --serve")
+	}
+	if cfg.URL == "" && len(cfg.Edges) > 0 {
+		cfg.URL = strings.TrimSuffix(cfg.Edges[0], "/") + "/ws"
+	}
 
 	if *self || *serve != "" {
 		hint := "as given by --secret"

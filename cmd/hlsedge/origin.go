@@ -24,6 +24,8 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	segDur := fs.Duration("segment-duration", 3*time.Second, "live segment duration")
 	window := fs.Int("window", 4, "segments per media playlist")
 	delay := fs.Duration("delay", 0, "artificial latency before each segment response")
+	ll := fs.Bool("ll", false, "serve low-latency HLS: fMP4 parts, preload hints, blocking playlist reload")
+	parts := fs.Int("parts", 0, "parts per segment with --ll: 1, 3, 5 or 15 (default 5)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +40,7 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	o, err := synthorigin.New(synthorigin.Config{
 		Channels: chs, URIs: *uris, Variants: *variants,
-		SegmentDuration: *segDur, WindowSize: *window, Delay: *delay,
+		SegmentDuration: *segDur, WindowSize: *window, Delay: *delay, LL: *ll, Parts: *parts,
 	})
 	if err != nil {
 		return err
