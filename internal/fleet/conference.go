@@ -189,12 +189,12 @@ func (c *Client) optionalBytes(ctx context.Context, op string, res rueidis.Redis
 }
 
 // Room is the shared state of one conference run: its waiting room, the decisions taken on participants, its
-// chat history and its event channel. Its keys expire ttl after their last write, so that a run no member
+// chat history, who is present (presence.go) and its event channel. Its keys expire ttl after their last write, so that a run no member
 // ends explicitly (a node died) does not stay forever.
 type Room struct {
-	c                              *Client
-	waiting, decided, chat, events string
-	ttl                            int64 // milliseconds
+	c                                                *Client
+	waiting, decided, chat, events, members, present string
+	ttl                                              int64 // milliseconds
 }
 
 // Entry is one field of a Room's waiting list or decisions.
@@ -215,6 +215,8 @@ func (c *Client) Room(room, run string, ttl time.Duration) *Room {
 		decided: c.ConfKey(room, run, "decided"),
 		chat:    c.ConfKey(room, run, "chat"),
 		events:  c.ConfKey(room, run, "ch"),
+		members: c.ConfKey(room, run, "members"),
+		present: c.ConfKey(room, run, "present"),
 		ttl:     ttl.Milliseconds(),
 	}
 }
@@ -403,7 +405,7 @@ func (r *Room) Chat(ctx context.Context, n int) ([][]byte, error) {
 // Drop deletes the run's state, when the conference ends or is replaced by a new run.
 func (r *Room) Drop(ctx context.Context) error {
 	_, err := r.multi(ctx, "drop conference", func(rc rueidis.Client) rueidis.Commands {
-		return rueidis.Commands{rc.B().Del().Key(r.waiting, r.decided, r.chat).Build()}
+		return rueidis.Commands{rc.B().Del().Key(r.waiting, r.decided, r.chat, r.members, r.present).Build()}
 	})
 	return err
 }
