@@ -65,6 +65,8 @@ type RedisHub struct {
 	unhook  func()
 	syncMu  sync.Mutex // one refresh at a time
 	resyncs resyncCounter
+	// stale is set when events were dropped: the next renewal refreshes everything, as after an outage.
+	stale atomic.Bool
 }
 
 // hubLease is how long a node's hold on a socket or a waiting participant lasts in Redis unless renewed; nodes
@@ -74,7 +76,8 @@ const hubLease = 30 * time.Second
 
 const (
 	// inboxSize bounds the events received but not yet applied. A node that cannot keep up drops (and counts)
-	// events rather than growing without bound or stalling the subscription every conference shares.
+	// events rather than growing without bound or stalling the subscription every conference shares; its next
+	// renewal then re-syncs it.
 	inboxSize = 4096
 	// liveWait bounds how long the first socket of a conference on a node waits for its channel subscription,
 	// so that it misses nothing published after it connected.
@@ -283,6 +286,7 @@ func (h *RedisHub) unavailable(err error) bool {
 
 // The registry.
 
+// PutConference implements Hub.
 func (h *RedisHub) PutConference(c Conference) (int, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
@@ -315,6 +319,7 @@ func (h *RedisHub) PutConference(c Conference) (int, error) {
 	return 0, nil
 }
 
+// DeleteConference implements Hub.
 func (h *RedisHub) DeleteConference(room string) (Conference, int, error) {
 	data, ok, err := h.fc.DeleteConference(h.ctx, room)
 	if err != nil {
@@ -358,6 +363,7 @@ func (h *RedisHub) endRun(k ConfKey, reason string) int {
 	return n
 }
 
+// LookupConference implements Hub.
 func (h *RedisHub) LookupConference(room string) (Conference, bool, error) {
 	data, ok, err := h.fc.LookupConference(h.ctx, room)
 	h.mu.Lock()
@@ -382,6 +388,7 @@ func (h *RedisHub) LookupConference(room string) (Conference, bool, error) {
 	return c, true, nil
 }
 
+// Conferences implements Hub.
 func (h *RedisHub) Conferences() ([]Conference, error) {
 	all, err := h.fc.Conferences(h.ctx)
 	if err != nil {
@@ -433,6 +440,7 @@ func (h *RedisHub) waitingRoom(k ConfKey) bool {
 
 // Per-user connection limits.
 
+// Reserve implements Hub.
 func (h *RedisHub) Reserve(s Session, perUser int) error {
 	user := participantKey(&s.User)
 	a, err := h.fc.AcquireConn(h.ctx, user, s.ID, perUser, hubLease, h.clock.Now())
@@ -455,6 +463,7 @@ func (h *RedisHub) Reserve(s Session, perUser int) error {
 	return nil
 }
 
+// Release implements Hub.
 func (h *RedisHub) Release(s Session) {
 	h.mu.Lock()
 	user, ok := h.res[s.ID]
@@ -539,6 +548,7 @@ func (lc *rconf) emptyLocked() bool {
 	return len(lc.members) == 0 && len(lc.waiters) == 0 && len(lc.pendingDec) == 0 && len(lc.pendingChat) == 0
 }
 
+// Connect implements Hub.
 func (h *RedisHub) Connect(k ConfKey, s Session) error {
 	lc := h.join(k, true)
 	if lc == nil {
@@ -561,6 +571,7 @@ func (h *RedisHub) Connect(k ConfKey, s Session) error {
 	return nil
 }
 
+// Disconnect implements Hub.
 func (h *RedisHub) Disconnect(k ConfKey, s Session) {
 	lc := h.join(k, false)
 	if lc == nil {
@@ -648,6 +659,7 @@ func (lc *rconf) dropWaiterLocked(w *rwaiter) {
 	}
 }
 
+// JoinWaiting implements Hub.
 func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 	if s.User.Moderator {
 		return ErrModerator
@@ -744,6 +756,7 @@ func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 	return nil
 }
 
+// LeaveWaiting implements Hub.
 func (h *RedisHub) LeaveWaiting(k ConfKey, s Session) error {
 	lc := h.join(k, false)
 	if lc == nil {
@@ -777,6 +790,7 @@ func (h *RedisHub) LeaveWaiting(k ConfKey, s Session) error {
 	return nil
 }
 
+// Accept implements Hub.
 func (h *RedisHub) Accept(k ConfKey, by Session, email string, everyone bool) (int, error) {
 	if !by.User.Moderator {
 		return 0, ErrNotModerator
@@ -805,6 +819,7 @@ func (h *RedisHub) accept(k ConfKey, email string, everyone bool) (int, error) {
 	return len(picked), nil
 }
 
+// Reject implements Hub.
 func (h *RedisHub) Reject(k ConfKey, by Session, email, reason string) error {
 	if !by.User.Moderator {
 		return ErrNotModerator
@@ -878,6 +893,7 @@ func (lc *rconf) decideLocked(email string, everyone bool, d decision) ([]picked
 	return picked, nil
 }
 
+// Chat implements Hub.
 func (h *RedisHub) Chat(k ConfKey, from Session, text string, at time.Time) error {
 	lc := h.join(k, false)
 	if lc == nil {
@@ -1146,6 +1162,7 @@ func (h *RedisHub) handler(k ConfKey) fleet.Handler {
 		case <-h.ctx.Done():
 		default:
 			h.m.dropped.Inc()
+			h.stale.Store(true)
 			if n := h.m.dropped.Get(); n&(n-1) == 0 {
 				h.log.Warn("hub events dropped: this node cannot keep up", "dropped_total", n)
 			}

@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -15,11 +16,11 @@ import (
 // How a RedisHub keeps Redis in step with its node: leases renewed every hubLease/3, and a full re-sync whenever
 // the fleet member becomes healthy again.
 
-// renew runs every hubLease/3 on the hub's clock. While Redis is unreachable there is nothing to renew: the resync
-// that follows its return does it all.
+// renew runs every hubLease/3 on the hub's clock. While Redis is unreachable its calls fail fast, and the resync
+// that follows Redis's return does it all. After dropped events it re-syncs everything.
 func (h *RedisHub) renew() {
-	if !h.fc.Degraded() {
-		h.refresh(h.ctx, false)
+	if full := h.stale.Swap(false); !h.refresh(h.ctx, full) && full {
+		h.stale.Store(true)
 	}
 	h.mu.Lock()
 	if !h.closed {
@@ -151,7 +152,7 @@ func (lc *rconf) refreshLocked(ctx context.Context, now time.Time, full bool) bo
 		return true
 	}
 	fail := func(op string, err error) {
-		if !h.unavailable(err) {
+		if !errors.Is(err, fleet.ErrUnavailable) {
 			h.log.Warn(op, "room", lc.key.Room, "err", err)
 		}
 	}
