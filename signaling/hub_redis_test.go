@@ -351,3 +351,83 @@ func TestRedisHubSurvivesRedisRestart(t *testing.T) {
 	}
 	assertNoTokens(t, srv)
 }
+
+// Decisions and registry changes made on one node reach sockets on the other: a rejection, and the reconnect it
+// turns away; a participant with a tab on each node who leaves from one; turning the waiting room off; and a new
+// run replacing the conference.
+func TestRedisHubDecisionsAndRegistryAcrossNodes(t *testing.T) {
+	srv := fleettest.Start(t)
+	cfg := baseConfig()
+	clk := newManualClock()
+	ha, hb := redisHubs(srv)(t, cfg, clk)
+	na := startServerOn(t, cfg, true, clk, WithHub(ha))
+	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	const room, cid = "r", "c1"
+	postConference(t, na, `{"room":"r","content_id":"c1"}`, 200)
+	m := na.connect(mod, room, cid)
+	m.expect("waiting_room_list")
+
+	// Bob waits on B and is turned away from A; his new socket on A is turned away at once.
+	b := nb.connect(bob, room, cid)
+	b.send("join_waiting_room", nil)
+	m.expect("waiting_participant_joined")
+	m.send("reject_participant", map[string]any{"email": bob.email, "reason": "not today"})
+	if r := m.expect("reject_participant_response"); r.field("success") != true {
+		t.Fatalf("reject %s", r.Data)
+	}
+	if g := b.expect("join_room_" + room); g.field("can_join") != false || g.field("reason") != "not today" {
+		t.Fatalf("rejection on B %s", g.Data)
+	}
+	if l := m.expect("waiting_participant_left"); l.field("reason") != leftRejected {
+		t.Fatalf("left %s", l.Data)
+	}
+	b2 := na.connect(bob, room, cid)
+	b2.send("join_waiting_room", nil)
+	if g := b2.expect("join_room_" + room); g.field("can_join") != false {
+		t.Fatalf("rejected participant's new socket %s", g.Data)
+	}
+
+	// Carol waits with a tab on each node: one place; leaving from B takes both tabs out, on both nodes.
+	c1 := na.connect(carol, room, cid)
+	c2 := nb.connect(carol, room, cid)
+	c1.send("join_waiting_room", nil)
+	c1.expect("join_waiting_room_response")
+	m.expect("waiting_participant_joined")
+	c2.send("join_waiting_room", nil)
+	c2.expect("join_waiting_room_response")
+	c2.send("leave_waiting_room", nil)
+	if l := m.expect("waiting_participant_left"); l.field("email") != carol.email || l.field("reason") != leftLeft {
+		t.Fatalf("left %s", l.Data)
+	}
+	barrier(t, m, "after carol left")
+	if countSeen(m, "waiting_participant_joined") != 2 {
+		t.Fatalf("carol's second tab was announced again: %v", m.names())
+	}
+	c1.send("chat_message", map[string]any{"text": "still here?"})
+	if e := c1.expect("error"); e.field("message") != ErrNotJoined.Error() {
+		t.Fatalf("chat from a tab that left on the other node: %s", e.Data)
+	}
+
+	// Dave waits on B; turning the waiting room off, through B, admits him.
+	d := nb.connect(dave, room, cid)
+	d.send("join_waiting_room", nil)
+	m.expect("waiting_participant_joined")
+	postConference(t, nb, `{"room":"r","content_id":"c1","waiting_room":false}`, 200)
+	if g := d.expect("join_room_" + room); g.field("can_join") != true {
+		t.Fatalf("grant when the waiting room was turned off %s", g.Data)
+	}
+	if l := m.expect("waiting_participant_left"); l.field("email") != dave.email || l.field("reason") != leftAdmitted {
+		t.Fatalf("left %s", l.Data)
+	}
+
+	// A new run replaces the conference through B: every socket of the old run ends, on both nodes.
+	if body := postConference(t, nb, `{"room":"r","content_id":"c2"}`, 200); !strings.Contains(string(body), `"ended_sockets":6`) {
+		t.Fatalf("replace %s, want 6 sockets ended", body)
+	}
+	for _, c := range []*client{m, b, b2, c1, c2, d} {
+		if e := c.waitClosed(); e == nil || e.Code != CloseConferenceEnded || e.Text != conferenceReplacedReason {
+			t.Fatalf("close %v", e)
+		}
+	}
+	assertNoTokens(t, srv)
+}
