@@ -910,20 +910,25 @@ func (h *RedisHub) Chat(k ConfKey, from Session, text string, at time.Time) erro
 		Text: text,
 		TS:   at.UnixMilli(),
 	})
-	// Fast path: one delivery to this node's members and one publish for the others.
-	published := lc.sendLocked(newDelivery(ToChat, msg))
+	// Fast path: one delivery to this node's members, and one round trip that publishes the message for the
+	// others and keeps it in the history.
+	d := newDelivery(ToChat, msg)
 	if h.history == 0 || lc.ended {
+		lc.sendLocked(d)
 		return nil
 	}
-	if published {
-		err := lc.room.AppendChat(h.ctx, msg.Data, h.history)
-		if err == nil || !h.unavailable(err) {
-			if err != nil {
-				h.log.Warn("keeping chat history", "room", k.Room, "err", err)
-			}
-			return nil
-		}
+	lc.applyLocked(d)
+	payload, err := json.Marshal(&wireEvent{From: h.holder, D: []*wireDelivery{d}})
+	if err == nil {
+		err = lc.room.PublishChat(h.ctx, payload, msg.Data, h.history)
 	}
+	if err == nil || !h.unavailable(err) {
+		if err != nil {
+			h.log.Warn("publishing chat", "room", k.Room, "err", err)
+		}
+		return nil
+	}
+	// Only this node's members have it: the history gets it when Redis returns.
 	lc.pendingChat = append(lc.pendingChat, msg.Data)
 	if len(lc.pendingChat) > h.history {
 		lc.pendingChat = lc.pendingChat[len(lc.pendingChat)-h.history:]
@@ -933,33 +938,28 @@ func (h *RedisHub) Chat(k ConfKey, from Session, text string, at time.Time) erro
 
 // Deliveries.
 
-// sendLocked applies ds to this node's sockets, then publishes them for the other nodes. It reports whether the
-// publish reached Redis; when not, only this node's members got them.
-func (lc *rconf) sendLocked(ds ...*wireDelivery) bool {
+// sendLocked applies ds to this node's sockets, then publishes them for the other nodes. When the publish fails
+// only this node's members got them: the other nodes catch up on the state at their resync.
+func (lc *rconf) sendLocked(ds ...*wireDelivery) {
 	for _, d := range ds {
 		lc.applyLocked(d)
 	}
-	return lc.h.publish(lc.room, ds...)
+	lc.h.publish(lc.room, ds...)
 }
 
-func (h *RedisHub) publish(room *fleet.Room, ds ...*wireDelivery) bool {
-	ok := true
+func (h *RedisHub) publish(room *fleet.Room, ds ...*wireDelivery) {
 	for len(ds) > 0 {
 		n := min(len(ds), maxWireDeliveries)
 		p, err := json.Marshal(&wireEvent{From: h.holder, D: ds[:n]})
 		if err != nil {
 			h.log.Error("encoding a hub event", "err", err)
-			return false
+			return
 		}
-		if err := room.Publish(h.ctx, p); err != nil {
-			if !h.unavailable(err) {
-				h.log.Warn("publishing a hub event", "err", err)
-			}
-			ok = false
+		if err := room.Publish(h.ctx, p); err != nil && !h.unavailable(err) {
+			h.log.Warn("publishing a hub event", "err", err)
 		}
 		ds = ds[n:]
 	}
-	return ok
 }
 
 // applyLocked hands one delivery to this node's sockets and applies the state change that goes with it. Local

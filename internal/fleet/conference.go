@@ -380,6 +380,28 @@ func (r *Room) AppendChat(ctx context.Context, msg []byte, max int) error {
 	return err
 }
 
+// PublishChat publishes payload on the run's channel and adds msg to the history, keeping the last max, in one
+// round trip: a chat message's whole trip through Redis.
+func (r *Room) PublishChat(ctx context.Context, payload, msg []byte, max int) error {
+	if max < 1 {
+		return errors.New("chat history needs a cap of at least 1")
+	}
+	_, err := r.multi(ctx, "publish chat", func(rc rueidis.Client) rueidis.Commands {
+		return rueidis.Commands{
+			rc.B().Publish().Channel(r.events).Message(rueidis.BinaryString(payload)).Build(),
+			rc.B().Rpush().Key(r.chat).Element(string(msg)).Build(),
+			rc.B().Ltrim().Key(r.chat).Start(int64(-max)).Stop(-1).Build(),
+			rc.B().Pexpire().Key(r.chat).Milliseconds(r.ttl).Build(),
+		}
+	})
+	if err != nil {
+		r.c.m.publishErrors.Inc()
+		return err
+	}
+	r.c.m.published.Inc()
+	return nil
+}
+
 // Chat returns the last n messages of the history, oldest first.
 func (r *Room) Chat(ctx context.Context, n int) ([][]byte, error) {
 	if n < 1 {
