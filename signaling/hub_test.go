@@ -8,15 +8,30 @@ import (
 
 // TestTwoNodesShareOneHub runs two servers on one memory hub, as the edges of a fleet share a Redis hub: what
 // one node decides reaches sockets on the other only through the hub's deliveries, and limits are the hub's.
+// TestTwoNodesShareRedis runs the same scenario on two Redis hubs.
 func TestTwoNodesShareOneHub(t *testing.T) {
+	testTwoNodes(t, func(t *testing.T, cfg Config, clk *manualClock) (a, b Hub) {
+		h := newMemHub(cfg.ReconnectGrace, 50, true, clk)
+		t.Cleanup(h.Close) // after both servers: cleanups run last registered first
+		return h, h
+	})
+}
+
+// twoHubs returns the hubs of two nodes built from cfg on clk, closed when the test ends; one shared hub is
+// returned twice.
+type twoHubs func(t *testing.T, cfg Config, clk *manualClock) (a, b Hub)
+
+func testTwoNodes(t *testing.T, newHubs twoHubs) {
 	cfg := baseConfig()
 	cfg.MaxConnsPerUser = 2
 	const grace = 10 * time.Second // shorter than a ping interval: advancing by it times nobody out
+	cfg.ReconnectGrace = grace
 	clk := newManualClock()
-	hub := &observedHub{Hub: newMemHub(grace, 50, true, clk), disconnected: make(chan Session, 64)}
-	t.Cleanup(hub.Close) // after both servers: cleanups run last registered first
+	a, b := newHubs(t, cfg, clk)
+	disconnected := make(chan Session, 64)
+	hub := &observedHub{Hub: a, disconnected: disconnected}
 	na := startServerOn(t, cfg, true, clk, WithHub(hub))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hub))
+	nb := startServerOn(t, cfg, true, clk, WithHub(&observedHub{Hub: b, disconnected: disconnected}))
 	const room, cid = "fleet", "c-f"
 
 	// The registry is shared: announced on A, running on B.

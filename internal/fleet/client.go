@@ -48,6 +48,7 @@ type Client struct {
 	sub *subscriber
 
 	revoke, unrevoke, admit, putConf, delConf, decide, announce *rueidis.Lua
+	hold, sweep, settle                                         *rueidis.Lua
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -116,6 +117,9 @@ func New(cfg Config, node string, log *slog.Logger, ms *metrics.Set) (*Client, e
 		delConf:  rueidis.NewLuaScript(delConfScript),
 		decide:   rueidis.NewLuaScript(decideScript),
 		announce: rueidis.NewLuaScript(announceScript),
+		hold:     rueidis.NewLuaScript(holdScript),
+		sweep:    rueidis.NewLuaScript(sweepScript),
+		settle:   rueidis.NewLuaScript(settleScript),
 	}
 	c.health = Health{Degraded: true, Reason: "connecting", Since: time.Now()}
 	c.down.Store(true)

@@ -189,12 +189,12 @@ func (c *Client) optionalBytes(ctx context.Context, op string, res rueidis.Redis
 }
 
 // Room is the shared state of one conference run: its waiting room, the decisions taken on participants, its
-// chat history and its event channel. Its keys expire ttl after their last write, so that a run no member
+// chat history, who is present (presence.go) and its event channel. Its keys expire ttl after their last write, so that a run no member
 // ends explicitly (a node died) does not stay forever.
 type Room struct {
-	c                              *Client
-	waiting, decided, chat, events string
-	ttl                            int64 // milliseconds
+	c                                                *Client
+	waiting, decided, chat, events, members, present string
+	ttl                                              int64 // milliseconds
 }
 
 // Entry is one field of a Room's waiting list or decisions.
@@ -215,6 +215,8 @@ func (c *Client) Room(room, run string, ttl time.Duration) *Room {
 		decided: c.ConfKey(room, run, "decided"),
 		chat:    c.ConfKey(room, run, "chat"),
 		events:  c.ConfKey(room, run, "ch"),
+		members: c.ConfKey(room, run, "members"),
+		present: c.ConfKey(room, run, "present"),
 		ttl:     ttl.Milliseconds(),
 	}
 }
@@ -378,6 +380,28 @@ func (r *Room) AppendChat(ctx context.Context, msg []byte, max int) error {
 	return err
 }
 
+// PublishChat publishes payload on the run's channel and adds msg to the history, keeping the last max, in one
+// round trip: a chat message's whole trip through Redis.
+func (r *Room) PublishChat(ctx context.Context, payload, msg []byte, max int) error {
+	if max < 1 {
+		return errors.New("chat history needs a cap of at least 1")
+	}
+	_, err := r.multi(ctx, "publish chat", func(rc rueidis.Client) rueidis.Commands {
+		return rueidis.Commands{
+			rc.B().Publish().Channel(r.events).Message(rueidis.BinaryString(payload)).Build(),
+			rc.B().Rpush().Key(r.chat).Element(string(msg)).Build(),
+			rc.B().Ltrim().Key(r.chat).Start(int64(-max)).Stop(-1).Build(),
+			rc.B().Pexpire().Key(r.chat).Milliseconds(r.ttl).Build(),
+		}
+	})
+	if err != nil {
+		r.c.m.publishErrors.Inc()
+		return err
+	}
+	r.c.m.published.Inc()
+	return nil
+}
+
 // Chat returns the last n messages of the history, oldest first.
 func (r *Room) Chat(ctx context.Context, n int) ([][]byte, error) {
 	if n < 1 {
@@ -403,7 +427,7 @@ func (r *Room) Chat(ctx context.Context, n int) ([][]byte, error) {
 // Drop deletes the run's state, when the conference ends or is replaced by a new run.
 func (r *Room) Drop(ctx context.Context) error {
 	_, err := r.multi(ctx, "drop conference", func(rc rueidis.Client) rueidis.Commands {
-		return rueidis.Commands{rc.B().Del().Key(r.waiting, r.decided, r.chat).Build()}
+		return rueidis.Commands{rc.B().Del().Key(r.waiting, r.decided, r.chat, r.members, r.present).Build()}
 	})
 	return err
 }

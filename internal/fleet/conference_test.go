@@ -155,7 +155,16 @@ func TestRoomChatHistoryCapped(t *testing.T) {
 		}
 	}
 	f(10, "m2", "m3", "m4", "m5", "m6")
-	f(2, "m5", "m6")
+	got := make(chan string, 1)
+	ready(t, r.Subscribe(func(p []byte) error { got <- string(p); return nil }))
+	if err := r.PublishChat(ctx(t), []byte("event of m7"), []byte("m7"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if v := recv(t, got); v != "event of m7" {
+		t.Fatalf("published %q", v)
+	}
+	f(10, "m3", "m4", "m5", "m6", "m7")
+	f(2, "m6", "m7")
 	f(0)
 	if ttl := srv.MustDo("PTTL", c.ConfKey("standup", "c1", "chat")); ttl == "-1" || ttl == "-2" {
 		t.Fatalf("chat history has no expiry: PTTL %s", ttl)

@@ -16,6 +16,8 @@ import "strings"
 //	{hlsedge:conf:ROOM}:RUN:decided    HASH  participant key -> the caller's decision
 //	{hlsedge:conf:ROOM}:RUN:chat       LIST  chat history, capped
 //	{hlsedge:conf:ROOM}:RUN:ch         channel of the conference run's events
+//	{hlsedge:conf:ROOM}:RUN:members    ZSET  session connected to the run scored by lease expiry (unix ms)
+//	{hlsedge:conf:ROOM}:RUN:present    HASH  participant key "\n" holder -> until (unix ms): who keeps a place
 //	{hlsedge:nodes}                    HASH  node -> expiry (unix ms) "\n" the node's info
 //	{hlsedge:nodes}:exp                ZSET  node scored by expiry, to prune
 //	{hlsedge:probe}:NODE:N             channel a member probes its own subscription on
