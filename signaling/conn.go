@@ -48,6 +48,7 @@ type conn struct {
 	expTimer  timer
 	pingTimer timer
 	idleTimer timer
+	joined    bool // join ran: end undoes it
 
 	// Without DetachSockets, fasthttp recycles the hijacked connection wrapper as soon as run returns, so every
 	// use of ws outside the reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
@@ -208,21 +209,11 @@ func (c *conn) isClosing() bool {
 // hijack goroutine.
 func (c *conn) run(ws *websocket.Conn) {
 	s := c.s
-	raw := ws.NetConn()
-	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
-		raw = u.UnsafeConn()
-	}
+	raw := netConnOf(ws)
 	c.mu.Lock()
 	c.ws, c.raw = ws, raw
 	c.mu.Unlock()
-	defer s.release(c)
-	defer func() {
-		c.mu.Lock()
-		c.dead, c.closing = true, true
-		c.mu.Unlock()
-		_ = raw.Close() // unblocks a writer stuck on a slow client
-		c.ops.Wait()
-	}()
+	defer c.end()
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(func(string) error {
 		c.touch()
@@ -244,19 +235,36 @@ func (c *conn) run(ws *websocket.Conn) {
 		}
 	}
 	// From here silence is the idle timer's to judge, not a read deadline's: the timer runs on the server's
-	// clock. Armed before `connected`, so that a client which has it knows the heartbeat is running.
+	// clock.
 	_ = raw.SetReadDeadline(time.Time{})
+	c.join()
+	c.readLoop(ws)
+}
+
+// netConnOf returns the TCP connection under ws, unwrapped from fasthttp's hijack wrapper: safe to close and to
+// set deadlines on from any goroutine.
+func netConnOf(ws *websocket.Conn) net.Conn {
+	raw := ws.NetConn()
+	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	return raw
+}
+
+// join makes the socket a member of its conference, on its reader: heartbeat, `connected`, the expiry timer, then
+// the node and the hub. The heartbeat is armed before `connected`, so that a client which has it knows the
+// heartbeat is running.
+func (c *conn) join() {
+	s := c.s
 	c.mu.Lock()
 	c.touch()
 	c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
 	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
-	c.mu.Unlock()
-	defer c.stopTimers()
 	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
 	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
 	// moderator's waiting list) queue behind `connected`.
-	c.mu.Lock()
 	c.held = true
+	c.joined = true
 	c.mu.Unlock()
 	c.shallow(func() {
 		c.Send(newMessage(evConnected, map[string]any{
@@ -265,7 +273,7 @@ func (c *conn) run(ws *websocket.Conn) {
 			"user":         &c.sess.User,
 			"moderator":    c.sess.User.Moderator,
 			"waiting_room": c.waiting,
-			"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
+			"expires_at":   c.expires.Unix(), // only the reader changes it, later
 		}))
 	})
 	c.mu.Lock()
@@ -276,15 +284,17 @@ func (c *conn) run(ws *websocket.Conn) {
 	}
 	// The node knows the socket before the hub knows its session, so the hub's first delivery finds it.
 	s.node.add(c)
-	defer s.node.remove(c)
 	var err error
 	c.shallow(func() { err = s.hubErr("connect", s.hub.Connect(c.key, c.sess)) })
-	defer s.hub.Disconnect(c.key, c.sess)
 	if err != nil {
 		c.closeWith(websocket.CloseTryAgainLater, err.Error())
 	}
 	c.unhold()
+}
 
+// readLoop reads the WebSocket until it fails or the client's close frame arrives.
+func (c *conn) readLoop(ws *websocket.Conn) {
+	s := c.s
 	for {
 		mt, r, err := ws.NextReader()
 		if err != nil {
@@ -314,6 +324,28 @@ func (c *conn) run(ws *websocket.Conn) {
 			s.readBufs.Put(bp)
 		}
 	}
+}
+
+// end is the session's teardown, run once when its reader is done.
+func (c *conn) end() {
+	s := c.s
+	c.mu.Lock()
+	joined := c.joined
+	c.mu.Unlock()
+	if joined {
+		s.hub.Disconnect(c.key, c.sess)
+		s.node.remove(c)
+	}
+	c.stopTimers()
+	c.mu.Lock()
+	c.dead, c.closing = true, true
+	raw := c.raw
+	c.mu.Unlock()
+	if raw != nil {
+		_ = raw.Close() // unblocks a writer stuck on a slow client
+		c.ops.Wait()
+	}
+	s.release(c)
 }
 
 // shallow runs f on a borrowed goroutine and waits for it. The reader goroutine lives as long as the socket and
