@@ -28,6 +28,8 @@ type conn struct {
 
 	// Reader goroutine only.
 	rate, strikes bucket
+	ackID         int64  // Socket.IO: the ack id of the event being handled, -1 when it asked for none
+	ackErr        []byte // Socket.IO: the error that refused the event being handled, for its ack
 
 	// role routes the hub's deliveries; guarded by the node's lock on the conference.
 	role Role
@@ -48,7 +50,8 @@ type conn struct {
 	expTimer  timer
 	pingTimer timer
 	idleTimer timer
-	joined    bool // join ran: end undoes it
+	joined    bool     // join ran: end undoes it
+	joinAcks  []uint64 // Socket.IO: join_waiting_room acks waiting for the hub's answer, oldest first
 
 	// Without DetachSockets, fasthttp recycles the hijacked connection wrapper as soon as run returns, so every
 	// use of ws outside the reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
@@ -82,6 +85,11 @@ func (c *conn) Send(m *Message) {
 		return
 	}
 	c.queue = append(c.queue, m)
+	if len(c.joinAcks) > 0 && answersJoin(m.Event) {
+		// Slow path: the hub's answer to a join_waiting_room that asked for an ack, which follows it.
+		c.queue = append(c.queue, ackMessage(c.joinAcks[0], m.Data))
+		c.joinAcks = c.joinAcks[1:]
+	}
 	start := !c.writing && !c.held
 	if start {
 		c.writing = true
@@ -161,15 +169,30 @@ type closeReq struct {
 
 // closeAfterQueue closes once what is already queued (the error that explains the close, the last chat
 // messages) has been written. A slow client's writer never finishes; its write timeout ends it instead.
+//
+// Every caller ends the session for good (token expiry, abuse, the conference's end, a kick), so a Socket.IO
+// client is told why and then gets the namespace disconnect, after which socket.io-client does not reconnect:
+// retrying with the same cookie would only be refused again.
 func (c *conn) closeAfterQueue(code int, reason string) {
 	c.mu.Lock()
 	if c.closing || c.sealed {
 		c.mu.Unlock()
 		return
 	}
-	if c.writing || c.held {
+	if c.sio && c.joined {
+		// Past the queue's bound on purpose: two small frames, once.
+		c.queue = append(c.queue, newMessage(evServerDisconnect, map[string]any{"code": code, "reason": reason}), sioDisconnectMessage)
+	}
+	if c.writing || c.held || len(c.queue) > 0 {
 		c.sealed, c.pendClose = true, closeReq{code, reason}
+		start := !c.writing && !c.held
+		if start {
+			c.writing = true
+		}
 		c.mu.Unlock()
+		if start {
+			go c.writeLoop() // writes the queue, then closes
+		}
 		return
 	}
 	c.mu.Unlock()

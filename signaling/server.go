@@ -273,6 +273,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 		sess:    Session{ID: s.newSessionID(), User: g.Identity},
 		expires: g.Expires,
 		waiting: conf.WaitingRoom,
+		ackID:   -1,
 	}
 	c.rate = bucket{rate: s.cfg.MessageRate, burst: float64(s.cfg.MessageBurst), tokens: float64(s.cfg.MessageBurst)}
 	c.strikes = bucket{rate: 1 / s.cfg.StrikeDecay.Seconds(), burst: float64(s.cfg.MaxStrikes), tokens: float64(s.cfg.MaxStrikes)}

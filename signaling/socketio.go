@@ -6,6 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -27,6 +30,7 @@ const (
 	sioConnect = '0' // after eioMessage
 	sioDisconn = '1'
 	sioEvent   = '2'
+	sioAck     = '3'
 )
 
 var (
@@ -36,10 +40,14 @@ var (
 	ErrSocketIOFrame = errors.New("frame is not a socket.io event packet (42[\"event\", data]) for namespace /")
 )
 
+// evServerDisconnect tells a Socket.IO client why the server is about to disconnect it: Socket.IO's disconnect
+// packet carries no reason.
+const evServerDisconnect = "server_disconnect"
+
 // SocketIOCodec frames events as Socket.IO EVENT packets: `42["event",{...}]`.
 type SocketIOCodec struct{}
 
-// Decode implements Codec. An acknowledgement id (`42<id>[...]`) is read and ignored: no event here asks for one.
+// Decode implements Codec. An acknowledgement id (`42<id>[...]`) is skipped; sioAckID reads it.
 func (SocketIOCodec) Decode(frame []byte) (string, []byte, error) {
 	if len(frame) < 3 || frame[0] != eioMessage || frame[1] != sioEvent {
 		return "", nil, ErrSocketIOFrame
@@ -76,6 +84,102 @@ func (SocketIOCodec) slot() int { return 1 }
 // sioPingMessage is the Engine.IO heartbeat. It goes through the send queue like any frame, since a text frame
 // may not be written while the writer is in the middle of another.
 var sioPingMessage = &Message{Raw: []byte{eioPing}}
+
+// sioDisconnectMessage is Socket.IO's DISCONNECT for the main namespace. After it socket.io-client reports "io
+// server disconnect" and does not reconnect on its own.
+var sioDisconnectMessage = &Message{Raw: []byte{eioMessage, sioDisconn}}
+
+// maxAckDigits keeps an ack id within int64; socket.io-client counts its ids up from 0.
+const maxAckDigits = 18
+
+// sioAckID reads the acknowledgement id of an event packet, `42<id>[...]`: the client waits for `43<id>[...]`.
+func sioAckID(frame []byte) (uint64, bool) {
+	if len(frame) < 3 || frame[0] != eioMessage || frame[1] != sioEvent {
+		return 0, false
+	}
+	var id uint64
+	n := 0
+	for _, b := range frame[2:] {
+		if b < '0' || b > '9' {
+			break
+		}
+		if n++; n > maxAckDigits {
+			return 0, false
+		}
+		id = id*10 + uint64(b-'0')
+	}
+	return id, n > 0
+}
+
+// ackMessage is Socket.IO's ACK for the main namespace, `43<id>[data]`; nil data is an ack without arguments, as
+// Flask-SocketIO sends for a handler that returns nothing.
+func ackMessage(id uint64, data []byte) *Message {
+	b := make([]byte, 0, 24+len(data))
+	b = append(b, eioMessage, sioAck)
+	b = strconv.AppendUint(b, id, 10)
+	b = append(b, '[')
+	b = append(b, data...)
+	return &Message{Raw: append(b, ']')}
+}
+
+// answersJoin reports whether an event the hub sends is the answer to join_waiting_room: the waiting room's
+// response, or the grant (or refusal) when the participant is let in, or turned away, at once.
+func answersJoin(ev string) bool {
+	return ev == evJoinWaitingResponse || strings.HasPrefix(ev, joinRoomPrefix)
+}
+
+// maxDeferredAcks bounds the join acks a socket keeps waiting for the hub's answer.
+const maxDeferredAcks = 16
+
+// answer sends the reply to the event being handled and, when the client asked for an ack, the ack with the same
+// payload, as Flask-SocketIO does: a front end that waits on the ack callback gets what the `*_response` event
+// carries.
+func (c *conn) answer(m *Message) {
+	c.Send(m)
+	if c.ackID >= 0 {
+		c.Send(ackMessage(uint64(c.ackID), m.Data))
+		c.ackID = -1
+	}
+}
+
+// ackRest acks the event being handled when it asked for an ack and nothing answered it: with the error that
+// refused it, or without arguments.
+func (c *conn) ackRest() {
+	if c.ackID >= 0 {
+		c.Send(ackMessage(uint64(c.ackID), c.ackErr))
+		c.ackID = -1
+	}
+	c.ackErr = nil
+}
+
+// deferJoinAck hands the ack of a join_waiting_room over to Send, which sends it behind the hub's answer: that
+// answer comes through the hub, for a fleet later and from another process. It returns the id, for
+// reclaimJoinAck.
+func (c *conn) deferJoinAck() (uint64, bool) {
+	if c.ackID < 0 {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.joinAcks) >= maxDeferredAcks {
+		return 0, false // answered now, without arguments
+	}
+	id := uint64(c.ackID)
+	c.joinAcks = append(c.joinAcks, id)
+	c.ackID = -1
+	return id, true
+}
+
+// reclaimJoinAck takes a deferred ack back when the hub refused the join, so that the refusal carries it; an
+// answer that arrived meanwhile has already sent it.
+func (c *conn) reclaimJoinAck(id uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.Index(c.joinAcks, id); i >= 0 {
+		c.joinAcks = slices.Delete(c.joinAcks, i, i+1)
+		c.ackID = int64(id)
+	}
+}
 
 // checkSocketIOQuery refuses handshakes the endpoint does not serve, before the upgrade.
 func checkSocketIOQuery(ctx *fasthttp.RequestCtx) error {

@@ -328,3 +328,114 @@ func TestSocketIONamespaceAbuseIsClosed(t *testing.T) {
 		}
 	}
 }
+
+func TestSocketIOAcks(t *testing.T) {
+	ts := startServer(t, baseConfig())
+	const room, cid = "acks", "c-ack"
+	open := func(u user) *websocket.Conn {
+		ws := sioDial(t, ts, u, room, cid)
+		readText(t, ws)
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("40"))
+		for !strings.HasPrefix(readText(t, ws), `42["connected"`) {
+		}
+		return ws
+	}
+	// until reads until a frame starting with prefix and returns it.
+	until := func(ws *websocket.Conn, prefix string) string {
+		t.Helper()
+		for {
+			if got := readText(t, ws); strings.HasPrefix(got, prefix) {
+				return got
+			}
+		}
+	}
+	m := open(mod)
+	b := open(bob)
+	_ = b.WriteMessage(websocket.TextMessage, []byte(`420["join_waiting_room",{}]`))
+	if got := until(b, "430"); got != `430[{"success":true,"waiting":true}]` {
+		t.Fatalf("join ack %s", got)
+	}
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`425["reject_participant",{"email":"bob@example.com"}]`))
+	resp := until(m, `42["reject_participant_response",`)
+	if ack := until(m, "435"); ack != "435["+strings.TrimSuffix(strings.TrimPrefix(resp, `42["reject_participant_response",`), "]")+"]" {
+		t.Fatalf("reject ack %s for %s", ack, resp)
+	}
+	// A join the hub refuses is acked with the refusal.
+	_ = b.WriteMessage(websocket.TextMessage, []byte(`421["join_waiting_room",{}]`))
+	if got := until(b, "431"); got != `431[{"event":"join_waiting_room","message":"`+ErrRejected.Error()+`"}]` {
+		t.Fatalf("refused join ack %s", got)
+	}
+	// A moderator's join is refused by the hub too.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`426["join_waiting_room"]`))
+	if got := until(m, "436"); !strings.Contains(got, ErrModerator.Error()) {
+		t.Fatalf("moderator's join ack %s", got)
+	}
+	// Bad data is acked with the error.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`427["accept_participant","x"]`))
+	if got := until(m, "437"); got != `437[{"message":"bad request","success":false}]` {
+		t.Fatalf("bad accept ack %s", got)
+	}
+	// An ack id too long for the client's counter is no ack id: the event is answered, not acked.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`421234567890123456789["leave_waiting_room"]`))
+	if got := readText(t, m); !strings.HasPrefix(got, `42["error"`) {
+		t.Fatalf("after a long ack id: %s", got)
+	}
+}
+
+// TestSocketIOServerDisconnectTellsWhy: a session the server ends for good gets the reason and Socket.IO's
+// disconnect before the close frame, so that socket.io-client does not reconnect with a cookie that will be
+// refused.
+func TestSocketIOServerDisconnectTellsWhy(t *testing.T) {
+	cfg := baseConfig()
+	zero := time.Duration(0)
+	cfg.JWT.Leeway = &zero
+	cfg.TokenExpiryWarning = time.Hour
+	cfg.MessageRate, cfg.MessageBurst, cfg.MaxStrikes = 1, 2, 2
+	ts := startServer(t, cfg)
+	const room, cid = "ending", "c-end"
+	connect := func(tok string) *websocket.Conn {
+		h := http.Header{"Origin": {testOrigin}, "Cookie": {"socket_io_token_" + cid + "=" + tok}}
+		ws, _, err := (&websocket.Dialer{HandshakeTimeout: waitFor}).Dial(
+			"ws://"+ts.addr+"/socket.io/?EIO=4&transport=websocket&room="+url.QueryEscape(room), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ws.Close() })
+		_ = ws.SetReadDeadline(time.Now().Add(waitFor))
+		readText(t, ws)
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("40"))
+		for !strings.HasPrefix(readText(t, ws), `42["connected"`) {
+		}
+		return ws
+	}
+	// ended reads up to the disconnect and checks the reason, the disconnect and the close frame, in that order.
+	ended := func(ws *websocket.Conn, code int, reason string) {
+		t.Helper()
+		want := `42["server_disconnect",{"code":` + strconv.Itoa(code) + `,"reason":"` + reason + `"}]`
+		for got := ""; got != want; {
+			if got = readText(t, ws); strings.HasPrefix(got, `42["server_disconnect"`) && got != want {
+				t.Fatalf("told %s, want %s", got, want)
+			}
+		}
+		if got := readText(t, ws); got != "41" {
+			t.Fatalf("after the reason: %s, want 41", got)
+		}
+		if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, code) {
+			t.Fatalf("then %v, want a %d close", err, code)
+		}
+	}
+	expiring := connect(sign(t, tokenClaimsFor(alice, room, cid, ts.clock.Now().Add(2*time.Second))))
+	flooding := connect(mint(t, bob, room, cid))
+	ts.clock.Advance(3 * time.Second)
+	ended(expiring, CloseTokenExpired, "token expired")
+	for range 10 {
+		if flooding.WriteMessage(websocket.TextMessage, []byte(`42["chat_message",{"text":"spam"}]`)) != nil {
+			break
+		}
+	}
+	ended(flooding, websocket.ClosePolicyViolation, "rate limit exceeded")
+	postConference(t, ts, `{"room":"ending","content_id":"c-end"}`, 200)
+	ending := connect(mint(t, carol, room, cid))
+	conferencesAPI(t, ts, "DELETE", `{"room":"ending"}`, 200)
+	ended(ending, CloseConferenceEnded, "conference ended")
+}
