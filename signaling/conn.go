@@ -25,9 +25,13 @@ type conn struct {
 	codec   Codec
 	sio     bool // Socket.IO framing: Engine.IO handshake and text-frame heartbeat
 	waiting bool // the conference had a waiting room when the socket opened
+	// poll is the Engine.IO long-polling session the socket began as (polling.go); nil for one opened as a
+	// WebSocket. It stays after an upgrade, which sets ws.
+	poll *pollState
 
-	// Reader goroutine only.
+	// Reader only: the goroutine reading the WebSocket, or the POST being handled for long polling.
 	rate, strikes bucket
+	nsJoined      bool   // Socket.IO: the client connected to the main namespace
 	ackID         int64  // Socket.IO: the ack id of the event being handled, -1 when it asked for none
 	ackErr        []byte // Socket.IO: the error that refused the event being handled, for its ack
 
@@ -90,24 +94,34 @@ func (c *conn) Send(m *Message) {
 		c.queue = append(c.queue, ackMessage(c.joinAcks[0], m.Data))
 		c.joinAcks = c.joinAcks[1:]
 	}
-	start := !c.writing && !c.held
-	if start {
-		c.writing = true
-	}
+	start := c.flushLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
 	}
 }
 
+// flushLocked gets the queue delivered: by the pending GET for long polling, else by a writer goroutine, which
+// the caller starts once unlocked when it returns true.
+func (c *conn) flushLocked() bool {
+	if c.writing || c.held {
+		return false
+	}
+	if c.ws == nil {
+		if c.poll != nil {
+			c.wakeGetLocked()
+		}
+		return false
+	}
+	c.writing = true
+	return true
+}
+
 // unhold starts writing what was queued while the socket joined its conference.
 func (c *conn) unhold() {
 	c.mu.Lock()
 	c.held = false
-	start := !c.writing && !c.closing && (len(c.queue) > 0 || c.sealed)
-	if start {
-		c.writing = true
-	}
+	start := !c.closing && (len(c.queue) > 0 || c.sealed) && c.flushLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop() // with an empty queue and a seal, it closes
@@ -183,12 +197,13 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 		// Past the queue's bound on purpose: two small frames, once.
 		c.queue = append(c.queue, newMessage(evServerDisconnect, map[string]any{"code": code, "reason": reason}), sioDisconnectMessage)
 	}
+	if c.ws == nil && c.poll != nil {
+		c.closePollLocked(code, reason, true) // the GET takes the queue, then the close packet
+		return
+	}
 	if c.writing || c.held || len(c.queue) > 0 {
 		c.sealed, c.pendClose = true, closeReq{code, reason}
-		start := !c.writing && !c.held
-		if start {
-			c.writing = true
-		}
+		start := c.flushLocked()
 		c.mu.Unlock()
 		if start {
 			go c.writeLoop() // writes the queue, then closes
@@ -203,6 +218,10 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 // passes, so that the client sees the reason before the TCP connection goes.
 func (c *conn) closeWith(code int, reason string) {
 	c.mu.Lock()
+	if c.ws == nil && c.poll != nil {
+		c.closePollLocked(code, reason, false)
+		return
+	}
 	if c.closing || c.ws == nil || c.dead {
 		c.mu.Unlock()
 		return
@@ -281,7 +300,11 @@ func (c *conn) join() {
 	s := c.s
 	c.mu.Lock()
 	c.touch()
-	c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+	if c.idleTimer == nil {
+		c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+	} else {
+		c.idleTimer.Reset(s.cfg.IdleTimeout) // long polling armed it for the handshake
+	}
 	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
 	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
 	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
@@ -349,7 +372,8 @@ func (c *conn) readLoop(ws *websocket.Conn) {
 	}
 }
 
-// end is the session's teardown, run once when its reader is done.
+// end is the session's teardown, run once when its reader is done: the WebSocket's reader goroutine, or for long
+// polling whoever ended the session (after the POST being handled, if one was).
 func (c *conn) end() {
 	s := c.s
 	c.mu.Lock()
@@ -363,10 +387,20 @@ func (c *conn) end() {
 	c.mu.Lock()
 	c.dead, c.closing = true, true
 	raw := c.raw
+	var probe net.Conn
+	if c.poll != nil {
+		probe = c.poll.probe
+	}
 	c.mu.Unlock()
 	if raw != nil {
 		_ = raw.Close() // unblocks a writer stuck on a slow client
 		c.ops.Wait()
+	}
+	if probe != nil {
+		_ = probe.Close() // an upgrade under way finds the session gone
+	}
+	if c.poll != nil {
+		s.retirePoll(c)
 	}
 	s.release(c)
 }
@@ -424,16 +458,24 @@ func (c *conn) touch() {
 func (c *conn) idleCheck() {
 	left := time.Duration(c.idleAt.Load() - c.s.clock.Now().UnixNano())
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return // a close is under way and has its own deadline
 	}
 	if left > 0 {
 		c.idleTimer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	if c.ws == nil && c.poll != nil {
+		// Long polling has no reader to wake: an abandoned session ends here.
+		c.s.m.idle.Inc()
+		c.closePollLocked(0, "idle timeout", false)
 		return
 	}
 	// The reader wakes with a timeout, which readFailed counts as an idle close.
 	_ = c.raw.SetReadDeadline(aLongTimeAgo)
+	c.mu.Unlock()
 }
 
 func (c *conn) ping() {

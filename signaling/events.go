@@ -51,6 +51,14 @@ func (c *conn) handle(frame []byte) {
 	now := c.s.clock.Now()
 	c.ackID = -1
 	if c.sio {
+		if !c.nsJoined {
+			// A session that began with long polling connects to the namespace with a packet like any other.
+			if c.sioNamespace(frame) {
+				c.nsJoined = true
+				c.join()
+			}
+			return
+		}
 		if id, ok := sioAckID(frame); ok {
 			c.ackID = int64(id)
 		}

@@ -12,36 +12,41 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
-	"github.com/valyala/fasthttp"
 )
 
-// Socket.IO v5 over Engine.IO 4, websocket transport only: what socket.io-client v3/v4 speaks with
-// `transports: ["websocket"]`, so the conference's original front end connects unchanged. The event layer is
-// the same as for the JSON framing; this file is the framing, the Engine.IO open/heartbeat and the namespace
-// handshake. Long polling is not served: an edge holding a socket per viewer has no use for it.
+// Socket.IO v5 over Engine.IO 4: what socket.io-client v3/v4 speaks with its default options, so the
+// conference's original front end connects unchanged. The event layer is the same as for the JSON framing; this
+// file is the framing, the Engine.IO open and heartbeat, the namespace handshake, acknowledgements and the
+// server's disconnect. Both transports are served: a WebSocket from the start, or long polling (polling.go)
+// upgraded to a WebSocket as socket.io-client does by default.
 
 // Engine.IO and Socket.IO packet types, as the first bytes of a text frame.
 const (
-	eioOpen    = '0'
-	eioClose   = '1'
-	eioPing    = '2'
-	eioPong    = '3'
-	eioMessage = '4'
-	sioConnect = '0' // after eioMessage
-	sioDisconn = '1'
-	sioEvent   = '2'
-	sioAck     = '3'
+	eioOpen       = '0'
+	eioClose      = '1'
+	eioPing       = '2'
+	eioPong       = '3'
+	eioMessage    = '4'
+	eioUpgrade    = '5'
+	eioNoop       = '6'
+	sioConnect    = '0' // after eioMessage
+	sioDisconn    = '1'
+	sioEvent      = '2'
+	sioAck        = '3'
+	sioConnectErr = '4'
 )
 
 var (
-	// ErrSocketIOTransport refuses what this endpoint does not serve: Engine.IO 3 clients and long polling.
-	ErrSocketIOTransport = errors.New("socket.io: only EIO=4 with transport=websocket is served; set transports: [\"websocket\"] in the client")
+	// ErrEngineIOVersion refuses clients of another Engine.IO protocol: socket.io-client 2.x speaks EIO=3.
+	ErrEngineIOVersion = errors.New("socket.io: only Engine.IO protocol 4 (EIO=4: socket.io-client 3.x and 4.x) is served; socket.io-client 2.x (EIO=3) must be upgraded")
+	// ErrSocketIOTransport refuses a transport other than Engine.IO's polling and websocket.
+	ErrSocketIOTransport = errors.New("socket.io: transport must be polling or websocket")
 	// ErrSocketIOFrame is a frame that is not a Socket.IO event packet for the main namespace.
 	ErrSocketIOFrame = errors.New("frame is not a socket.io event packet (42[\"event\", data]) for namespace /")
 )
 
 // evServerDisconnect tells a Socket.IO client why the server is about to disconnect it: Socket.IO's disconnect
-// packet carries no reason.
+// packet carries no reason, and the WebSocket close frame that has one never reaches a polling client.
 const evServerDisconnect = "server_disconnect"
 
 // SocketIOCodec frames events as Socket.IO EVENT packets: `42["event",{...}]`.
@@ -181,70 +186,87 @@ func (c *conn) reclaimJoinAck(id uint64) {
 	}
 }
 
-// checkSocketIOQuery refuses handshakes the endpoint does not serve, before the upgrade.
-func checkSocketIOQuery(ctx *fasthttp.RequestCtx) error {
-	q := ctx.QueryArgs()
-	if string(q.Peek("EIO")) != "4" || string(q.Peek("transport")) != "websocket" {
-		return ErrSocketIOTransport
-	}
-	return nil
-}
-
 func newSocketIOID() string {
 	var b [15]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// sioOpen sends the Engine.IO open packet and waits for the client to connect to the main namespace, which
-// socket.io-client does at once. The heartbeat it announces is the server's: a ping every PingInterval, and the
-// client gives up after PingInterval+pingTimeout without one; the server's own limit on silence stays
-// IdleTimeout. false means the socket is to be closed.
-func (c *conn) sioOpen(ws *websocket.Conn) bool {
-	cfg := &c.s.cfg
+// openPacket is Engine.IO's open packet. The heartbeat it announces is the server's: a ping every PingInterval,
+// and the client gives up after PingInterval+pingTimeout without one; the server's own limit on silence stays
+// IdleTimeout.
+func (s *Server) openPacket(sid string, upgrade bool) []byte {
+	cfg := &s.cfg
+	upgrades := []string{}
+	if upgrade {
+		upgrades = append(upgrades, "websocket")
+	}
 	open, _ := json.Marshal(map[string]any{
-		"sid":          newSocketIOID(),
-		"upgrades":     []string{},
+		"sid":          sid,
+		"upgrades":     upgrades,
 		"pingInterval": cfg.PingInterval.Milliseconds(),
 		"pingTimeout":  (cfg.IdleTimeout - cfg.PingInterval).Milliseconds(),
-		"maxPayload":   cfg.ReadLimit,
+		"maxPayload":   s.maxPayload(),
 	})
-	c.Send(&Message{Raw: append([]byte{eioOpen}, open...)})
-	_ = ws.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	return append([]byte{eioOpen}, open...)
+}
+
+// maxPayload is the largest frame, or polling POST body, a client may send.
+func (s *Server) maxPayload() int64 {
+	if n := s.pollBodyLimit.Load(); n > 0 && n < s.cfg.ReadLimit {
+		return n
+	}
+	return s.cfg.ReadLimit
+}
+
+// sioOpen sends the Engine.IO open packet and waits for the client to connect to the main namespace, which
+// socket.io-client does at once. false means the socket is to be closed.
+func (c *conn) sioOpen(ws *websocket.Conn) bool {
+	c.Send(&Message{Raw: c.s.openPacket(newSocketIOID(), false)})
+	_ = ws.SetReadDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
 	for {
 		mt, frame, err := ws.ReadMessage()
 		if err != nil {
 			c.readFailed(err)
 			return false
 		}
-		if mt != websocket.TextMessage || len(frame) < 2 || frame[0] != eioMessage || frame[1] != sioConnect {
-			c.strike("", "socket.io: expected a namespace connect packet (40)")
-			if c.isClosing() {
-				return false
-			}
-			continue
+		if mt != websocket.TextMessage {
+			frame = nil // not a namespace connect
 		}
-		// "40" or "40{auth}" is the main namespace; "40/name,..." another one, which does not exist here. The
-		// refusal names it back only when it is a plain short name: a text frame must stay valid UTF-8, and an
-		// echo must not be an amplifier. Each one costs a strike, as the handshake wait is not rate limited.
-		if len(frame) > 2 && frame[2] == '/' {
-			ns := frame[2:]
-			if i := bytes.IndexByte(ns, ','); i >= 0 {
-				ns = ns[:i]
-			}
-			if !plainNamespace(ns) {
-				ns = []byte("/")
-			}
-			c.Send(&Message{Raw: append(append([]byte{eioMessage, '4'}, ns...), `,{"message":"Invalid namespace"}`...)})
-			c.penalize("invalid namespace")
-			if c.isClosing() {
-				return false
-			}
-			continue
+		if c.sioNamespace(frame) {
+			c.nsJoined = true
+			return true
 		}
-		c.Send(&Message{Raw: append([]byte{eioMessage, sioConnect}, `{"sid":"`+newSocketIOID()+`"}`...)})
-		return true
+		if c.isClosing() {
+			return false
+		}
 	}
+}
+
+// sioNamespace handles one packet of the namespace handshake and reports whether the client is now connected to
+// the main namespace. Anything else than a connect costs a strike, as the handshake wait is not rate limited.
+func (c *conn) sioNamespace(frame []byte) bool {
+	if len(frame) < 2 || frame[0] != eioMessage || frame[1] != sioConnect {
+		c.strike("", "socket.io: expected a namespace connect packet (40)")
+		return false
+	}
+	// "40" or "40{auth}" is the main namespace; "40/name,..." another one, which does not exist here. The
+	// refusal names it back only when it is a plain short name: a text frame must stay valid UTF-8, and an echo
+	// must not be an amplifier.
+	if len(frame) > 2 && frame[2] == '/' {
+		ns := frame[2:]
+		if i := bytes.IndexByte(ns, ','); i >= 0 {
+			ns = ns[:i]
+		}
+		if !plainNamespace(ns) {
+			ns = []byte("/")
+		}
+		c.Send(&Message{Raw: append(append([]byte{eioMessage, sioConnectErr}, ns...), `,{"message":"Invalid namespace"}`...)})
+		c.penalize("invalid namespace")
+		return false
+	}
+	c.Send(&Message{Raw: append([]byte{eioMessage, sioConnect}, `{"sid":"`+newSocketIOID()+`"}`...)})
+	return true
 }
 
 func plainNamespace(ns []byte) bool {
@@ -267,6 +289,8 @@ func (c *conn) sioControl(frame []byte) bool {
 	switch frame[0] {
 	case eioPong:
 		return true // the read that brought it already moved the idle deadline
+	case eioNoop:
+		return true
 	case eioPing: // Engine.IO 3 habit; harmless to answer
 		c.Send(&Message{Raw: []byte{eioPong}})
 		return true

@@ -165,25 +165,6 @@ func TestSocketIOPacketHandshake(t *testing.T) {
 	}
 }
 
-func TestSocketIORefusesPollingAndEngineIO3(t *testing.T) {
-	ts := startServer(t, baseConfig())
-	f := func(query string) {
-		t.Helper()
-		resp, err := (&http.Client{Timeout: waitFor}).Get("http://" + ts.addr + "/socket.io/?" + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b [512]byte
-		n, _ := resp.Body.Read(b[:])
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b[:n]), `transports: ["websocket"]`) {
-			t.Fatalf("%s: %d %q, want 400 naming the websocket transport", query, resp.StatusCode, b[:n])
-		}
-	}
-	f("EIO=4&transport=polling&room=r")
-	f("EIO=3&transport=websocket&room=r")
-}
-
 // TestSocketIOClientRunsUnchanged drives a conference with the real socket.io-client (npm, pinned in
 // package.json), the way the original front end connects. The heartbeat runs on the server's manual clock: the
 // script prints "advance" when it waits for the next ping, and the test moves the clock one ping interval. The
