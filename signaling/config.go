@@ -330,10 +330,14 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+		if !tokenChar(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// tokenChar reports whether c may appear in an RFC 7230 token.
+func tokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && strings.IndexByte("()<>@,;:\\\"/[]?={}", c) < 0
 }

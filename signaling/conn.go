@@ -195,7 +195,8 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 	}
 	if c.sio && c.joined {
 		// Past the queue's bound on purpose: two small frames, once.
-		c.queue = append(c.queue, newMessage(evServerDisconnect, map[string]any{"code": code, "reason": reason}), sioDisconnectMessage)
+		why := newMessage(evServerDisconnect, map[string]any{"code": code, "reason": reason})
+		c.queue = append(c.queue, why, sioDisconnectMessage)
 	}
 	if c.ws == nil && c.poll != nil {
 		c.closePollLocked(code, reason, true) // the GET takes the queue, then the close packet

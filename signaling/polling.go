@@ -27,7 +27,8 @@ var (
 	// ErrPolling is a long-polling request that breaks the protocol.
 	ErrPolling = errors.New("socket.io: bad polling request")
 	// ErrUnknownSession is a polling request or upgrade for a sid this node does not hold.
-	ErrUnknownSession = errors.New("socket.io: session ID unknown, expired, or held by another node (polling needs every request of a session on the node that opened it)")
+	ErrUnknownSession = errors.New("socket.io: session ID unknown, expired, or held by another node " +
+		"(polling needs every request of a session on the node that opened it)")
 	// ErrTooManyPolling refuses a long-polling session when signaling.max_polling_sessions are open.
 	ErrTooManyPolling = errors.New("socket.io: too many long-polling sessions; the websocket transport is still served")
 	// ErrPollingOff refuses long polling when signaling.max_polling_sessions is negative.
@@ -198,7 +199,7 @@ func preflight(ctx *fasthttp.RequestCtx) {
 // headerList reports whether b is a comma-separated list of header names, safe to echo.
 func headerList(b []byte) bool {
 	for _, c := range b {
-		if c != ',' && c != ' ' && !isToken(string(c)) {
+		if c != ',' && c != ' ' && !tokenChar(c) {
 			return false
 		}
 	}
@@ -288,7 +289,8 @@ func (s *Server) unknownSession(sid []byte) error {
 // pollRefuse answers a polling request that cannot be served, and logs why.
 func (s *Server) pollRefuse(ctx *fasthttp.RequestCtx, status int, err error) {
 	s.m.pollRefused.Inc()
-	s.log.Debug("signaling: polling request refused", "status", status, "reason", err.Error(), "ip", ctx.RemoteIP().String())
+	s.log.Debug("signaling: polling request refused", "status", status, "reason", err.Error(),
+		"ip", ctx.RemoteIP().String())
 	refuse(ctx, status, err.Error())
 }
 
@@ -503,7 +505,8 @@ func (c *conn) pollPost(ctx *fasthttp.RequestCtx) {
 		return
 	case int64(len(body)) > c.s.maxPayload():
 		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Errorf("%w: payload larger than maxPayload", ErrPolling))
+		c.s.pollRefuse(ctx, fasthttp.StatusRequestEntityTooLarge,
+			fmt.Errorf("%w: payload larger than maxPayload", ErrPolling))
 		c.closeWith(websocket.CloseMessageTooBig, "payload too large")
 		return
 	}

@@ -38,7 +38,8 @@ const (
 
 var (
 	// ErrEngineIOVersion refuses clients of another Engine.IO protocol: socket.io-client 2.x speaks EIO=3.
-	ErrEngineIOVersion = errors.New("socket.io: only Engine.IO protocol 4 (EIO=4: socket.io-client 3.x and 4.x) is served; socket.io-client 2.x (EIO=3) must be upgraded")
+	ErrEngineIOVersion = errors.New("socket.io: only Engine.IO protocol 4 (EIO=4: socket.io-client 3.x and 4.x) " +
+		"is served; socket.io-client 2.x (EIO=3) must be upgraded")
 	// ErrSocketIOTransport refuses a transport other than Engine.IO's polling and websocket.
 	ErrSocketIOTransport = errors.New("socket.io: transport must be polling or websocket")
 	// ErrSocketIOFrame is a frame that is not a Socket.IO event packet for the main namespace.
