@@ -19,9 +19,9 @@ type Config struct {
 	// Default /socket.io/; "off" turns it off.
 	SocketIOPath string `yaml:"socketio_path"`
 	// MaxPollingSessions bounds the Engine.IO long-polling sessions open on this node; they also count in
-	// MaxConns. Each one holds an HTTP request open, and its memory is about that of a WebSocket plus the HTTP
-	// server's per-request state (see the README). Default 10000; a negative value turns long polling off, and
-	// clients must then set `transports: ["websocket"]`.
+	// MaxConns. An idle one holds its pending GET's connection, parked outside the HTTP server, and about 2.5 KB
+	// (see the README). Default 10000; a negative value turns long polling off, and clients must then set
+	// `transports: ["websocket"]`.
 	MaxPollingSessions int `yaml:"max_polling_sessions"`
 	// NodeID, when set, starts every long-polling session's sid (`<node_id>.<random>`), so that a balancer in
 	// front of several edges can send each polling request to the node holding its session: letters, digits,
