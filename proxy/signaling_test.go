@@ -102,10 +102,16 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 			break
 		}
 	}
-	// The Socket.IO endpoint is routed too: a long-polling client is told what to change.
-	if code, _, body := get(t, base+"/socket.io/?EIO=4&transport=polling&room=standup"); code != 400 ||
-		!strings.Contains(string(body), `transports: ["websocket"]`) {
-		t.Fatalf("socket.io polling through the edge: %d %s", code, body)
+	// The Socket.IO endpoint is routed too, long polling included (socket.io-client's default), and announces the
+	// upgrade to a WebSocket; a socket.io-client 2.x is told which versions are served.
+	if code, _, body := get(t, base+"/socket.io/?EIO=4&transport=polling&room=standup",
+		"Cookie", "socket_io_token_77="+confToken(t, "poll@example.com", "standup", "77", false)); code != 200 ||
+		!strings.HasPrefix(string(body), "0{") || !strings.Contains(string(body), `"upgrades":["websocket"]`) {
+		t.Fatalf("socket.io polling handshake through the edge: %d %s", code, body)
+	}
+	if code, _, body := get(t, base+"/socket.io/?EIO=3&transport=polling&room=standup"); code != 400 ||
+		!strings.Contains(string(body), "EIO=4") {
+		t.Fatalf("socket.io-client 2.x through the edge: %d %s", code, body)
 	}
 	_, _, body := get(t, admin+"/metrics", "Authorization", "Bearer admin-token")
 	if !strings.Contains(string(body), "hlsedge_signaling_") {

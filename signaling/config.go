@@ -15,10 +15,19 @@ import (
 type Config struct {
 	// Path is where the WebSocket endpoint is mounted on the public listener. Default /ws.
 	Path string `yaml:"path"`
-	// SocketIOPath is where socket.io-client v3/v4 connects (Engine.IO 4, websocket transport only: the client
-	// sets `transports: ["websocket"]`), with the same events, auth and limits as Path. Default /socket.io/;
-	// "off" turns it off.
+	// SocketIOPath is where socket.io-client v3/v4 connects with its default options (Engine.IO 4: long polling
+	// upgraded to a WebSocket, or a WebSocket from the start), with the same events, auth and limits as Path.
+	// Default /socket.io/; "off" turns it off.
 	SocketIOPath string `yaml:"socketio_path"`
+	// MaxPollingSessions bounds the Engine.IO long-polling sessions open on this node; they also count in
+	// MaxConns. An idle one holds its pending GET's connection, parked outside the HTTP server, and about 2.5 KB
+	// (see the README). Default 10000; a negative value turns long polling off, and clients must then set
+	// `transports: ["websocket"]`.
+	MaxPollingSessions int `yaml:"max_polling_sessions"`
+	// NodeID, when set, starts every long-polling session's sid (`<node_id>.<random>`), so that a balancer in
+	// front of several edges can send each polling request to the node holding its session: letters, digits,
+	// `-` and `_`, at most 32. Default none, for a single node or a balancer with sticky sessions.
+	NodeID string `yaml:"node_id"`
 	// AllowedOrigins lists the browser origins that may open a socket: exact origins (`https://meet.example.com`)
 	// or one leading wildcard label (`https://*.example.com`). Cookies ride along on cross-site upgrades, so this
 	// is what stops cross-site WebSocket hijacking. Empty: only an Origin equal to the request's Host passes.
@@ -112,6 +121,7 @@ const (
 	defaultWriteTimeout     = 10 * time.Second
 	defaultHandshakeTimeout = 10 * time.Second
 	defaultSendQueue        = 256
+	defaultMaxPolling       = 10000
 	defaultReconnectGrace   = 30 * time.Second
 	defaultExpiryWarning    = 60 * time.Second
 	defaultAudience         = "socketio"
@@ -146,6 +156,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.WriteTimeout, defaultWriteTimeout)
 	setDefault(&c.HandshakeTimeout, defaultHandshakeTimeout)
 	setDefault(&c.SendQueue, defaultSendQueue)
+	setDefault(&c.MaxPollingSessions, defaultMaxPolling)
 	setDefault(&c.ReconnectGrace, defaultReconnectGrace)
 	setDefault(&c.TokenExpiryWarning, defaultExpiryWarning)
 	if len(c.JWT.Algorithms) == 0 {
@@ -169,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SocketIOPath != "off" && (!strings.HasPrefix(c.SocketIOPath, "/") || c.SocketIOPath == c.Path) {
 		return fmt.Errorf("'signaling.socketio_path' must start with '/' and differ from 'signaling.path', or be \"off\"; got %q", c.SocketIOPath)
+	}
+	if c.NodeID != "" && !validNodeID(c.NodeID) {
+		return fmt.Errorf("'signaling.node_id' must be at most 32 letters, digits, '-' or '_', got %q", c.NodeID)
 	}
 	for i, o := range c.AllowedOrigins {
 		if o == "*" {
@@ -253,10 +267,14 @@ func isToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+		if !tokenChar(s[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// tokenChar reports whether c may appear in an RFC 7230 token.
+func tokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && strings.IndexByte("()<>@,;:\\\"/[]?={}", c) < 0
 }

@@ -47,6 +47,10 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.JWT.Algorithms = []string{"RS256"} }, "'signaling.jwt.secret' must be empty when no HS* algorithm is allowed")
 	f(func(c *Config) { c.JWT.Algorithms, c.JWT.Secret = []string{"RS256"}, "" }, "'signaling.jwt.public_keys', 'signaling.jwt.jwks_file' or 'signaling.jwt.jwks_url' must be set")
 	f(func(c *Config) { c.ReadBufferSize = 10 }, "'signaling.read_buffer_size' must be at least")
+	f(func(c *Config) { c.NodeID = "edge 1" }, "'signaling.node_id' must be at most 32 letters")
+	f(func(c *Config) { c.NodeID = strings.Repeat("a", 33) }, "'signaling.node_id'")
+	f(func(c *Config) { c.NodeID = "edge-1_b" }, "")
+	f(func(c *Config) { c.MaxPollingSessions = -1 }, "")
 }
 
 func TestOriginAllowList(t *testing.T) {
@@ -95,4 +99,21 @@ func TestOriginAllowList(t *testing.T) {
 	if same.originAllowed(&ctx) {
 		t.Fatal("cross-host origin allowed without an allow-list")
 	}
+
+	// require_origin: a browser's same-origin GET (a polling request) carries no Origin, but says what it is.
+	strict, _ := New(Config{JWT: JWTConfig{Secret: testSecret}, RequireOrigin: true}, nil, nil)
+	g := func(secFetchSite string, want bool) {
+		t.Helper()
+		var ctx fasthttp.RequestCtx
+		if secFetchSite != "" {
+			ctx.Request.Header.Set("Sec-Fetch-Site", secFetchSite)
+		}
+		if got := strict.originAllowed(&ctx); got != want {
+			t.Fatalf("no Origin, Sec-Fetch-Site %q: %v, want %v", secFetchSite, got, want)
+		}
+	}
+	g("", false)
+	g("same-origin", true)
+	g("cross-site", false)
+	g("same-site", false)
 }

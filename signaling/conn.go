@@ -25,9 +25,15 @@ type conn struct {
 	codec   Codec
 	sio     bool // Socket.IO framing: Engine.IO handshake and text-frame heartbeat
 	waiting bool // the conference had a waiting room when the socket opened
+	// poll is the Engine.IO long-polling session the socket began as (polling.go); nil for one opened as a
+	// WebSocket. It stays after an upgrade, which sets ws.
+	poll *pollState
 
-	// Reader goroutine only.
+	// Reader only: the goroutine reading the WebSocket, or the POST being handled for long polling.
 	rate, strikes bucket
+	nsJoined      bool   // Socket.IO: the client connected to the main namespace
+	ackID         int64  // Socket.IO: the ack id of the event being handled, -1 when it asked for none
+	ackErr        []byte // Socket.IO: the error that refused the event being handled, for its ack
 
 	// role routes the hub's deliveries; guarded by the node's lock on the conference.
 	role Role
@@ -48,6 +54,8 @@ type conn struct {
 	expTimer  timer
 	pingTimer timer
 	idleTimer timer
+	joined    bool     // join ran: end undoes it
+	joinAcks  []uint64 // Socket.IO: join_waiting_room acks waiting for the hub's answer, oldest first
 
 	// Without DetachSockets, fasthttp recycles the hijacked connection wrapper as soon as run returns, so every
 	// use of ws outside the reader goroutine is an op: run waits for ops to finish, and no op starts once dead is set.
@@ -81,24 +89,39 @@ func (c *conn) Send(m *Message) {
 		return
 	}
 	c.queue = append(c.queue, m)
-	start := !c.writing && !c.held
-	if start {
-		c.writing = true
+	if len(c.joinAcks) > 0 && answersJoin(m.Event) {
+		// Slow path: the hub's answer to a join_waiting_room that asked for an ack, which follows it.
+		c.queue = append(c.queue, ackMessage(c.joinAcks[0], m.Data))
+		c.joinAcks = c.joinAcks[1:]
 	}
+	start := c.flushLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop()
 	}
 }
 
+// flushLocked gets the queue delivered: by the pending GET for long polling, else by a writer goroutine, which
+// the caller starts once unlocked when it returns true.
+func (c *conn) flushLocked() bool {
+	if c.writing || c.held {
+		return false
+	}
+	if c.ws == nil {
+		if c.poll != nil {
+			c.wakeGetLocked()
+		}
+		return false
+	}
+	c.writing = true
+	return true
+}
+
 // unhold starts writing what was queued while the socket joined its conference.
 func (c *conn) unhold() {
 	c.mu.Lock()
 	c.held = false
-	start := !c.writing && !c.closing && (len(c.queue) > 0 || c.sealed)
-	if start {
-		c.writing = true
-	}
+	start := !c.closing && (len(c.queue) > 0 || c.sealed) && c.flushLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeLoop() // with an empty queue and a seal, it closes
@@ -160,15 +183,32 @@ type closeReq struct {
 
 // closeAfterQueue closes once what is already queued (the error that explains the close, the last chat
 // messages) has been written. A slow client's writer never finishes; its write timeout ends it instead.
+//
+// Every caller ends the session for good (token expiry, abuse, the conference's end, a kick), so a Socket.IO
+// client is told why and then gets the namespace disconnect, after which socket.io-client does not reconnect:
+// retrying with the same cookie would only be refused again.
 func (c *conn) closeAfterQueue(code int, reason string) {
 	c.mu.Lock()
 	if c.closing || c.sealed {
 		c.mu.Unlock()
 		return
 	}
-	if c.writing || c.held {
+	if c.sio && c.joined {
+		// Past the queue's bound on purpose: two small frames, once.
+		why := newMessage(evServerDisconnect, map[string]any{"code": code, "reason": reason})
+		c.queue = append(c.queue, why, sioDisconnectMessage)
+	}
+	if c.ws == nil && c.poll != nil {
+		c.closePollLocked(code, reason, true) // the GET takes the queue, then the close packet
+		return
+	}
+	if c.writing || c.held || len(c.queue) > 0 {
 		c.sealed, c.pendClose = true, closeReq{code, reason}
+		start := c.flushLocked()
 		c.mu.Unlock()
+		if start {
+			go c.writeLoop() // writes the queue, then closes
+		}
 		return
 	}
 	c.mu.Unlock()
@@ -179,6 +219,10 @@ func (c *conn) closeAfterQueue(code int, reason string) {
 // passes, so that the client sees the reason before the TCP connection goes.
 func (c *conn) closeWith(code int, reason string) {
 	c.mu.Lock()
+	if c.ws == nil && c.poll != nil {
+		c.closePollLocked(code, reason, false)
+		return
+	}
 	if c.closing || c.ws == nil || c.dead {
 		c.mu.Unlock()
 		return
@@ -208,21 +252,11 @@ func (c *conn) isClosing() bool {
 // hijack goroutine.
 func (c *conn) run(ws *websocket.Conn) {
 	s := c.s
-	raw := ws.NetConn()
-	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
-		raw = u.UnsafeConn()
-	}
+	raw := netConnOf(ws)
 	c.mu.Lock()
 	c.ws, c.raw = ws, raw
 	c.mu.Unlock()
-	defer s.release(c)
-	defer func() {
-		c.mu.Lock()
-		c.dead, c.closing = true, true
-		c.mu.Unlock()
-		_ = raw.Close() // unblocks a writer stuck on a slow client
-		c.ops.Wait()
-	}()
+	defer c.end()
 	ws.SetReadLimit(s.cfg.ReadLimit)
 	ws.SetPongHandler(func(string) error {
 		c.touch()
@@ -244,19 +278,40 @@ func (c *conn) run(ws *websocket.Conn) {
 		}
 	}
 	// From here silence is the idle timer's to judge, not a read deadline's: the timer runs on the server's
-	// clock. Armed before `connected`, so that a client which has it knows the heartbeat is running.
+	// clock.
 	_ = raw.SetReadDeadline(time.Time{})
+	c.join()
+	c.readLoop(ws)
+}
+
+// netConnOf returns the TCP connection under ws, unwrapped from fasthttp's hijack wrapper: safe to close and to
+// set deadlines on from any goroutine.
+func netConnOf(ws *websocket.Conn) net.Conn {
+	raw := ws.NetConn()
+	if u, ok := raw.(interface{ UnsafeConn() net.Conn }); ok {
+		raw = u.UnsafeConn()
+	}
+	return raw
+}
+
+// join makes the socket a member of its conference, on its reader: heartbeat, `connected`, the expiry timer, then
+// the node and the hub. The heartbeat is armed before `connected`, so that a client which has it knows the
+// heartbeat is running.
+func (c *conn) join() {
+	s := c.s
 	c.mu.Lock()
 	c.touch()
-	c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+	if c.idleTimer == nil {
+		c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+	} else {
+		c.idleTimer.Reset(s.cfg.IdleTimeout) // long polling armed it for the handshake
+	}
 	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
-	c.mu.Unlock()
-	defer c.stopTimers()
 	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
 	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
 	// moderator's waiting list) queue behind `connected`.
-	c.mu.Lock()
 	c.held = true
+	c.joined = true
 	c.mu.Unlock()
 	c.shallow(func() {
 		c.Send(newMessage(evConnected, map[string]any{
@@ -265,7 +320,7 @@ func (c *conn) run(ws *websocket.Conn) {
 			"user":         &c.sess.User,
 			"moderator":    c.sess.User.Moderator,
 			"waiting_room": c.waiting,
-			"expires_at":   c.expires.Unix(), // only the reader goroutine changes it, later
+			"expires_at":   c.expires.Unix(), // only the reader changes it, later
 		}))
 	})
 	c.mu.Lock()
@@ -276,15 +331,17 @@ func (c *conn) run(ws *websocket.Conn) {
 	}
 	// The node knows the socket before the hub knows its session, so the hub's first delivery finds it.
 	s.node.add(c)
-	defer s.node.remove(c)
 	var err error
 	c.shallow(func() { err = s.hubErr("connect", s.hub.Connect(c.key, c.sess)) })
-	defer s.hub.Disconnect(c.key, c.sess)
 	if err != nil {
 		c.closeWith(websocket.CloseTryAgainLater, err.Error())
 	}
 	c.unhold()
+}
 
+// readLoop reads the WebSocket until it fails or the client's close frame arrives.
+func (c *conn) readLoop(ws *websocket.Conn) {
+	s := c.s
 	for {
 		mt, r, err := ws.NextReader()
 		if err != nil {
@@ -314,6 +371,39 @@ func (c *conn) run(ws *websocket.Conn) {
 			s.readBufs.Put(bp)
 		}
 	}
+}
+
+// end is the session's teardown, run once when its reader is done: the WebSocket's reader goroutine, or for long
+// polling whoever ended the session (after the POST being handled, if one was).
+func (c *conn) end() {
+	s := c.s
+	c.mu.Lock()
+	joined := c.joined
+	c.mu.Unlock()
+	if joined {
+		s.hub.Disconnect(c.key, c.sess)
+		s.node.remove(c)
+	}
+	c.stopTimers()
+	c.mu.Lock()
+	c.dead, c.closing = true, true
+	raw := c.raw
+	var probe net.Conn
+	if c.poll != nil {
+		probe = c.poll.probe
+	}
+	c.mu.Unlock()
+	if raw != nil {
+		_ = raw.Close() // unblocks a writer stuck on a slow client
+		c.ops.Wait()
+	}
+	if probe != nil {
+		_ = probe.Close() // an upgrade under way finds the session gone
+	}
+	if c.poll != nil {
+		s.retirePoll(c)
+	}
+	s.release(c)
 }
 
 // shallow runs f on a borrowed goroutine and waits for it. The reader goroutine lives as long as the socket and
@@ -369,16 +459,24 @@ func (c *conn) touch() {
 func (c *conn) idleCheck() {
 	left := time.Duration(c.idleAt.Load() - c.s.clock.Now().UnixNano())
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closing {
+		c.mu.Unlock()
 		return // a close is under way and has its own deadline
 	}
 	if left > 0 {
 		c.idleTimer.Reset(left)
+		c.mu.Unlock()
+		return
+	}
+	if c.ws == nil && c.poll != nil {
+		// Long polling has no reader to wake: an abandoned session ends here.
+		c.s.m.idle.Inc()
+		c.closePollLocked(0, "idle timeout", false)
 		return
 	}
 	// The reader wakes with a timeout, which readFailed counts as an idle close.
 	_ = c.raw.SetReadDeadline(aLongTimeAgo)
+	c.mu.Unlock()
 }
 
 func (c *conn) ping() {

@@ -46,9 +46,10 @@ var (
 func statusOf(err error) int {
 	switch {
 	case errors.Is(err, ErrNoRoom), errors.Is(err, ErrBadRoom), errors.Is(err, ErrHandshake),
-		errors.Is(err, ErrSocketIOTransport):
+		errors.Is(err, ErrSocketIOTransport), errors.Is(err, ErrEngineIOVersion), errors.Is(err, ErrPolling),
+		errors.Is(err, ErrUnknownSession), errors.Is(err, ErrPollingOff):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable):
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrUnavailable), errors.Is(err, ErrTooManyPolling):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrOrigin), errors.Is(err, ErrWrongRoom), errors.Is(err, ErrWrongConference),
 		errors.Is(err, ErrNotRunning), errors.Is(err, ErrTooManyUser), errors.Is(err, ErrTooManyConference),

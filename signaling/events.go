@@ -45,9 +45,25 @@ var (
 )
 
 // handle runs one client event. Bad input gets an `error` event and a strike; the socket stays open until the
-// strikes run out.
+// strikes run out. A Socket.IO event that asks for an ack gets exactly one: with the payload of the event that
+// answers it, or without arguments when nothing does.
 func (c *conn) handle(frame []byte) {
 	now := c.s.clock.Now()
+	c.ackID = -1
+	if c.sio {
+		if !c.nsJoined {
+			// A session that began with long polling connects to the namespace with a packet like any other.
+			if c.sioNamespace(frame) {
+				c.nsJoined = true
+				c.join()
+			}
+			return
+		}
+		if id, ok := sioAckID(frame); ok {
+			c.ackID = int64(id)
+		}
+		defer c.ackRest()
+	}
 	if !c.rate.take(now) {
 		c.s.m.rateLimited.Inc()
 		c.strike("", "rate limit exceeded")
@@ -69,12 +85,15 @@ func (c *conn) handle(frame []byte) {
 			return
 		}
 		if ev == evJoinWaitingRoom {
-			err = hub.JoinWaiting(k, s)
+			id, deferred := c.deferJoinAck()
+			if err = hub.JoinWaiting(k, s); err != nil && deferred {
+				c.reclaimJoinAck(id)
+			}
 		} else {
 			err = hub.LeaveWaiting(k, s)
 		}
 		if err != nil {
-			c.Send(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
+			c.answer(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
 		}
 	case evAcceptParticipant:
 		var p acceptPayload
@@ -135,7 +154,7 @@ func (c *conn) handle(frame []byte) {
 			return
 		}
 		if err := hub.Chat(k, s, text, now); err != nil {
-			c.Send(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
+			c.answer(newMessage(evError, errorData(ev, c.s.hubErr(ev, err).Error())))
 		}
 	case evRefreshToken:
 		var p refreshPayload
@@ -173,7 +192,7 @@ func (c *conn) decodeRoom(ev string, data []byte, v any, room **string) bool {
 }
 
 func (c *conn) respond(ev string, ok bool, msg string) {
-	c.Send(newMessage(ev, map[string]any{"success": ok, "message": msg}))
+	c.answer(newMessage(ev, map[string]any{"success": ok, "message": msg}))
 }
 
 func errorData(ev, msg string) map[string]any {
@@ -186,7 +205,11 @@ func errorData(ev, msg string) map[string]any {
 
 // strike reports bad input and counts it. Sustained abuse closes the socket with 1008.
 func (c *conn) strike(ev, msg string) {
-	c.Send(newMessage(evError, errorData(ev, msg)))
+	m := newMessage(evError, errorData(ev, msg))
+	c.Send(m)
+	if c.ackID >= 0 {
+		c.ackErr = m.Data // the ack's payload, unless a `*_response` follows
+	}
 	c.penalize(msg)
 }
 
@@ -215,7 +238,7 @@ func (c *conn) refresh(tok string) {
 		err = errors.New("token is for another user or role")
 	}
 	if err != nil {
-		c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": false, "message": err.Error()}))
+		c.answer(newMessage(evRefreshTokenResponse, map[string]any{"success": false, "message": err.Error()}))
 		return
 	}
 	warn := false
@@ -226,7 +249,7 @@ func (c *conn) refresh(tok string) {
 	}
 	exp := c.expires
 	c.mu.Unlock()
-	c.Send(newMessage(evRefreshTokenResponse, map[string]any{"success": true, "expires_at": exp.Unix()}))
+	c.answer(newMessage(evRefreshTokenResponse, map[string]any{"success": true, "expires_at": exp.Unix()}))
 	if warn {
 		c.warnExpiry()
 	}

@@ -39,6 +39,9 @@ type testServer struct {
 	// answers pings.
 	eventBuf int
 	noPong   bool
+
+	// hijacked hears of every connection the HTTP server handed over: an upgrade, or a polling GET that waits.
+	hijacked chan struct{}
 }
 
 func baseConfig() Config {
@@ -73,6 +76,7 @@ func startServerOn(t *testing.T, cfg Config, detach bool, clk *manualClock, opts
 	if err != nil {
 		t.Fatal(err)
 	}
+	hijacked := make(chan struct{}, 64)
 	srv := &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			switch {
@@ -85,6 +89,11 @@ func startServerOn(t *testing.T, cfg Config, detach bool, clk *manualClock, opts
 			}
 		},
 		ReadBufferSize: 16 << 10,
+		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+			if st == fasthttp.StateHijacked {
+				notify(hijacked)
+			}
+		},
 	}
 	if detach {
 		sig.DetachSockets(srv)
@@ -94,7 +103,7 @@ func startServerOn(t *testing.T, cfg Config, detach bool, clk *manualClock, opts
 		sig.Close()
 		_ = srv.Shutdown()
 	})
-	return &testServer{t: t, sig: sig, addr: ln.Addr().String(), clock: clk}
+	return &testServer{t: t, sig: sig, addr: ln.Addr().String(), clock: clk, hijacked: hijacked}
 }
 
 type user struct {

@@ -17,6 +17,8 @@ type sigMetrics struct {
 	slow, idle, writeErrors                 *metrics.Counter
 	closedShutdown, closedPolicy, closedBig *metrics.Counter
 	closedExpired, closedEnded, closedOther *metrics.Counter
+	pollSessions, pollRefused               *metrics.Counter
+	transportUpgrades                       *metrics.Counter
 }
 
 func newSigMetrics(ms *metrics.Set, s *Server) *sigMetrics {
@@ -28,6 +30,7 @@ func newSigMetrics(ms *metrics.Set, s *Server) *sigMetrics {
 		return c(`hlsedge_signaling_server_closes_total{reason="` + r + `"}`)
 	}
 	ms.GetOrCreateGauge(`hlsedge_signaling_connections`, func() float64 { return float64(s.Conns()) })
+	ms.GetOrCreateGauge(`hlsedge_signaling_polling_sessions`, func() float64 { return float64(s.polls.len()) })
 	return &sigMetrics{
 		upgrades:           c(`hlsedge_signaling_upgrades_total`),
 		refusedBadRequest:  refused("bad_request"),
@@ -48,6 +51,9 @@ func newSigMetrics(ms *metrics.Set, s *Server) *sigMetrics {
 		closedExpired:      closed("token_expired"),
 		closedEnded:        closed("conference_ended"),
 		closedOther:        closed("other"),
+		pollSessions:       c(`hlsedge_signaling_polling_sessions_total`),
+		pollRefused:        c(`hlsedge_signaling_polling_requests_refused_total`),
+		transportUpgrades:  c(`hlsedge_signaling_transport_upgrades_total`),
 	}
 }
 

@@ -58,6 +58,9 @@ type Server struct {
 	// readBufs holds frame buffers: a socket only needs one while it handles a message.
 	readBufs sync.Pool
 
+	// polls holds the Engine.IO long-polling sessions by sid.
+	polls pollTable
+
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	perConf map[ConfKey]int
@@ -99,6 +102,7 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 		sessPrefix: newSessionPrefix(),
 		conns:      map[*conn]struct{}{},
 		perConf:    map[ConfKey]int{},
+		polls:      pollTable{m: map[string]*conn{}},
 	}
 	for _, o := range opts {
 		o(s)
@@ -213,14 +217,12 @@ func (s *Server) Conns() int {
 }
 
 // ServeWS authenticates a conference socket and upgrades it. Every refusal happens before the upgrade, with a
-// 400/401/403/503 status and a one-line reason.
+// 400/401/403/503 status and a one-line reason. On the Socket.IO path it also serves Engine.IO's long polling
+// and the upgrade of a polling session to a WebSocket (polling.go).
 func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
-	sio := s.isSocketIOPath(ctx.Request.URI().PathOriginal())
-	if sio {
-		if err := checkSocketIOQuery(ctx); err != nil {
-			s.refuseUpgrade(ctx, err)
-			return
-		}
+	if s.isSocketIOPath(ctx.Request.URI().PathOriginal()) {
+		s.serveSocketIO(ctx)
+		return
 	}
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		ctx.Response.Header.Set("Upgrade", "websocket")
@@ -233,11 +235,13 @@ func (s *Server) ServeWS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	c.codec = JSONCodec{}
-	if sio {
-		c.codec, c.sio = SocketIOCodec{}, true
-	}
+	s.upgrade(ctx, c)
+}
+
+// upgrade hands an admitted socket to its own goroutine: detached from fasthttp when DetachSockets was called.
+func (s *Server) upgrade(ctx *fasthttp.RequestCtx, c *conn) {
 	if s.detach.Load() {
-		if err := s.upgradeDetached(ctx, c); err != nil {
+		if err := s.upgradeDetached(ctx, c.run, func() { s.release(c) }); err != nil {
 			s.release(c)
 			s.refuseUpgrade(ctx, err)
 			return
@@ -276,6 +280,7 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 		sess:    Session{ID: s.newSessionID(), User: g.Identity},
 		expires: g.Expires,
 		waiting: conf.WaitingRoom,
+		ackID:   -1,
 	}
 	c.rate = bucket{rate: s.cfg.MessageRate, burst: float64(s.cfg.MessageBurst), tokens: float64(s.cfg.MessageBurst)}
 	c.strikes = bucket{rate: 1 / s.cfg.StrikeDecay.Seconds(), burst: float64(s.cfg.MaxStrikes), tokens: float64(s.cfg.MaxStrikes)}
@@ -433,7 +438,8 @@ func roomOf(ctx *fasthttp.RequestCtx) (string, error) {
 func (s *Server) originAllowed(ctx *fasthttp.RequestCtx) bool {
 	o := ctx.Request.Header.Peek("Origin")
 	if len(o) == 0 {
-		return !s.cfg.RequireOrigin
+		// Browsers leave Origin out of a same-origin GET, such as a polling request, and say so in Sec-Fetch-Site.
+		return !s.cfg.RequireOrigin || string(ctx.Request.Header.Peek("Sec-Fetch-Site")) == "same-origin"
 	}
 	if s.anyOrig {
 		return true

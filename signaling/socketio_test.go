@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -165,29 +166,12 @@ func TestSocketIOPacketHandshake(t *testing.T) {
 	}
 }
 
-func TestSocketIORefusesPollingAndEngineIO3(t *testing.T) {
-	ts := startServer(t, baseConfig())
-	f := func(query string) {
-		t.Helper()
-		resp, err := (&http.Client{Timeout: waitFor}).Get("http://" + ts.addr + "/socket.io/?" + query)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var b [512]byte
-		n, _ := resp.Body.Read(b[:])
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b[:n]), `transports: ["websocket"]`) {
-			t.Fatalf("%s: %d %q, want 400 naming the websocket transport", query, resp.StatusCode, b[:n])
-		}
-	}
-	f("EIO=4&transport=polling&room=r")
-	f("EIO=3&transport=websocket&room=r")
-}
-
-// TestSocketIOClientRunsUnchanged drives a conference with the real socket.io-client (npm, pinned in
-// package.json), the way the original front end connects. The heartbeat runs on the server's manual clock: the
-// script prints "advance" when it waits for the next ping, and the test moves the clock one ping interval. The
-// intervals announced to the client are long, so its own wall-clock timers never fire during the test.
+// TestSocketIOClientRunsUnchanged drives the whole waiting-room flow with the real socket.io-client (npm, pinned
+// in package.json), the way the original front end connects: with its default options (long polling, then the
+// upgrade to a WebSocket), and with each transport alone. Timers run on the server's manual clock: the script
+// prints "advance" when it waits for the next ping and "expire" when it waits for a token to run out, and the
+// test moves the clock. The intervals announced to the client are long, so its own wall-clock timers never fire
+// during the test.
 func TestSocketIOClientRunsUnchanged(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -196,19 +180,37 @@ func TestSocketIOClientRunsUnchanged(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("..", "node_modules", "socket.io-client", "package.json")); err != nil {
 		t.Fatal("socket.io-client is missing: `make test` runs npm ci")
 	}
+	f := func(transport string) {
+		t.Run(transport, func(t *testing.T) { socketIOClientFlow(t, node, transport) })
+	}
+	f("default")
+	f("polling")
+	f("websocket")
+}
+
+func socketIOClientFlow(t *testing.T, node, transport string) {
 	cfg := baseConfig()
 	cfg.PingInterval, cfg.IdleTimeout = 50*time.Second, 2*time.Minute
+	zero := time.Duration(0)
+	cfg.JWT.Leeway = &zero
+	const daveLife = 30 * time.Second // inside the default expiry warning, and shorter than a ping interval
 	ts := startServer(t, cfg)
 	const room, cid = "Weekly sync", "c-sio"
+	mod2 := user{name: "Mod2", email: "mod2@example.com", id: "u-mod2", moderator: true}
+	tokens, _ := json.Marshal(map[string]string{
+		"mod": mint(t, mod, room, cid), "mod2": mint(t, mod2, room, cid),
+		"alice": mint(t, alice, room, cid), "bob": mint(t, bob, room, cid), "carol": mint(t, carol, room, cid),
+		"dave":         sign(t, tokenClaimsFor(dave, room, cid, ts.clock.Now().Add(daveLife))),
+		"aliceRefresh": sign(t, tokenClaimsFor(alice, room, cid, ts.clock.Now().Add(2*time.Hour))),
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, filepath.Join("testdata", "socketio_client.mjs"))
 	// More server time than the idle timeout: only answered pings keep the sockets open.
 	heartbeats := int(cfg.IdleTimeout/cfg.PingInterval) + 1
 	cmd.Env = append(os.Environ(),
-		"SIO_URL=http://"+ts.addr, "ROOM="+room, "CID="+cid, "ORIGIN="+testOrigin,
-		"MOD_TOKEN="+mint(t, mod, room, cid), "ALICE_TOKEN="+mint(t, alice, room, cid), "BOB_TOKEN="+mint(t, bob, room, cid),
-		"HEARTBEATS="+strconv.Itoa(heartbeats))
+		"SIO_URL=http://"+ts.addr, "ROOM="+room, "CID="+cid, "ORIGIN="+testOrigin, "TRANSPORT="+transport,
+		"TOKENS="+string(tokens), "HEARTBEATS="+strconv.Itoa(heartbeats))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -219,22 +221,30 @@ func TestSocketIOClientRunsUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out []byte
-	advanced := 0
+	advanced, expired := 0, 0
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if sc.Text() == "advance" {
+		switch sc.Text() {
+		case "advance":
 			ts.clock.Advance(cfg.PingInterval)
 			advanced++
-			continue
+		case "expire":
+			ts.clock.Advance(daveLife + time.Second)
+			expired++
+		default:
+			out = append(out[:0], sc.Bytes()...)
 		}
-		out = append(out[:0], sc.Bytes()...)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("socket.io-client run failed: %v\n%s\n%s", err, out, stderr.Bytes())
 	}
-	if advanced != heartbeats {
-		t.Fatalf("the script waited for %d pings, want %d", advanced, heartbeats)
+	if advanced != heartbeats || expired != 1 {
+		t.Fatalf("the script waited for %d pings and %d expiries, want %d and 1", advanced, expired, heartbeats)
+	}
+	type exchange struct {
+		Ack    json.RawMessage
+		Answer json.RawMessage
 	}
 	var r struct {
 		OK                 bool
@@ -242,42 +252,104 @@ func TestSocketIOClientRunsUnchanged(t *testing.T) {
 			Moderator bool   `json:"moderator"`
 			Room      string `json:"room"`
 		}
-		InitialList    struct{ Participants []any }
-		AliceJoined    struct{ Participant struct{ Email string } }
-		AcceptResponse struct {
-			Success bool
-		}
-		AliceGrant struct {
+		InitialList struct{ Participants []any }
+		Joins       []exchange
+		AliceJoined struct{ Participant struct{ Email string } }
+		LateList    struct{ Participants []struct{ Email string } }
+		AcceptOne   exchange
+		AliceGrant  struct {
 			CanJoin bool `json:"can_join"`
 		}
-		ChatAtModerator struct {
-			From struct{ Name, Email string }
-			Text string
+		Reject     exchange
+		BobRefusal struct {
+			CanJoin bool `json:"can_join"`
+			Reason  string
 		}
-		WrongRoomError           map[string]any
+		AcceptAll             exchange
+		CarolGrant, DaveGrant struct {
+			CanJoin bool `json:"can_join"`
+		}
+		Chat         exchange
+		ChatReceived []ChatMessage
+		WrongRoom    exchange
+		Refresh      exchange
+		DaveWarned   map[string]any
+		DaveReason   struct {
+			Code   int
+			Reason string
+		}
+		DaveDisconnect           string
+		DaveReconnects           bool
 		ConnectedAfterHeartbeats []bool
+		FirstTransports          []string
+		Transports               []string
 		BobGrants                []any
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil || !r.OK {
 		t.Fatalf("client output %s (%v)", out, err)
 	}
+	// An ack carries exactly the payload of the event that answers it.
+	sameAsAnswer := func(name string, e exchange, wantSuccess bool) {
+		t.Helper()
+		var ack map[string]any
+		if err := json.Unmarshal(e.Ack, &ack); err != nil || string(e.Ack) != string(e.Answer) {
+			t.Fatalf("%s: ack %s, answer %s", name, e.Ack, e.Answer)
+		}
+		if s, ok := ack["success"]; ok && s != wantSuccess {
+			t.Fatalf("%s: success %v, want %v", name, s, wantSuccess)
+		}
+	}
+	for i, j := range r.Joins {
+		sameAsAnswer("join "+strconv.Itoa(i), j, true)
+	}
+	sameAsAnswer("accept one", r.AcceptOne, true)
+	sameAsAnswer("reject", r.Reject, true)
+	sameAsAnswer("accept all", r.AcceptAll, true)
+	sameAsAnswer("refresh", r.Refresh, true)
+	sameAsAnswer("wrong room", r.WrongRoom, false)
+	wantFirst, wantNow := transport, transport
+	if transport == "default" {
+		wantFirst, wantNow = "polling", "websocket"
+	}
+	var emails []string
+	for _, p := range r.LateList.Participants {
+		emails = append(emails, p.Email)
+	}
 	switch {
+	case len(r.Joins) != 4:
+		t.Fatalf("%d join acks, want 4", len(r.Joins))
 	case !r.ModeratorConnected.Moderator || r.ModeratorConnected.Room != room:
 		t.Fatalf("connected event %+v", r.ModeratorConnected)
 	case len(r.InitialList.Participants) != 0:
 		t.Fatalf("initial list %v", r.InitialList.Participants)
 	case r.AliceJoined.Participant.Email != alice.email:
 		t.Fatalf("moderator saw %q join, want the token's %q, not the payload's", r.AliceJoined.Participant.Email, alice.email)
-	case !r.AcceptResponse.Success || !r.AliceGrant.CanJoin:
-		t.Fatalf("accept %+v, grant %+v", r.AcceptResponse, r.AliceGrant)
-	case len(r.BobGrants) != 0:
-		t.Fatalf("bob received a grant meant for alice: %v", r.BobGrants)
-	case r.ChatAtModerator.From.Email != bob.email || r.ChatAtModerator.From.Name != bob.name || r.ChatAtModerator.Text != "hello from bob":
-		t.Fatalf("chat at moderator %+v", r.ChatAtModerator)
-	case r.WrongRoomError == nil:
-		t.Fatal("no error for a payload naming another room")
-	case len(r.ConnectedAfterHeartbeats) != 3 || !r.ConnectedAfterHeartbeats[0] || !r.ConnectedAfterHeartbeats[1] || !r.ConnectedAfterHeartbeats[2]:
+	case strings.Join(emails, ",") != "alice@example.com,bob@example.com,carol@example.com,dave@example.com":
+		t.Fatalf("late moderator's list %v", emails)
+	case !r.AliceGrant.CanJoin || r.BobRefusal.CanJoin || r.BobRefusal.Reason != "not on the list":
+		t.Fatalf("alice's grant %+v, bob's refusal %+v", r.AliceGrant, r.BobRefusal)
+	case !strings.Contains(string(r.AcceptAll.Ack), "admitted 2 participants") || !r.CarolGrant.CanJoin || !r.DaveGrant.CanJoin:
+		t.Fatalf("admit all: %s, carol %+v, dave %+v", r.AcceptAll.Ack, r.CarolGrant, r.DaveGrant)
+	case len(r.BobGrants) != 1:
+		t.Fatalf("bob received %v, want only his refusal", r.BobGrants)
+	case string(r.Chat.Ack) != "null":
+		t.Fatalf("chat ack %s, want one without arguments", r.Chat.Ack)
+	case len(r.ChatReceived) != 3 || r.ChatReceived[0].From.Email != carol.email || r.ChatReceived[0].Text != "hello from carol":
+		t.Fatalf("chat received %+v", r.ChatReceived)
+	case !strings.Contains(string(r.WrongRoom.Ack), errWrongRoomName.Error()):
+		t.Fatalf("wrong room ack %s", r.WrongRoom.Ack)
+	case r.DaveWarned["expires_at"] == nil:
+		t.Fatalf("dave's warning %v", r.DaveWarned)
+	case r.DaveReason.Code != CloseTokenExpired || r.DaveReason.Reason != "token expired":
+		t.Fatalf("dave was told %+v, want the token's expiry", r.DaveReason)
+	case r.DaveDisconnect != "io server disconnect" || r.DaveReconnects:
+		t.Fatalf("dave's disconnect %q, reconnecting %v: want the server's disconnect, and no reconnect", r.DaveDisconnect, r.DaveReconnects)
+	case len(r.ConnectedAfterHeartbeats) != 5 || slices.Contains(r.ConnectedAfterHeartbeats, false):
 		t.Fatalf("sockets after heartbeats %v: one side missed pings or pongs", r.ConnectedAfterHeartbeats)
+	case slices.ContainsFunc(r.FirstTransports, func(s string) bool { return s != wantFirst }):
+		t.Fatalf("opened on %v, want %s", r.FirstTransports, wantFirst)
+	case slices.ContainsFunc(r.Transports, func(s string) bool { return s != wantNow }):
+		t.Fatalf("running on %v, want %s", r.Transports, wantNow)
 	}
 }
 
@@ -327,4 +399,115 @@ func TestSocketIONamespaceAbuseIsClosed(t *testing.T) {
 			return
 		}
 	}
+}
+
+func TestSocketIOAcks(t *testing.T) {
+	ts := startServer(t, baseConfig())
+	const room, cid = "acks", "c-ack"
+	open := func(u user) *websocket.Conn {
+		ws := sioDial(t, ts, u, room, cid)
+		readText(t, ws)
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("40"))
+		for !strings.HasPrefix(readText(t, ws), `42["connected"`) {
+		}
+		return ws
+	}
+	// until reads until a frame starting with prefix and returns it.
+	until := func(ws *websocket.Conn, prefix string) string {
+		t.Helper()
+		for {
+			if got := readText(t, ws); strings.HasPrefix(got, prefix) {
+				return got
+			}
+		}
+	}
+	m := open(mod)
+	b := open(bob)
+	_ = b.WriteMessage(websocket.TextMessage, []byte(`420["join_waiting_room",{}]`))
+	if got := until(b, "430"); got != `430[{"success":true,"waiting":true}]` {
+		t.Fatalf("join ack %s", got)
+	}
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`425["reject_participant",{"email":"bob@example.com"}]`))
+	resp := until(m, `42["reject_participant_response",`)
+	if ack := until(m, "435"); ack != "435["+strings.TrimSuffix(strings.TrimPrefix(resp, `42["reject_participant_response",`), "]")+"]" {
+		t.Fatalf("reject ack %s for %s", ack, resp)
+	}
+	// A join the hub refuses is acked with the refusal.
+	_ = b.WriteMessage(websocket.TextMessage, []byte(`421["join_waiting_room",{}]`))
+	if got := until(b, "431"); got != `431[{"event":"join_waiting_room","message":"`+ErrRejected.Error()+`"}]` {
+		t.Fatalf("refused join ack %s", got)
+	}
+	// A moderator's join is refused by the hub too.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`426["join_waiting_room"]`))
+	if got := until(m, "436"); !strings.Contains(got, ErrModerator.Error()) {
+		t.Fatalf("moderator's join ack %s", got)
+	}
+	// Bad data is acked with the error.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`427["accept_participant","x"]`))
+	if got := until(m, "437"); got != `437[{"message":"bad request","success":false}]` {
+		t.Fatalf("bad accept ack %s", got)
+	}
+	// An ack id too long for the client's counter is no ack id: the event is answered, not acked.
+	_ = m.WriteMessage(websocket.TextMessage, []byte(`421234567890123456789["leave_waiting_room"]`))
+	if got := readText(t, m); !strings.HasPrefix(got, `42["error"`) {
+		t.Fatalf("after a long ack id: %s", got)
+	}
+}
+
+// TestSocketIOServerDisconnectTellsWhy: a session the server ends for good gets the reason and Socket.IO's
+// disconnect before the close frame, so that socket.io-client does not reconnect with a cookie that will be
+// refused.
+func TestSocketIOServerDisconnectTellsWhy(t *testing.T) {
+	cfg := baseConfig()
+	zero := time.Duration(0)
+	cfg.JWT.Leeway = &zero
+	cfg.TokenExpiryWarning = time.Hour
+	cfg.MessageRate, cfg.MessageBurst, cfg.MaxStrikes = 1, 2, 2
+	ts := startServer(t, cfg)
+	const room, cid = "ending", "c-end"
+	connect := func(tok string) *websocket.Conn {
+		h := http.Header{"Origin": {testOrigin}, "Cookie": {"socket_io_token_" + cid + "=" + tok}}
+		ws, _, err := (&websocket.Dialer{HandshakeTimeout: waitFor}).Dial(
+			"ws://"+ts.addr+"/socket.io/?EIO=4&transport=websocket&room="+url.QueryEscape(room), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ws.Close() })
+		_ = ws.SetReadDeadline(time.Now().Add(waitFor))
+		readText(t, ws)
+		_ = ws.WriteMessage(websocket.TextMessage, []byte("40"))
+		for !strings.HasPrefix(readText(t, ws), `42["connected"`) {
+		}
+		return ws
+	}
+	// ended reads up to the disconnect and checks the reason, the disconnect and the close frame, in that order.
+	ended := func(ws *websocket.Conn, code int, reason string) {
+		t.Helper()
+		want := `42["server_disconnect",{"code":` + strconv.Itoa(code) + `,"reason":"` + reason + `"}]`
+		for got := ""; got != want; {
+			if got = readText(t, ws); strings.HasPrefix(got, `42["server_disconnect"`) && got != want {
+				t.Fatalf("told %s, want %s", got, want)
+			}
+		}
+		if got := readText(t, ws); got != "41" {
+			t.Fatalf("after the reason: %s, want 41", got)
+		}
+		if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, code) {
+			t.Fatalf("then %v, want a %d close", err, code)
+		}
+	}
+	expiring := connect(sign(t, tokenClaimsFor(alice, room, cid, ts.clock.Now().Add(2*time.Second))))
+	flooding := connect(mint(t, bob, room, cid))
+	ts.clock.Advance(3 * time.Second)
+	ended(expiring, CloseTokenExpired, "token expired")
+	for range 10 {
+		if flooding.WriteMessage(websocket.TextMessage, []byte(`42["chat_message",{"text":"spam"}]`)) != nil {
+			break
+		}
+	}
+	ended(flooding, websocket.ClosePolicyViolation, "rate limit exceeded")
+	postConference(t, ts, `{"room":"ending","content_id":"c-end"}`, 200)
+	ending := connect(mint(t, carol, room, cid))
+	conferencesAPI(t, ts, "DELETE", `{"room":"ending"}`, 200)
+	ended(ending, CloseConferenceEnded, "conference ended")
 }

@@ -24,8 +24,14 @@ import (
 // hijack handler returns. The signaling server then owns and closes every socket. srv must not hijack
 // connections elsewhere and expect fasthttp to close them. Without this call ServeWS keeps the socket on
 // fasthttp's hijack goroutine, which works on any server and costs the memory above.
+// A long-polling GET with nothing to answer yet is hijacked the same way (polling.go), and answered later on
+// its connection.
+//
+// It also reads srv's request body limit, which bounds a long-polling POST: the Engine.IO handshake announces
+// the smaller of it and read_limit as maxPayload, which socket.io-client keeps its POSTs under.
 func (s *Server) DetachSockets(srv *fasthttp.Server) {
 	srv.KeepHijackedConns = true
+	s.pollBodyLimit.Store(int64(srv.MaxRequestBodySize))
 	s.detach.Store(true)
 }
 
@@ -34,11 +40,14 @@ type detachState struct {
 	detach atomic.Bool
 	// wsUpgrader writes the 101 and builds the websocket.Conn on the raw connection, after fasthttp has let go.
 	wsUpgrader websocket.Upgrader
+	// pollBodyLimit is the HTTP server's request body limit, 0 when unknown.
+	pollBodyLimit atomic.Int64
 }
 
 // upgradeDetached validates the handshake while fasthttp can still answer a refusal, then hijacks without a
-// response: the 101 is written by wsUpgrader on the raw connection.
-func (s *Server) upgradeDetached(ctx *fasthttp.RequestCtx, c *conn) error {
+// response: the 101 is written by wsUpgrader on the raw connection, and run gets the socket on a goroutine of
+// ours. abort undoes what the caller reserved when the connection fails before run.
+func (s *Server) upgradeDetached(ctx *fasthttp.RequestCtx, run func(*websocket.Conn), abort func()) error {
 	req, err := handshakeRequest(ctx)
 	if err != nil {
 		return err
@@ -48,24 +57,24 @@ func (s *Server) upgradeDetached(ctx *fasthttp.RequestCtx, c *conn) error {
 	ctx.Hijack(func(hc net.Conn) {
 		nc, err := takeBuffered(hc, raw)
 		if err != nil {
-			s.release(c)
+			abort()
 			_ = raw.Close()
 			return
 		}
-		go s.serveDetached(c, nc, req)
+		go s.serveDetached(nc, req, run, abort)
 	})
 	return nil
 }
 
-func (s *Server) serveDetached(c *conn, nc net.Conn, req *http.Request) {
+func (s *Server) serveDetached(nc net.Conn, req *http.Request, run func(*websocket.Conn), abort func()) {
 	ws, err := s.wsUpgrader.Upgrade(&hijackedWriter{nc: nc}, req, nil)
 	if err != nil {
 		s.log.Debug("signaling: handshake write failed", "err", err.Error())
-		s.release(c)
+		abort()
 		_ = nc.Close()
 		return
 	}
-	c.run(ws)
+	run(ws)
 }
 
 // handshakeRequest checks what websocket.Upgrader would check, so that a bad handshake gets its 400 from
