@@ -101,7 +101,7 @@ func TestOriginAllowList(t *testing.T) {
 	}
 
 	// require_origin: a browser's same-origin GET (a polling request) carries no Origin, but says what it is.
-	strict, _ := New(Config{JWT: JWTConfig{Secret: testSecret}, RequireOrigin: true}, nil, nil)
+	strict, _ := New(Config{JWT: token.JWTConfig{Secret: testSecret}, RequireOrigin: true}, nil, nil)
 	g := func(secFetchSite string, want bool) {
 		t.Helper()
 		var ctx fasthttp.RequestCtx
