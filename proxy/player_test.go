@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,6 +299,8 @@ type browserCase struct {
 	MinTime    int    `json:"minTime,omitempty"`
 	TimeoutMS  int    `json:"timeoutMs"`
 	Screenshot string `json:"screenshot,omitempty"`
+	// OnPlayed, with Wait "play-then-error", is POSTed once the page plays, before the wait for its error.
+	OnPlayed string `json:"onPlayed,omitempty"`
 }
 
 type browserResult struct {
@@ -403,15 +407,23 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	forged := token.MintSecureToken("not-the-secret", "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+3600, token.NewSalt())
 	expiredStart := time.Now().Unix() - 7200
 	expired := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", expiredStart, expiredStart+3600, token.NewSalt())
-	// Expires while the viewer watches: the next playlist refresh is refused and the page must say why.
-	// It runs first, so its 25 s are spent playing rather than waiting behind the other cases.
-	short := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+25, token.NewSalt())
+	// Expires while the viewer watches: once the page plays, the harness tells the test, which moves the edge's
+	// clock past the token's end (10 min, while the other cases' tokens last an hour), so the next playlist
+	// refresh is refused and the page must say why. On the edge's clock, not the wall clock: a loaded machine
+	// can take longer than any short token lifetime to start Chromium playing.
+	short := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+600, token.NewSalt())
+	var skew atomic.Int64
+	e.srv.clock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	expire := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		skew.Store(int64(20 * time.Minute))
+	}))
+	defer expire.Close()
 	xss := `%22%3E%3Cimg%20src=x%20onerror=%22window.__pwned=1%22%3E`
 	art := artifactDir(t)
 	shot := func(name string) string { return filepath.Join(art, "embed-"+name+".png") }
 
 	cases := []browserCase{
-		{Name: "expires-while-playing", URL: e.base + "/a001/embed.html?engine=hlsjs&token=" + short, Wait: "error", TimeoutMS: 45000, Screenshot: shot("expired-while-playing")},
+		{Name: "expires-while-playing", URL: e.base + "/a001/embed.html?engine=hlsjs&token=" + short, Wait: "play-then-error", OnPlayed: expire.URL, TimeoutMS: 60000, Screenshot: shot("expired-while-playing")},
 		{Name: "play", URL: e.base + "/a001/embed.html?token=" + good, Wait: "play", MinTime: 4, TimeoutMS: 40000, Screenshot: shot("play")},
 		{Name: "play-hlsjs", URL: e.base + "/a001/embed.html?engine=hlsjs&token=" + good, Wait: "play", MinTime: 4, TimeoutMS: 40000, Screenshot: shot("play-hlsjs")},
 		{Name: "denied", URL: e.base + "/a001/embed.html?token=" + forged, Wait: "error", TimeoutMS: 15000, Screenshot: shot("denied")},

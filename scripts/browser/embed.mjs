@@ -6,7 +6,8 @@
 // cases.json: {"chromium": "/usr/bin/chromium", "userDataDir": "...", "cases": [
 //   {"name": "play", "url": "http://127.0.0.1:PORT/a001/embed.html?token=...", "wait": "play", "minTime": 4,
 //    "timeoutMs": 40000, "screenshot": "/path/play.png"},
-//   {"name": "denied", "url": "...", "wait": "error", "timeoutMs": 15000}]}
+//   {"name": "denied", "url": "...", "wait": "error", "timeoutMs": 15000},
+//   {"name": "expires", "url": "...", "wait": "play-then-error", "onPlayed": "http://127.0.0.1:PORT/expire"}]}
 // Each result: {name, waited, startTime (currentTime when playback began), state, status, message, detail, engine,
 // played (the page played at some point), currentTime, nativeHLS, mse, pwned,
 // consoleErrors, failedRequests, error}. The process exits 0 whenever it could report, even if a wait timed out.
@@ -64,6 +65,17 @@ async function runCase(context, c) {
       res.startTime = await page.evaluate(() => document.getElementById('video').currentTime);
       await page.waitForFunction(([t0, d]) => document.getElementById('video').currentTime > t0 + d,
         [res.startTime, c.minTime || 4], { timeout: Math.max(1000, deadline - Date.now()), polling: 250 });
+    } else if (c.wait === 'play-then-error') {
+      // Plays first; then the test is told (onPlayed) and makes the edge refuse the token, on its own clock rather
+      // than on the wall clock, and the page must turn to its error.
+      const deadline = Date.now() + timeout;
+      await page.waitForFunction(() => {
+        const v = document.getElementById('video');
+        return v && !v.paused && v.currentTime > 0 && document.body.getAttribute('data-state') === 'playing';
+      }, null, { timeout, polling: 100 });
+      if (c.onPlayed) await fetch(c.onPlayed, { method: 'POST' });
+      await page.waitForFunction(() => document.body.getAttribute('data-state') === 'error', null,
+        { timeout: Math.max(1000, deadline - Date.now()), polling: 100 });
     } else {
       await page.waitForFunction(() => document.body.getAttribute('data-state') === 'error', null,
         { timeout, polling: 100 });
