@@ -231,9 +231,19 @@ func (b *backendClient) call(parent context.Context, q *backendQuery) (backendAn
 		err = fmt.Errorf("backend %s: no answer within %s: %w", b.name, b.timeout, ErrBackendDown)
 	default:
 		b.st.errors.Add(1)
-		err = fmt.Errorf("backend %s: %w", b.name, err)
+		err = fmt.Errorf("backend %s: %w", b.name, withoutURL(err))
 	}
 	return ans, err
+}
+
+// withoutURL drops the request URL from a client error: it holds the viewer's token and query, which must
+// never reach a log.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func isTimeout(err error) bool {
