@@ -50,14 +50,17 @@ type Decision struct {
 	Group string
 	// UserID is the token's user (JWT `sub`, edge token user), empty when unknown.
 	UserID string
-	// SessionID is stable for one token on one channel from one address, and is kept in child edge tokens.
+	// SessionID names the viewer's session: one credential on one channel from one address with one user
+	// agent, stable across playlist refreshes, restarts and nodes (sessionid.go). Child edge tokens carry the
+	// credential's part of it, so a playlist's children stay in its session.
 	SessionID uint64
 	// Expires is the token's expiry in unix seconds; 0 when it has none.
 	Expires int64
 	// MaxSessions is the token's (or backend's) concurrent-session limit; 0 when it sets none.
 	MaxSessions int
 	// Owner is whom session limits count: the user, or for a token without one its fingerprint (`~` and 16
-	// hex digits). Empty for requests allowed by a rule or the group default, which open no session.
+	// hex digits; for a viewer a middleware let in without a token, its query's). Empty for requests allowed by
+	// a rule or the group default, which open no session.
 	Owner string
 	// Cached tells that the decision came from the decision cache.
 	Cached bool
@@ -68,6 +71,7 @@ type Decision struct {
 	fp     token.Fingerprint // the credential, or the parent of an edge token; 0: unknown
 	unique bool              // the backend said X-Unique: the user's newest session closes the others
 	sess   Session           // the session this request was counted in
+	entry  *entry            // the cache entry the decision came from or went into; nil without one
 }
 
 // Allowed reports whether the request may be served.
@@ -102,8 +106,9 @@ type ViewerState interface {
 	Unban(id string) bool
 	// Bans lists the bans in force.
 	Bans(now time.Time) []Ban
-	// Kick closes a session; its token is refused on that channel, and its session ids everywhere, until the
-	// token expires, starting with the very next request.
+	// Kick closes a session; its session ids are refused everywhere, and its token on that channel unless
+	// another open session of the token watches it, until the token expires, starting with the very next
+	// request.
 	Kick(id string, now time.Time) (SessionInfo, error)
 	// Sessions lists the open sessions that match f, oldest first.
 	Sessions(f SessionFilter) []SessionInfo
@@ -193,7 +198,8 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 			return allowUnverified(g, tok, rule, rev, at)
 		}
 	}
-	if len(tok) == 0 {
+	if len(tok) == 0 && len(g.backends) == 0 {
+		// A group with middlewares asks them for requests without a token too, as Astra does.
 		if g.defaultAllow {
 			return allowUnverified(g, nil, "group default", rev, at)
 		}
@@ -202,6 +208,9 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 
 	// Cache, verifiers, middlewares, bans and kicks.
 	d := a.decision(g, tok, ch, req, rev, now)
+	if d.Allowed() && d.Owner != "" {
+		d = a.ownSession(d, g, req, rev, at)
+	}
 
 	// Session.
 	if d.Allowed() && d.Owner != "" && !req.SkipSession {
@@ -211,6 +220,7 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 			UserAgent: req.UserAgent,
 		}, at)
 		if err != nil {
+			holdRefusal(&d, err)
 			return deny(err, d.Kind, g.name)
 		}
 		d.sess = s
@@ -220,10 +230,11 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 }
 
 // flightKey is what one decision is made for: the request material itself, so that no two viewers share a
-// decision by a hash collision.
+// decision by a hash collision, and the independent hash of the query and user agent a backend_key adds.
 type flightKey struct {
 	tok, ch string
 	ip      netip.Addr
+	aux     uint64
 }
 
 // decision answers from the decision cache, or decides and caches. With middlewares, one request per key asks
@@ -237,8 +248,8 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 		}
 		return blocked(d, g, rev.check(&d, ch, req.ClientIP, at))
 	}
-	key := a.cache.key(tok, ch, req.ClientIP)
-	e, fresh := a.cache.get(key, tok, ch, req.ClientIP, at)
+	key := a.cache.lookup(g, tok, ch, req)
+	e, fresh := a.cache.get(key, tok, ch, at)
 	if fresh {
 		// Fast path: a decision made for this token, channel and address, checked again against bans and kicks
 		// once per generation of them.
@@ -251,13 +262,14 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 		}
 		d := e.d
 		d.Cached = true
+		d.entry = e
 		return d
 	}
 	// Slow path.
 	if len(g.backends) == 0 {
 		return a.decideAndCache(g, key, tok, ch, req, rev, now, e)
 	}
-	d, err, _ := a.flights.Do(flightKey{string(tok), string(ch), req.ClientIP}, func() (Decision, error) {
+	d, err, _ := a.flights.Do(flightKey{string(tok), string(ch), key.ip, key.aux}, func() (Decision, error) {
 		return a.decideAndCache(g, key, tok, ch, req, rev, now, e), nil
 	})
 	if err != nil {
@@ -270,13 +282,13 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 
 // decideAndCache decides, checks the outcome against the bans and kicks of rev, and caches both: the entry
 // remembers rev's generation, read before deciding, so a ban landing meanwhile is checked on its first hit.
-func (a *Authorizer) decideAndCache(g *group, key uint64, tok, ch []byte, req *Request, rev *Revocations, now time.Time, prev *entry) Decision {
+func (a *Authorizer) decideAndCache(g *group, key decisionKey, tok, ch []byte, req *Request, rev *Revocations, now time.Time, prev *entry) Decision {
 	d, hint := a.decide(g, tok, ch, req, now, prev)
 	block := blockNone
 	if d.Allowed() {
 		block = rev.check(&d, ch, req.ClientIP, now.UnixNano())
 	}
-	a.cache.put(key, tok, ch, req.ClientIP, &d, hint, now, rev.gen, block)
+	d.entry = a.cache.put(key, tok, ch, &d, hint, now, rev.gen, block)
 	return blocked(d, g, block)
 }
 
@@ -285,6 +297,8 @@ type cacheHint struct {
 	until int64         // unix nanos after which the decision must be made again; 0: none of its own
 	stale time.Duration // how long past until a middleware's answer may stand in while every middleware fails
 	calls int           // middleware calls made for this key so far (Flussonic's request_number)
+	// backend tells that a middleware made the decision.
+	backend bool
 }
 
 // decide makes the decision for a token the cache did not answer: the local verifier for the token's kind,
@@ -295,14 +309,18 @@ func (a *Authorizer) decide(g *group, tok, ch []byte, req *Request, now time.Tim
 	kind := token.KindOf(tok)
 	var v token.Verified
 	err := ErrKindRefused
-	if g.accept[kind] {
+	switch {
+	case len(tok) == 0:
+		// Only a group with middlewares gets here without a token.
+		kind, err = token.KindNone, token.ErrNoToken
+	case g.verifies(kind):
 		err = a.verify(g, kind, tok, ch, req.ClientIP, now, &v)
 	}
 	switch {
 	case err == nil:
 		return a.allow(g, &v, false, tok, ch, req, now), cacheHint{until: v.Until, calls: prev.callCount()}
 	case len(g.backends) == 0:
-		return deny(err, kind, g.name), cacheHint{calls: prev.callCount()}
+		return g.refuse(err, kind), cacheHint{calls: prev.callCount()}
 	}
 	return a.askBackends(g, tok, ch, req, now, prev)
 }
@@ -328,12 +346,14 @@ func (a *Authorizer) verify(g *group, kind token.Kind, tok, ch []byte, ip netip.
 // the group's on_backend_error policy decides.
 func (a *Authorizer) askBackends(g *group, tok, ch []byte, req *Request, now time.Time, prev *entry) (Decision, cacheHint) {
 	calls := prev.callCount()
+	id := a.backendIdentity(g, tok, ch, req)
 	q := backendQuery{
 		token: string(tok), channel: string(ch), path: string(req.Path), rawQuery: string(req.RawQuery),
 		userAgent: string(req.UserAgent), referer: string(req.Referer), host: string(req.Host),
-		ip: req.ClientIP, sessionID: a.edge.SessionID(tok, ch, req.ClientIP), renew: calls > 0, number: calls + 1,
+		ip: req.ClientIP, sessionID: id.session, renew: calls > 0, number: calls + 1,
 	}
-	hint := cacheHint{calls: q.number}
+	q.streamClients, q.totalClients = a.clients(ch, now)
+	hint := cacheHint{calls: q.number, backend: true}
 	ans, err := g.ask(&q)
 	if err != nil {
 		a.log.Debug("authz: every auth backend failed", "group", g.name, "err", err)
@@ -342,7 +362,7 @@ func (a *Authorizer) askBackends(g *group, tok, ch []byte, req *Request, now tim
 			// Serve the previous answer a little longer, and ask again when a refusal would be asked again; the
 			// stale window keeps counting from the original expiry.
 			until := min(now.Add(a.denyTTL).UnixNano(), prev.staleUntil)
-			return prev.d, cacheHint{until: until, stale: time.Duration(prev.staleUntil - until), calls: prev.calls}
+			return prev.d, cacheHint{until: until, stale: time.Duration(prev.staleUntil - until), calls: prev.calls, backend: prev.backend}
 		case g.failOpen:
 			// Astra's behaviour, by the operator's choice; asked again as soon as a refusal would be.
 			hint.until = now.Add(a.denyTTL).UnixNano()
@@ -360,7 +380,8 @@ func (a *Authorizer) askBackends(g *group, tok, ch []byte, req *Request, now tim
 	case len(ans.userID) > token.MaxUserIDBytes:
 		return deny(token.ErrUserIDTooLong, token.KindNone, g.name), hint
 	}
-	v := token.Verified{UserID: ans.userID, Fingerprint: token.FingerprintOf(tok), MaxSessions: ans.maxSessions}
+	v := token.Verified{UserID: ans.userID, Fingerprint: id.fp, MaxSessions: ans.maxSessions, SessionID: id.base,
+		IPBound: id.bound && len(tok) == 0}
 	return a.allow(g, &v, ans.unique, tok, ch, req, now), hint
 }
 
@@ -379,9 +400,10 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		fp:          v.Fingerprint,
 		unique:      unique,
 	}
-	if v.Kind != token.KindEdge {
-		// An edge token carries its session; any other token gets one stable for it on this channel from this
-		// address, across playlist refreshes and edge restarts.
+	if v.Kind != token.KindEdge && v.SessionID == 0 {
+		// An edge token carries its session, a middleware's decision names the one it was made for; any other
+		// token gets one stable for it on this channel from this address, across playlist refreshes and edge
+		// restarts.
 		d.SessionID = a.edge.SessionID(tok, ch, req.ClientIP)
 	}
 	switch {
@@ -392,8 +414,10 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 	default:
 		d.Owner = sessionIDString(d.SessionID)
 	}
-	if g.same || v.Kind == token.KindEdge {
-		// An edge token is already scoped to this channel; passing it on keeps its expiry and session.
+	if (g.same && len(tok) > 0) || v.Kind == token.KindEdge {
+		// An edge token is already scoped to this channel; passing it on keeps its expiry and session. A viewer
+		// a middleware let in without a token gets an edge token: its query may carry a login, which must not
+		// reach the origin in every child URI nor split the origin cache per viewer.
 		d.child = string(playlist.AppendQueryEscape(nil, tok))
 		return d
 	}

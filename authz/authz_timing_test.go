@@ -147,3 +147,24 @@ func BenchmarkPolicyCachedPathParallel(b *testing.B) {
 		}
 	})
 }
+
+// A middleware's cached decision keyed on the query of a token-less request and on the user agent (issue 17):
+// the key's slow path stays allocation-free.
+func BenchmarkBackendKeyCacheHit(b *testing.B) {
+	cfg := backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: "http://127.0.0.1:1/check"})
+	cfg.Groups[0].BackendKey = []string{KeyQuery, KeyIP, KeyUA}
+	cfg.Groups[0].OnBackendError = PolicyAllow // no middleware runs: the fail-open decision is cached
+	a := newTestAuthz(b, cfg, discardLog())
+	r, c := viewerReq("/play/a001/index.m3u8", "a001", clientIP, "VLC/3.0.20 LibVLC/3.0.20", "uid=42&pass=s3cret&_HLS_msn=7")
+	if d := a.Authorize(r, c, testNow); !d.Allowed() {
+		b.Fatal(d.Reason)
+	}
+	a.wait()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if d := a.Authorize(r, c, testNow); !d.Cached {
+			b.Fatal("miss")
+		}
+	}
+}

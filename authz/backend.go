@@ -19,9 +19,10 @@ type BackendConfig struct {
 	Name string `yaml:"name"`
 	// Protocol is what the middleware speaks: `astra` (Astra's HTTP Request backend: the viewer's query string
 	// plus X-Session-ID, X-Channel-ID, X-Real-IP, X-Real-Path, X-Real-UA and X-Real-Host headers; 200 allows,
-	// 401/403 deny, X-Session-Name names the viewer) or `flussonic` (name, proto, ip, token, session_id,
-	// request_type, request_number, referer, user_agent and qs parameters; 200/302 allow, any other 4xx denies
-	// with that code; X-AuthDuration, X-UserId, X-Max-Sessions and X-Unique are honoured). Required.
+	// 401/403 deny, X-Session-Name names the viewer) or `flussonic` (name, proto, ip, token, session_id (a
+	// UUID), request_type, request_number, referer, user_agent, qs, stream_clients and total_clients
+	// parameters; 200/302 allow, any other 4xx denies with that code; X-AuthDuration, X-UserId,
+	// X-Max-Sessions and X-Unique are honoured). Required.
 	Protocol string `yaml:"protocol"`
 	// URL is the endpoint, http or https. Required.
 	URL string `yaml:"url"`
@@ -57,6 +58,12 @@ func (g *GroupConfig) setGroupPolicyDefaults(i int) {
 	if g.BackendStale == 0 {
 		g.BackendStale = defaultBackendStale
 	}
+	if g.ExpiredStatus == 0 {
+		g.ExpiredStatus = http.StatusGone
+	}
+	if len(g.BackendKey) == 0 && len(g.Backends) > 0 {
+		g.BackendKey = []string{KeyQuery, KeyIP}
+	}
 	if len(g.Backends) > 0 {
 		g.Backends = append([]BackendConfig(nil), g.Backends...)
 	}
@@ -83,6 +90,15 @@ func (g *GroupConfig) validatePolicy(f string) error {
 	}
 	if g.BackendStale < 0 {
 		return fmt.Errorf("'%s.backend_stale' must be greater than zero", f)
+	}
+	if g.ExpiredStatus != http.StatusForbidden && g.ExpiredStatus != http.StatusGone {
+		return fmt.Errorf("'%s.expired_status' must be 403 or 410, got %d", f, g.ExpiredStatus)
+	}
+	if len(g.Backends) > 0 && g.Default == PolicyAllow {
+		return fmt.Errorf("'%s.default' must be deny in a group with backends: they decide requests without a token", f)
+	}
+	if _, err := parseBackendKey(g.BackendKey, len(g.Backends) > 0, f); err != nil {
+		return err
 	}
 	if err := g.Rules.validate(f); err != nil {
 		return err
@@ -120,9 +136,13 @@ type backend interface {
 type backendQuery struct {
 	token, channel, path, rawQuery, userAgent, referer, host string
 	ip                                                       netip.Addr
-	sessionID                                                uint64
-	renew                                                    bool // Flussonic's update_session
-	number                                                   int  // Flussonic's request_number
+	// sessionID names the session the decision is made for: the same for every call made for one cache key,
+	// so stable across Flussonic's update_session calls (backend_key.go).
+	sessionID uint64
+	renew     bool // Flussonic's update_session
+	number    int  // Flussonic's request_number
+	// streamClients and totalClients are the edge's open sessions on the channel and overall.
+	streamClients, totalClients int
 }
 
 // backendAnswer is a middleware's decision.
@@ -231,9 +251,19 @@ func (b *backendClient) call(parent context.Context, q *backendQuery) (backendAn
 		err = fmt.Errorf("backend %s: no answer within %s: %w", b.name, b.timeout, ErrBackendDown)
 	default:
 		b.st.errors.Add(1)
-		err = fmt.Errorf("backend %s: %w", b.name, err)
+		err = fmt.Errorf("backend %s: %w", b.name, withoutURL(err))
 	}
 	return ans, err
+}
+
+// withoutURL drops the request URL from a client error: it holds the viewer's token and query, which must
+// never reach a log.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 func isTimeout(err error) bool {

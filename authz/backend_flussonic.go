@@ -2,6 +2,9 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +31,7 @@ func (b *flussonicBackend) check(ctx context.Context, q *backendQuery) (backendA
 		v.Set("ip", "")
 	}
 	v.Set("token", q.token)
-	v.Set("session_id", strconv.FormatUint(q.sessionID, 10))
+	v.Set("session_id", flussonicSessionID(q.sessionID))
 	if q.renew {
 		v.Set("request_type", "update_session")
 	} else {
@@ -38,6 +41,9 @@ func (b *flussonicBackend) check(ctx context.Context, q *backendQuery) (backendA
 	v.Set("referer", q.referer)
 	v.Set("user_agent", q.userAgent)
 	v.Set("qs", q.rawQuery)
+	// Flussonic's published API marks both required; a strict backend refuses a call without them.
+	v.Set("stream_clients", strconv.Itoa(q.streamClients))
+	v.Set("total_clients", strconv.Itoa(q.totalClients))
 	u := b.url
 	sep := "?"
 	if strings.IndexByte(u, '?') >= 0 {
@@ -78,4 +84,27 @@ func (b *flussonicBackend) check(ctx context.Context, q *backendQuery) (backendA
 		ans.unique = true
 	}
 	return ans, nil
+}
+
+// flussonicSessionID writes a session id in Flussonic's form, a UUID: a version 4 UUID drawn from the session
+// id, the same for every call made for one session. The session id is keyed with the edge secret, so the UUID
+// is as unpredictable as a random one.
+func flussonicSessionID(sid uint64) string {
+	var in [8]byte
+	binary.BigEndian.PutUint64(in[:], sid)
+	sum := sha256.Sum256(in[:])
+	u := sum[:16]
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], u[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], u[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], u[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], u[10:16])
+	return string(b[:])
 }

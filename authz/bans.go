@@ -224,6 +224,16 @@ func (r *Revocations) check(d *Decision, ch []byte, ip netip.Addr, now int64) ui
 	return blockNone
 }
 
+// sessionKicked tells whether a viewer's own session id was kicked; it is checked on every request while kicks
+// exist, since one decision may serve several sessions (devices sharing a token).
+func (r *Revocations) sessionKicked(sid uint64, now int64) bool {
+	if len(r.sids) == 0 {
+		return false
+	}
+	u, ok := r.sids[sid]
+	return ok && active(u, now)
+}
+
 func chTokKey(seed maphash.Seed, fp token.Fingerprint, ch []byte) uint64 {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], uint64(fp))

@@ -16,26 +16,34 @@ import (
 type entry struct {
 	tok   string
 	ch    string
-	ip    netip.Addr
-	until int64 // unix nanos; the entry is not used at or after this instant
+	ip    netip.Addr // the zero Addr when the decision is shared across addresses (backend_key)
+	aux   uint64     // the keyed query and user agent (decisionKey)
+	until int64      // unix nanos; the entry is not used at or after this instant
 	d     Decision
 
 	// staleUntil keeps a backend's decision past until, to stand in while every backend fails; 0: never.
 	staleUntil int64
 	// calls counts the backend calls made for this key (Flussonic's request_number).
 	calls int
+	// backend tells that a middleware made the decision; refused is then the session id of a viewer it let in
+	// whom the session limit refused, which stays refused until the middleware is asked again, as Flussonic
+	// keeps such a refusal for X-AuthDuration. 0: none.
+	backend bool
+	refused atomic.Uint64
 	// gen is the ban generation this entry was last checked against, and block the outcome (blockNone,
 	// blockBanned, blockKicked). A hit re-checks only when the generation moved.
 	gen   atomic.Uint64
 	block atomic.Uint32
 }
 
-// decisionCache maps hash(token, channel, client IP) to a decision. The client IP is always part of the key, bound
-// token or not: it costs a re-verification when a viewer's address changes and saves a branch that could get it
-// wrong. The hash seed is random per process.
+// decisionCache maps hash(token, channel, client IP) to a decision, and in a group with middlewares whatever
+// else its backend_key names (backend_key.go). The client IP is part of the key for every token a local
+// verifier accepts, bound or not: it costs a re-verification when a viewer's address changes and saves a
+// branch that could get it wrong. The hash seeds are random per process.
 type decisionCache struct {
 	c       *ristretto.Cache[uint64, *entry]
 	seed    maphash.Seed
+	auxSeed maphash.Seed
 	maxTTL  time.Duration
 	denyTTL time.Duration
 }
@@ -52,27 +60,28 @@ func newDecisionCache(cfg CacheConfig) (*decisionCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &decisionCache{c: c, seed: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
+	return &decisionCache{c: c, seed: maphash.MakeSeed(), auxSeed: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
 }
 
-// key hashes (token, channel, address). Each part is hashed separately and the fixed-size results combined, so
-// that no two inputs concatenate alike; maphash.Bytes rather than maphash.Hash, whose buffered writes cost more
-// than the hashing itself on a 200-byte JWT.
-func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr) uint64 {
-	var b [32]byte
+// key hashes (token, channel, address, aux). Each part is hashed separately and the fixed-size results
+// combined, so that no two inputs concatenate alike; maphash.Bytes rather than maphash.Hash, whose buffered
+// writes cost more than the hashing itself on a 200-byte JWT.
+func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr, aux uint64) uint64 {
+	var b [40]byte
 	a := ip.Unmap().As16()
 	copy(b[:16], a[:])
 	binary.LittleEndian.PutUint64(b[16:], maphash.Bytes(dc.seed, channel))
 	binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(dc.seed, tok))
+	binary.LittleEndian.PutUint64(b[32:], aux)
 	return maphash.Bytes(dc.seed, b[:])
 }
 
 // get is the fast path: one lookup, no allocation, no clock read. It reports fresh=false with a non-nil entry
 // when the entry ran out but may still stand in for failing backends; the entry also tells how many backend
 // calls were made for the key.
-func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int64) (e *entry, fresh bool) {
-	e, ok := dc.c.Get(key)
-	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != ip {
+func (dc *decisionCache) get(k decisionKey, tok, ch []byte, now int64) (e *entry, fresh bool) {
+	e, ok := dc.c.Get(k.hash)
+	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != k.ip || e.aux != k.aux {
 		return nil, false
 	}
 	if now >= e.until {
@@ -81,7 +90,7 @@ func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int6
 		if now < e.staleUntil {
 			return e, false
 		}
-		dc.c.Del(key)
+		dc.c.Del(k.hash)
 		return nil, false
 	}
 	return e, true
@@ -89,8 +98,9 @@ func (dc *decisionCache) get(key uint64, tok, ch []byte, ip netip.Addr, now int6
 
 // put caches d until the token's own end (h.until, unix nanos; 0 when it has none), capped by the configured
 // TTLs, with the ban generation it was checked against and the outcome of that check. ristretto may drop the
-// Set; then the next request decides again, which is only slower.
-func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decision, h cacheHint, now time.Time, gen uint64, block uint32) {
+// Set; then the next request decides again, which is only slower. It returns the entry, nil when d is not
+// cached at all.
+func (dc *decisionCache) put(k decisionKey, tok, ch []byte, d *Decision, h cacheHint, now time.Time, gen uint64, block uint32) *entry {
 	ttl := dc.maxTTL
 	if !d.Allowed() {
 		ttl = dc.denyTTL
@@ -101,17 +111,20 @@ func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decis
 		}
 	}
 	if ttl <= 0 {
-		return
+		return nil
 	}
-	e := &entry{tok: string(tok), ch: string(ch), ip: ip, until: now.UnixNano() + int64(ttl), d: *d, calls: h.calls}
+	e := &entry{tok: string(tok), ch: string(ch), ip: k.ip, aux: k.aux, until: now.UnixNano() + int64(ttl), d: *d,
+		calls: h.calls, backend: h.backend}
 	if h.stale > 0 {
 		e.staleUntil = e.until + int64(h.stale)
 	}
 	e.d.token = nil
 	e.d.sess = nil
+	e.d.entry = nil
 	e.gen.Store(gen)
 	e.block.Store(block)
-	dc.c.Set(key, e, 1)
+	dc.c.Set(k.hash, e, 1)
+	return e
 }
 
 func (dc *decisionCache) close() { dc.c.Close() }

@@ -96,7 +96,9 @@ type GroupConfig struct {
 	Channels []string `yaml:"channels"`
 	// Public serves these channels without any token.
 	Public bool `yaml:"public"`
-	// Accept lists the token kinds accepted: jwt, securetoken, edge. Default: every kind configured.
+	// Accept lists the token kinds accepted: jwt, securetoken, edge. Default: every kind configured. A group
+	// with backends accepts edge tokens whatever it lists: they carry the viewers its middlewares let in
+	// without a token.
 	Accept []string `yaml:"accept"`
 	// ChildToken is what rewritten playlists carry: `edge` (a short edge token; the viewer's JWT never appears in
 	// segment URLs) or `same` (the incoming token unchanged, as Flussonic does for securetoken). Default edge.
@@ -117,9 +119,22 @@ type GroupConfig struct {
 	// BackendStale is how long past its expiry a backend decision may stand in while every backend fails.
 	// Default 5m.
 	BackendStale time.Duration `yaml:"backend_stale"`
+	// BackendKey lists what a middleware's decision is cached on besides the channel and the token: `query`
+	// (the viewer's query string without LL-HLS `_HLS_*` directives, for requests without a token: a token
+	// stands for the query, since child URIs carry it alone), `ip` (the viewer's address; a token a local
+	// verifier accepts is always keyed on it) and `ua` (the User-Agent). Default [query, ip]: a player keeps
+	// both for its whole session, so the middleware is asked once per viewer per X-AuthDuration or cache_for,
+	// and a login in the query or an address rule always runs. Add `ua` when the middleware has User-Agent
+	// rules: each device is then asked once more.
+	BackendKey []string `yaml:"backend_key"`
 	// Default decides a request that no rule, verifier or backend decided, which only happens without a
-	// token: `deny` (default, 401) or `allow` (a channel protected by rules alone, e.g. a domain lock).
+	// token in a group without backends: `deny` (default, 401) or `allow` (a channel protected by rules alone,
+	// e.g. a domain lock). In a group with backends the backends decide requests without a token too.
 	Default string `yaml:"default"`
+	// ExpiredStatus is the status of an authentic token that ran out: 410 (default; the link is gone for
+	// good, as nginx secure_link answers) or 403, which Flussonic answers and which suits players that treat
+	// 410 oddly.
+	ExpiredStatus int `yaml:"expired_status"`
 }
 
 // Defaults.

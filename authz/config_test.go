@@ -95,6 +95,18 @@ func TestConfigValidate(t *testing.T) {
 	f("backend only group", func(c *Config) {
 		*c = Config{Groups: []GroupConfig{{Backends: []BackendConfig{{Protocol: "flussonic", URL: "http://127.0.0.1/auth"}}}}}
 	}, "")
+	mw := []BackendConfig{{Protocol: "astra", URL: "http://127.0.0.1/check"}}
+	f("backend_key", func(c *Config) { c.Groups = []GroupConfig{{Backends: mw, BackendKey: []string{"ua", "query"}}} }, "")
+	f("backend_key name", func(c *Config) { c.Groups = []GroupConfig{{Backends: mw, BackendKey: []string{"ip", "cookie"}}} },
+		"'auth.groups[0].backend_key[1]' must be query, ip or ua, got \"cookie\"")
+	f("backend_key twice", func(c *Config) { c.Groups = []GroupConfig{{Backends: mw, BackendKey: []string{"ip", "ip"}}} },
+		"'auth.groups[0].backend_key[1]' repeats \"ip\"")
+	f("backend_key without backends", func(c *Config) { c.Groups = []GroupConfig{{BackendKey: []string{"ip"}}} },
+		"'auth.groups[0].backend_key' needs 'auth.groups[0].backends'")
+	f("default allow with backends", func(c *Config) { c.Groups = []GroupConfig{{Backends: mw, Default: PolicyAllow}} },
+		"'auth.groups[0].default' must be deny in a group with backends")
+	f("expired_status", func(c *Config) { c.Groups = []GroupConfig{{ExpiredStatus: 404}} }, "'auth.groups[0].expired_status' must be 403 or 410, got 404")
+	f("expired_status 403", func(c *Config) { c.Groups = []GroupConfig{{ExpiredStatus: 403}} }, "")
 	f("on_backend_error", func(c *Config) { c.Groups = []GroupConfig{{OnBackendError: "maybe"}} }, "'auth.groups[0].on_backend_error' must be deny or allow")
 	f("default", func(c *Config) { c.Groups = []GroupConfig{{Default: "open"}} }, "'auth.groups[0].default' must be deny or allow")
 	f("rules ip", func(c *Config) { c.Groups = []GroupConfig{{Rules: RulesConfig{DenyIPs: []string{"10.0.0.0/33"}}}} }, "'auth.groups[0].rules.deny_ips[0]' must be an IP address or CIDR")
@@ -144,7 +156,8 @@ func TestConfigYAMLExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := doc.Auth
-	if c.JWT == nil || c.JWT.Leeway == nil || *c.JWT.Leeway != 30*time.Second || len(c.Groups) != 3 || c.Groups[1].ChildToken != ChildSame {
+	if c.JWT == nil || c.JWT.Leeway == nil || *c.JWT.Leeway != 30*time.Second || len(c.Groups) != 3 || c.Groups[1].ChildToken != ChildSame ||
+		strings.Join(c.Groups[1].BackendKey, ",") != "query,ip" || c.Groups[1].ExpiredStatus != 403 || c.Groups[2].ExpiredStatus != 410 {
 		t.Fatalf("parsed %+v", c)
 	}
 	// Key files in the example are placeholders; check everything else.

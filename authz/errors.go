@@ -45,3 +45,12 @@ func statusOf(err error) int {
 	}
 	return token.Status(err)
 }
+
+// refuse is the group's refusal for err: an expired token gets the group's expired_status.
+func (g *group) refuse(err error, kind token.Kind) Decision {
+	d := deny(err, kind, g.name)
+	if d.Status == http.StatusGone && g.expiredStatus != 0 {
+		d.Status = g.expiredStatus
+	}
+	return d
+}

@@ -148,8 +148,9 @@ func (m *MemState) Unban(id string) bool {
 // Bans lists the bans in force.
 func (m *MemState) Bans(now time.Time) []Ban { return m.bans.list(now) }
 
-// Kick closes a session; its token is refused on that channel, and its session ids everywhere, until the
-// token expires (or for edge.max_ttl when it has none).
+// Kick closes a session; its session ids are refused everywhere, and its token on that channel unless another
+// open session of the token watches it (a second device sharing the token, which the kick does not target),
+// until the token expires (or for edge.max_ttl when it has none).
 func (m *MemState) Kick(id string, now time.Time) (SessionInfo, error) {
 	if m.sessions == nil {
 		return SessionInfo{}, ErrSessionsOff
@@ -170,15 +171,28 @@ func (m *MemState) kick(s *session, reason string, now time.Time, until int64) {
 	sids := append([]uint64(nil), s.sids[:]...)
 	ch := s.channel
 	sh.mu.RUnlock()
+	fp := s.fp
+	if fp != 0 && m.sessions.watching(fp, ch, s) {
+		// Refusing the token on the channel would refuse the other session too; its own ids name this one.
+		fp = 0
+	}
 	if until == 0 {
 		until = now.Add(m.kickTTL).UnixNano()
 		if s.expires > 0 && s.expires*int64(time.Second) < until {
 			until = s.expires * int64(time.Second)
 		}
 	}
-	m.bans.kick(sids, s.fp, ch, until)
+	m.bans.kick(sids, fp, ch, until)
 	m.sessions.emit("close", s, reason, now.UnixNano())
 	m.log.Info("authz: session kicked", "id", sessionIDString(s.id), "reason", reason)
+}
+
+// Clients counts the open sessions on a channel and overall, for the middlewares (ClientCounter).
+func (m *MemState) Clients(channel []byte) (stream, total int) {
+	if m.sessions == nil {
+		return 0, 0
+	}
+	return m.sessions.clients(channel)
 }
 
 // Sessions lists the open sessions that match f, oldest first.

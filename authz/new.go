@@ -28,6 +28,8 @@ type Authorizer struct {
 	state      ViewerState // nil when authorization is disabled
 	flights    flight.Group[flightKey, Decision]
 	closers    []func()
+	// counts tells a Flussonic middleware how many are watching (clients.go).
+	counts clientCounts
 }
 
 // Option changes how New (or NewMemState) builds its viewer state.
@@ -84,6 +86,10 @@ type group struct {
 	failOpen     bool
 	defaultAllow bool
 	stale        time.Duration
+	// key is what the decisions of the group's middlewares are cached on (backend_key.go).
+	key keyParts
+	// expiredStatus is the status of an expired token: 410, or 403 as Flussonic answers.
+	expiredStatus int
 }
 
 // New builds the verifiers, keys, rules, backends and decision cache, and the in-memory viewer state unless
@@ -181,6 +187,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 		g.failOpen = gc.OnBackendError == PolicyAllow
 		g.defaultAllow = gc.Default == PolicyAllow
 		g.stale = gc.BackendStale
+		g.expiredStatus = gc.ExpiredStatus
+		g.key, _ = parseBackendKey(gc.BackendKey, len(gc.Backends) > 0, "") // validated above
 		for _, bc := range gc.Backends {
 			b := newBackendClient(bc)
 			a.closers = append(a.closers, b.close)
@@ -205,6 +213,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 		a.closers = append(a.closers, ms.Close)
 		a.state = ms
 	}
+	a.counts.exact, _ = a.state.(ClientCounter)
 	ok = true
 	return a, nil
 }

@@ -145,6 +145,9 @@ type sessionTable struct {
 	hook    *webhook
 	onClose func(s *session, reason string, now time.Time)
 
+	// channels counts the open sessions per channel, for the middlewares; guarded by ownMu.
+	channels map[string]int
+
 	opened, closed, refused, untracked atomic.Uint64
 }
 
@@ -162,6 +165,7 @@ func newSessionTable(cfg SessionsConfig, log *slog.Logger) *sessionTable {
 	for i := range t.shards {
 		t.shards[i].m = map[uint64]*session{}
 	}
+	t.channels = map[string]int{}
 	return t
 }
 
@@ -217,9 +221,16 @@ func (t *sessionTable) track(v *Viewer, now int64) (*session, error) {
 
 // follow records a soft session's channel switch and the session ids it has used, so that a kick covers them.
 func (t *sessionTable) follow(sh *sessionShard, s *session, ch []byte, sid uint64) {
+	t.ownMu.Lock()
+	defer t.ownMu.Unlock()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s.channel != string(ch) {
+		if sh.m[s.key] == s {
+			// Still open: the channel counts follow it.
+			t.uncount(s.channel)
+			t.channels[string(ch)]++
+		}
 		s.channel = string(ch)
 	}
 	if sid != 0 && !slices.Contains(s.sids[:], sid) {
@@ -288,6 +299,7 @@ func (t *sessionTable) open(v *Viewer, key uint64, sh *sessionShard, ip netip.Ad
 	s.requests.Store(1)
 	sh.m[key] = s
 	t.owners[v.Owner] = append(list, s)
+	t.channels[s.channel]++
 	t.count.Add(1)
 	sh.mu.Unlock()
 	t.ownMu.Unlock()
@@ -312,6 +324,7 @@ func (t *sessionTable) remove(s *session) bool {
 	if sh.m[s.key] == s {
 		delete(sh.m, s.key)
 		t.count.Add(-1)
+		t.uncount(s.channel)
 	}
 	sh.mu.Unlock()
 	if list := t.owners[s.owner]; list != nil {
@@ -368,6 +381,37 @@ func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time
 			t.emit("close", s, reason, now.UnixNano())
 		}
 	}
+}
+
+// uncount takes a session off its channel's count; the caller holds ownMu.
+func (t *sessionTable) uncount(ch string) {
+	if t.channels[ch]--; t.channels[ch] <= 0 {
+		delete(t.channels, ch)
+	}
+}
+
+// clients counts the open sessions on a channel and overall.
+func (t *sessionTable) clients(ch []byte) (stream, total int) {
+	t.ownMu.Lock()
+	stream = t.channels[string(ch)]
+	t.ownMu.Unlock()
+	return stream, int(t.count.Load())
+}
+
+// watching tells whether a session other than s holds the credential fp on channel ch.
+func (t *sessionTable) watching(fp token.Fingerprint, ch string, s *session) bool {
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, o := range sh.m {
+			if o != s && o.fp == fp && o.channel == ch {
+				sh.mu.RUnlock()
+				return true
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return false
 }
 
 func (t *sessionTable) find(id string) *session {
