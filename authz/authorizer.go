@@ -68,6 +68,8 @@ type Decision struct {
 	fp     token.Fingerprint // the credential, or the parent of an edge token; 0: unknown
 	unique bool              // the backend said X-Unique: the user's newest session closes the others
 	sess   Session           // the session this request was counted in
+	key    token.KeyRef      // the key that verified the token; 0 for a middleware's decision
+	mint   token.KeyRef      // the edge key child carries a token of; 0 when child is not minted
 }
 
 // Allowed reports whether the request may be served.
@@ -239,6 +241,11 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 	}
 	key := a.cache.key(tok, ch, req.ClientIP)
 	e, fresh := a.cache.get(key, tok, ch, req.ClientIP, at)
+	if e != nil && e.epoch.Load() != a.epoch && !a.adopt(e, g) {
+		// Cached under an earlier config whose group or keys a reload removed (see adopt).
+		a.cache.c.Del(key)
+		e, fresh = nil, false
+	}
 	if fresh {
 		// Fast path: a decision made for this token, channel and address, checked again against bans and kicks
 		// once per generation of them.
@@ -378,6 +385,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		MaxSessions: v.MaxSessions,
 		fp:          v.Fingerprint,
 		unique:      unique,
+		key:         v.Key,
 	}
 	if v.Kind != token.KindEdge {
 		// An edge token carries its session; any other token gets one stable for it on this channel from this
@@ -410,6 +418,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		return deny(errChildToken, v.Kind, g.name)
 	}
 	d.child = string(b)
+	d.mint = a.edge.MintKey()
 	return d
 }
 

@@ -28,6 +28,9 @@ type entry struct {
 	// blockBanned, blockKicked). A hit re-checks only when the generation moved.
 	gen   atomic.Uint64
 	block atomic.Uint32
+	// epoch is the Authorizer (one per config reload) that made or last adopted the entry; another one checks
+	// that the entry's group and keys still exist before it serves it (see adopt).
+	epoch atomic.Uint64
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision. The client IP is always part of the key, bound
@@ -38,21 +41,18 @@ type decisionCache struct {
 	seed    maphash.Seed
 	maxTTL  time.Duration
 	denyTTL time.Duration
+	epoch   uint64
 }
 
-func newDecisionCache(cfg CacheConfig) (*decisionCache, error) {
-	c, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
-		NumCounters: cfg.MaxEntries * 10,
-		MaxCost:     cfg.MaxEntries,
+func newRistretto(maxEntries int64) (*ristretto.Cache[uint64, *entry], error) {
+	return ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters: maxEntries * 10,
+		MaxCost:     maxEntries,
 		BufferItems: 64,
 		// Cost is one per decision; without this ristretto adds its own per-item overhead to the cost and holds a
 		// small fraction of MaxEntries.
 		IgnoreInternalCost: true,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &decisionCache{c: c, seed: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
 }
 
 // key hashes (token, channel, address). Each part is hashed separately and the fixed-size results combined, so
@@ -111,10 +111,9 @@ func (dc *decisionCache) put(key uint64, tok, ch []byte, ip netip.Addr, d *Decis
 	e.d.sess = nil
 	e.gen.Store(gen)
 	e.block.Store(block)
+	e.epoch.Store(dc.epoch)
 	dc.c.Set(key, e, 1)
 }
-
-func (dc *decisionCache) close() { dc.c.Close() }
 
 // callCount is the backend calls made for the key of a previous entry; 0 without one.
 func (e *entry) callCount() int {
