@@ -74,7 +74,7 @@ func (c *conn) Send(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue {
+	if len(c.queue) >= c.s.conf().SendQueue {
 		c.mu.Unlock()
 		c.s.m.slow.Inc()
 		go c.closeWith(websocket.ClosePolicyViolation, "client too slow: send queue full")
@@ -133,7 +133,7 @@ func (c *conn) writeLoop() {
 		c.queue = nil
 		c.mu.Unlock()
 		for i, m := range batch {
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.conf().WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, m.frame(c.codec)); err != nil {
 				c.mu.Lock()
 				c.closing, c.writing, c.queue = true, false, nil
@@ -190,7 +190,7 @@ func (c *conn) closeWith(code int, reason string) {
 	defer c.ops.Done()
 	c.s.m.closed(code).Inc()
 	c.s.log.Debug("signaling: closing socket", "code", code, "reason", reason, "room", c.key.Room)
-	deadline := time.Now().Add(min(c.s.cfg.WriteTimeout, closeGrace))
+	deadline := time.Now().Add(min(c.s.conf().WriteTimeout, closeGrace))
 	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
 		_ = c.raw.Close()
 		return
@@ -223,7 +223,7 @@ func (c *conn) run(ws *websocket.Conn) {
 		_ = raw.Close() // unblocks a writer stuck on a slow client
 		c.ops.Wait()
 	}()
-	ws.SetReadLimit(s.cfg.ReadLimit)
+	ws.SetReadLimit(s.conf().ReadLimit)
 	ws.SetPongHandler(func(string) error {
 		c.touch()
 		return nil
@@ -248,8 +248,8 @@ func (c *conn) run(ws *websocket.Conn) {
 	_ = raw.SetReadDeadline(time.Time{})
 	c.mu.Lock()
 	c.touch()
-	c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
-	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
+	c.idleTimer = s.clock.AfterFunc(s.conf().IdleTimeout, c.idleCheck)
+	c.pingTimer = s.clock.AfterFunc(s.conf().PingInterval, c.ping)
 	c.mu.Unlock()
 	defer c.stopTimers()
 	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
@@ -361,7 +361,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 
 // touch moves the idle deadline: the client just sent something.
 func (c *conn) touch() {
-	c.idleAt.Store(c.s.clock.Now().Add(c.s.cfg.IdleTimeout).UnixNano())
+	c.idleAt.Store(c.s.clock.Now().Add(c.s.conf().IdleTimeout).UnixNano())
 }
 
 // idleCheck runs when the idle timer fires. Reads only move idleAt, which is cheaper than re-arming a timer per
@@ -387,7 +387,7 @@ func (c *conn) ping() {
 		c.Send(sioPingMessage)
 		c.mu.Lock()
 		if !c.closing && c.pingTimer != nil {
-			c.pingTimer.Reset(c.s.cfg.PingInterval)
+			c.pingTimer.Reset(c.s.conf().PingInterval)
 		}
 		c.mu.Unlock()
 		return
@@ -395,7 +395,7 @@ func (c *conn) ping() {
 	if c.isClosing() || !c.enter() {
 		return
 	}
-	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout))
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.conf().WriteTimeout))
 	c.ops.Done()
 	if err != nil {
 		_ = c.raw.Close()
@@ -403,7 +403,7 @@ func (c *conn) ping() {
 	}
 	c.mu.Lock()
 	if !c.closing && c.pingTimer != nil {
-		c.pingTimer.Reset(c.s.cfg.PingInterval)
+		c.pingTimer.Reset(c.s.conf().PingInterval)
 	}
 	c.mu.Unlock()
 }
@@ -433,8 +433,8 @@ func (c *conn) armExpiryLocked(now time.Time) (warnNow bool) {
 	}
 	c.expGen++
 	gen := c.expGen
-	end := c.expires.Add(c.s.ver.leeway)
-	warnAt := c.expires.Add(-c.s.cfg.TokenExpiryWarning)
+	end := c.expires.Add(c.s.settings().ver.leeway)
+	warnAt := c.expires.Add(-c.s.conf().TokenExpiryWarning)
 	d := warnAt.Sub(now)
 	warned := false
 	if d <= 0 {

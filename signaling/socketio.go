@@ -97,7 +97,7 @@ func newSocketIOID() string {
 // client gives up after PingInterval+pingTimeout without one; the server's own limit on silence stays
 // IdleTimeout. false means the socket is to be closed.
 func (c *conn) sioOpen(ws *websocket.Conn) bool {
-	cfg := &c.s.cfg
+	cfg := c.s.conf()
 	open, _ := json.Marshal(map[string]any{
 		"sid":          newSocketIOID(),
 		"upgrades":     []string{},

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 )
 
@@ -29,11 +28,10 @@ func (s *Server) DetachSockets(srv *fasthttp.Server) {
 	s.detach.Store(true)
 }
 
-// detachState is the Server's part of the detached path.
+// detachState is the Server's part of the detached path; the settings' wsUpgrader writes the 101 and builds the
+// websocket.Conn on the raw connection, after fasthttp has let go.
 type detachState struct {
 	detach atomic.Bool
-	// wsUpgrader writes the 101 and builds the websocket.Conn on the raw connection, after fasthttp has let go.
-	wsUpgrader websocket.Upgrader
 }
 
 // upgradeDetached validates the handshake while fasthttp can still answer a refusal, then hijacks without a
@@ -58,7 +56,7 @@ func (s *Server) upgradeDetached(ctx *fasthttp.RequestCtx, c *conn) error {
 }
 
 func (s *Server) serveDetached(c *conn, nc net.Conn, req *http.Request) {
-	ws, err := s.wsUpgrader.Upgrade(&hijackedWriter{nc: nc}, req, nil)
+	ws, err := s.settings().wsUpgrader.Upgrade(&hijackedWriter{nc: nc}, req, nil)
 	if err != nil {
 		s.log.Debug("signaling: handshake write failed", "err", err.Error())
 		s.release(c)
