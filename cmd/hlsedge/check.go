@@ -47,7 +47,7 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 	fmt.Fprintf(w, "config ok: %s\n", path)
 	fmt.Fprintf(w, "listen:     %s\n", cfg.Listen)
 	if cfg.Admin.Enabled() {
-		fmt.Fprintf(w, "admin:      %s (token %s)\n", cfg.Admin.Addr(), setOrNot(cfg.Admin.Token != ""))
+		fmt.Fprintf(w, "admin:      %s (token %s)\n", cfg.Admin.Addr(), setOrNot(cfg.Admin.HasToken()))
 	} else {
 		fmt.Fprintln(w, "admin:      off")
 	}
@@ -112,7 +112,7 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 	} else {
 		fmt.Fprintln(w, "signaling:  off")
 	}
-	if cfg.Admin.Enabled() && cfg.Admin.Token == "" {
+	if cfg.Admin.Enabled() && !cfg.Admin.HasToken() {
 		if loopback(cfg.Admin.Addr()) {
 			warn("admin listener has no admin.token: anyone on this host can ban, kick and read sessions")
 		} else {
