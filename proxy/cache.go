@@ -274,6 +274,22 @@ func (c *Cache) Stats() (objects int, bytes int64, evictions uint64) {
 	return int(c.objects.Load()), c.bytes.Load(), c.expired.Get() + c.pressure.Get()
 }
 
+// drop removes every object that f picks.
+func (c *Cache) drop(f func(o *object) bool) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for e := s.root.next; e != &s.root; {
+			next := e.next
+			if f(e.o) {
+				c.remove(s, e)
+			}
+			e = next
+		}
+		s.mu.Unlock()
+	}
+}
+
 // Each calls fn with every cached object, most recently used first within a shard, under that shard's lock: fn
 // must be quick and must not call the cache.
 func (c *Cache) Each(fn func(o *object)) {
