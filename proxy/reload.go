@@ -52,9 +52,6 @@ func (s *Server) Apply(p *Prepared) {
 // current is the generation in force, for the admin listener's views.
 func (c *core) current() *Server { return c.cur.Load() }
 
-// Config is the config in force; the caller must not modify it.
-func (s *Server) Config() *Config { return s.current().cfg }
-
 // sameRewriter reports whether a and b build the same rewriter, which then carries over with the templates it
 // parsed.
 func sameRewriter(a, b playlist.Options) bool {

@@ -3,8 +3,6 @@ package token
 import (
 	"fmt"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 )
 
@@ -224,38 +222,4 @@ func (c *SecureTokenConfig) Validate(f string) error {
 // are often short words, so only an empty one is refused.
 func (c *SecureTokenConfig) Keys(f string) ([]Key, error) {
 	return LoadKeys(f, SecretConfig{Secret: c.Secret, SecretFile: c.SecretFile, SecretEnv: c.SecretEnv}, c.Secrets, 1)
-}
-
-// ValidateSecret checks that at most one of secret and file is set and that a set key has at least minLen
-// bytes. A file is read to check its size; errors name `f.secret` or `f.secret_file`.
-func ValidateSecret(f, secret, file string, minLen int) error {
-	if secret != "" && file != "" {
-		return fmt.Errorf("'%s.secret' and '%s.secret_file' must not both be set", f, f)
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("'%s.secret_file' must be readable: %w", f, err)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return fmt.Errorf("'%s.secret_file' must not be empty", f)
-		}
-	}
-	if secret != "" && len(secret) < minLen {
-		return fmt.Errorf("'%s.secret' must be at least %d bytes", f, minLen)
-	}
-	return nil
-}
-
-// ReadSecret returns the configured secret, from the file when one is named.
-func ReadSecret(secret, file string) ([]byte, error) {
-	if file == "" {
-		return []byte(secret), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(strings.TrimSpace(string(b))), nil
 }
