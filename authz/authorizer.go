@@ -72,6 +72,8 @@ type Decision struct {
 	unique bool              // the backend said X-Unique: the user's newest session closes the others
 	sess   Session           // the session this request was counted in
 	entry  *entry            // the cache entry the decision came from or went into; nil without one
+	key    token.KeyRef      // the key that verified the token; 0 for a middleware's decision
+	mint   token.KeyRef      // the edge key child carries a token of; 0 when child is not minted
 }
 
 // Allowed reports whether the request may be served.
@@ -250,6 +252,11 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 	}
 	key := a.cache.lookup(g, tok, ch, req)
 	e, fresh := a.cache.get(key, tok, ch, at)
+	if e != nil && e.epoch.Load() != a.epoch && !a.adopt(e, g) {
+		// Cached under an earlier config whose group or keys a reload removed (see adopt).
+		a.cache.c.Del(key.hash)
+		e, fresh = nil, false
+	}
 	if fresh {
 		// Fast path: a decision made for this token, channel and address, checked again against bans and kicks
 		// once per generation of them.
@@ -399,6 +406,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		MaxSessions: v.MaxSessions,
 		fp:          v.Fingerprint,
 		unique:      unique,
+		key:         v.Key,
 	}
 	if v.Kind != token.KindEdge && v.SessionID == 0 {
 		// An edge token carries its session, a middleware's decision names the one it was made for; any other
@@ -434,6 +442,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		return deny(errChildToken, v.Kind, g.name)
 	}
 	d.child = string(b)
+	d.mint = a.edge.MintKey()
 	return d
 }
 

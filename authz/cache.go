@@ -30,6 +30,9 @@ type entry struct {
 	// keeps such a refusal for X-AuthDuration. 0: none.
 	backend bool
 	refused atomic.Uint64
+	// epoch is the Authorizer (one per config reload) that made or last adopted the entry; another one checks
+	// that the entry's group and keys still exist before it serves it (see adopt).
+	epoch atomic.Uint64
 	// gen is the ban generation this entry was last checked against, and block the outcome (blockNone,
 	// blockBanned, blockKicked). A hit re-checks only when the generation moved.
 	gen   atomic.Uint64
@@ -46,21 +49,18 @@ type decisionCache struct {
 	auxSeed maphash.Seed
 	maxTTL  time.Duration
 	denyTTL time.Duration
+	epoch   uint64
 }
 
-func newDecisionCache(cfg CacheConfig) (*decisionCache, error) {
-	c, err := ristretto.NewCache(&ristretto.Config[uint64, *entry]{
-		NumCounters: cfg.MaxEntries * 10,
-		MaxCost:     cfg.MaxEntries,
+func newRistretto(maxEntries int64) (*ristretto.Cache[uint64, *entry], error) {
+	return ristretto.NewCache(&ristretto.Config[uint64, *entry]{
+		NumCounters: maxEntries * 10,
+		MaxCost:     maxEntries,
 		BufferItems: 64,
 		// Cost is one per decision; without this ristretto adds its own per-item overhead to the cost and holds a
 		// small fraction of MaxEntries.
 		IgnoreInternalCost: true,
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &decisionCache{c: c, seed: maphash.MakeSeed(), auxSeed: maphash.MakeSeed(), maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL}, nil
 }
 
 // key hashes (token, channel, address, aux). Each part is hashed separately and the fixed-size results
@@ -123,11 +123,10 @@ func (dc *decisionCache) put(k decisionKey, tok, ch []byte, d *Decision, h cache
 	e.d.entry = nil
 	e.gen.Store(gen)
 	e.block.Store(block)
+	e.epoch.Store(dc.epoch)
 	dc.c.Set(k.hash, e, 1)
 	return e
 }
-
-func (dc *decisionCache) close() { dc.c.Close() }
 
 // callCount is the backend calls made for the key of a previous entry; 0 without one.
 func (e *entry) callCount() int {

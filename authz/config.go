@@ -81,6 +81,13 @@ type EdgeConfig struct {
 	Secret string `yaml:"secret"`
 	// SecretFile reads the key from a file instead (surrounding whitespace trimmed).
 	SecretFile string `yaml:"secret_file"`
+	// SecretEnv reads the key from the named environment variable instead.
+	SecretEnv string `yaml:"secret_env"`
+	// Secrets lists several keys, for rotation, instead of the one above: child tokens are minted with the first
+	// and carry its kid, and a child token minted with any of them is accepted. Rotate by adding the new key
+	// last and reloading every node, then moving it first and reloading every node, then removing the old one
+	// after 'auth.edge.max_ttl'.
+	Secrets []token.SecretConfig `yaml:"secrets"`
 	// MaxTTL caps a child token's life when the parent token lives longer or has no expiry. The child never
 	// outlives its parent. Default 24h: a player keeps its media playlist URL for the whole viewing.
 	MaxTTL time.Duration `yaml:"max_ttl"`
@@ -294,7 +301,7 @@ func (c *Config) validate() error {
 	if c.Cache.DenyTTL < 0 || c.Cache.DenyTTL > c.Cache.MaxTTL {
 		return errors.New("'auth.cache.deny_ttl' must be greater than zero and at most 'auth.cache.max_ttl'")
 	}
-	if c.JWT == nil && c.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" && !c.anyGroupVerifier() {
+	if c.JWT == nil && c.SecureToken == nil && !c.Edge.hasKey() && !c.anyGroupVerifier() {
 		return errors.New("'auth' must configure 'auth.jwt', 'auth.securetoken' or 'auth.edge.secret', or set 'auth.disabled: true' to serve without tokens")
 	}
 	if c.JWT != nil {
@@ -307,7 +314,7 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
-	if err := token.ValidateSecret("auth.edge", c.Edge.Secret, c.Edge.SecretFile, token.MinSecretBytes); err != nil {
+	if _, err := c.Edge.Keys(); err != nil {
 		return err
 	}
 	if c.Edge.MaxTTL < 0 {
@@ -355,7 +362,7 @@ func (c *Config) validate() error {
 				return err
 			}
 		}
-		if g.JWT == nil && g.SecureToken == nil && c.Edge.Secret == "" && c.Edge.SecretFile == "" && len(g.Backends) == 0 && g.Default != PolicyAllow {
+		if g.JWT == nil && g.SecureToken == nil && !c.Edge.hasKey() && len(g.Backends) == 0 && g.Default != PolicyAllow {
 			return fmt.Errorf("'%s' must be public or accept a configured verifier: set 'auth.jwt', 'auth.securetoken', 'auth.edge.secret' or '%s.backends'", f, f)
 		}
 	}
@@ -363,6 +370,17 @@ func (c *Config) validate() error {
 		return err
 	}
 	return c.Bans.validate()
+}
+
+// hasKey reports whether an edge key is configured in any of the ways.
+func (e *EdgeConfig) hasKey() bool {
+	return e.Secret != "" || e.SecretFile != "" || e.SecretEnv != "" || len(e.Secrets) > 0
+}
+
+// Keys loads the edge keys, minting key first; none when no key is configured.
+func (e *EdgeConfig) Keys() ([]token.Key, error) {
+	return token.LoadKeys("auth.edge", token.SecretConfig{Secret: e.Secret, SecretFile: e.SecretFile, SecretEnv: e.SecretEnv},
+		e.Secrets, token.MinSecretBytes)
 }
 
 // anyGroupVerifier reports whether some group brings its own verifier or is public, which makes an otherwise

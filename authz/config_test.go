@@ -73,6 +73,19 @@ func TestConfigValidate(t *testing.T) {
 	f("st desync", func(c *Config) { c.SecureToken.Desync = 2 * time.Hour }, "'auth.securetoken.desync'")
 	f("edge short", func(c *Config) { c.Edge.Secret = "short" }, "'auth.edge.secret' must be at least 32 bytes")
 	f("edge file missing", func(c *Config) { c.Edge.Secret, c.Edge.SecretFile = "", "/nonexistent/edge.key" }, "'auth.edge.secret_file' must be readable")
+	f("edge env unset", func(c *Config) { c.Edge.Secret, c.Edge.SecretEnv = "", "HLSEDGE_TEST_UNSET_EDGE_KEY" }, "'auth.edge.secret_env' names an environment variable that is not set")
+	f("edge two sources", func(c *Config) { c.Edge.SecretEnv = "HOME" }, "'auth.edge.secret', 'auth.edge.secret_file' and 'auth.edge.secret_env' are sources of one key")
+	f("edge shorthand and list", func(c *Config) { c.Edge.Secrets = []token.SecretConfig{{KeyID: "e2", Secret: edgeSecret}} }, "'auth.edge.secret' and 'auth.edge.secrets' must not both be set")
+	f("edge list only", func(c *Config) {
+		c.Edge = EdgeConfig{Secrets: []token.SecretConfig{{KeyID: "e2", Secret: edgeSecret}, {KeyID: "e1", Secret: edgeSecret + "1"}}}
+	}, "")
+	f("edge list short", func(c *Config) { c.Edge = EdgeConfig{Secrets: []token.SecretConfig{{KeyID: "e2", Secret: "x"}}} }, "'auth.edge.secrets[0].secret' must be at least 32 bytes")
+	f("jwt secrets", func(c *Config) {
+		c.JWT.Secret, c.JWT.Secrets = "", []token.SecretConfig{{KeyID: "k1", Secret: string(hmacSecret)}, {KeyID: "k1", Secret: string(hmacSecret)}}
+	}, "'auth.jwt.secrets[1].kid' \"k1\" is listed twice")
+	f("st secrets", func(c *Config) {
+		c.SecureToken.Secret, c.SecureToken.Secrets = "", []token.SecretConfig{{Secret: "A"}, {}}
+	}, "'auth.securetoken.secrets[1]' must set one of")
 	f("group child", func(c *Config) { c.Groups = []GroupConfig{{ChildToken: "jwt"}} }, "'auth.groups[0].child_token' must be edge or same")
 	f("group accept", func(c *Config) { c.Groups = []GroupConfig{{Accept: []string{"basic"}}} }, "'auth.groups[0].accept[0]' must be jwt, securetoken or edge")
 	f("group accept unconfigured", func(c *Config) {

@@ -20,6 +20,8 @@ type Authorizer struct {
 	params     []string
 	maxToken   int
 	cache      *decisionCache // nil when the cache is disabled
+	store      *decisionStore // the cache's entries, shared with the Authorizers of earlier and later reloads
+	epoch      uint64         // this Authorizer's place in a line of reloads
 	edge       *token.EdgeSigner
 	edgeMaxTTL int64 // seconds
 	edgeBindIP bool
@@ -38,6 +40,7 @@ type Option func(*options)
 type options struct {
 	clock func() time.Time
 	state ViewerState
+	prev  *Authorizer
 }
 
 func buildOptions(opts []Option) options {
@@ -134,11 +137,11 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 		return a, nil
 	}
 
-	key, err := token.ReadSecret(cfg.Edge.Secret, cfg.Edge.SecretFile)
+	keys, err := cfg.Edge.Keys()
 	if err != nil {
-		return nil, fmt.Errorf("'auth.edge.secret_file': %w", err)
+		return nil, err
 	}
-	if len(key) == 0 {
+	if len(keys) == 0 {
 		for _, g := range cfg.Groups {
 			if !g.Public && g.ChildToken == ChildEdge {
 				log.Warn("authz: auth.edge.secret is empty; using a random key, so child links break on restart and across edge nodes")
@@ -146,7 +149,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 			}
 		}
 	}
-	if a.edge, err = token.NewEdgeSigner(key); err != nil {
+	if a.edge, err = token.NewEdgeSignerKeys(keys); err != nil {
 		return nil, err
 	}
 
@@ -202,10 +205,8 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 		}
 		a.groups = append(a.groups, g)
 	}
-	if !cfg.Cache.Disabled {
-		if a.cache, err = newDecisionCache(cfg.Cache); err != nil {
-			return nil, fmt.Errorf("'auth.cache': %w", err)
-		}
+	if err := a.takeCache(cfg.Cache, o.prev); err != nil {
+		return nil, fmt.Errorf("'auth.cache': %w", err)
 	}
 	a.state = o.state
 	if a.state == nil {
@@ -225,8 +226,9 @@ func (a *Authorizer) Close() {
 		c()
 	}
 	a.closers = nil
-	if a.cache != nil {
-		a.cache.close()
+	if a.store != nil {
+		a.store.release()
+		a.store = nil
 	}
 }
 

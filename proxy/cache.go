@@ -27,19 +27,38 @@ type object struct {
 	// cache.playlist_stale_if_error.
 	keepUntil time.Time
 
-	// tmpl is the playlist parsed once per origin version; every viewer's rewrite reuses it.
-	tmplOnce sync.Once
-	tmpl     *playlist.Template
-	tmplErr  error
+	// tmpl is the playlist parsed once per origin version and rewriter; every viewer's rewrite reuses it. A
+	// reload that changes the rewriter (token parameters, origin hosts) has it parsed again, once.
+	tmpl   atomic.Pointer[parsedPlaylist]
+	tmplMu sync.Mutex
+}
+
+// parsedPlaylist is a playlist parsed by one rewriter.
+type parsedPlaylist struct {
+	rw   *playlist.Rewriter
+	tmpl *playlist.Template
+	err  error
 }
 
 func (o *object) size() int64 { return int64(len(o.body) + len(o.key) + 256) }
 
-// template parses a playlist object once, on first use, so that a playlist nobody asks a rewrite for costs
-// nothing and one that a thousand viewers ask for is parsed once.
+// template parses a playlist object once per rewriter, on first use, so that a playlist nobody asks a rewrite
+// for costs nothing and one that a thousand viewers ask for is parsed once.
 func (o *object) template(rw *playlist.Rewriter) (*playlist.Template, error) {
-	o.tmplOnce.Do(func() { o.tmpl, o.tmplErr = rw.Parse(o.body) })
-	return o.tmpl, o.tmplErr
+	// Fast path: parsed already, by this generation's rewriter.
+	if p := o.tmpl.Load(); p != nil && p.rw == rw {
+		return p.tmpl, p.err
+	}
+	// Slow path: the first viewer, or the first one after a reload replaced the rewriter.
+	o.tmplMu.Lock()
+	defer o.tmplMu.Unlock()
+	if p := o.tmpl.Load(); p != nil && p.rw == rw {
+		return p.tmpl, p.err
+	}
+	p := &parsedPlaylist{rw: rw}
+	p.tmpl, p.err = rw.Parse(o.body)
+	o.tmpl.Store(p)
+	return p.tmpl, p.err
 }
 
 // Cache is the edge's byte-bounded LRU of origin objects with per-object expiry. It is sharded so that viewers
@@ -48,9 +67,10 @@ func (o *object) template(rw *playlist.Rewriter) (*playlist.Template, error) {
 // it. Expired objects are removed as they expire (see expire), so memory follows the live window instead of
 // filling up to max_bytes.
 type Cache struct {
-	seed     maphash.Seed
-	shards   [cacheShards]cacheShard
-	maxBytes int64
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+	// maxBytes is 'cache.max_bytes'; a reload may change it (SetMaxBytes).
+	maxBytes atomic.Int64
 	bytes    atomic.Int64
 	objects  atomic.Int64
 
@@ -85,7 +105,8 @@ type cacheEntry struct {
 // NewCache returns a cache that holds at most maxBytes of objects in all and registers its gauges and counters
 // (hlsedge_cache_*) in set.
 func NewCache(maxBytes int64, set *metrics.Set) *Cache {
-	c := &Cache{seed: maphash.MakeSeed(), maxBytes: maxBytes}
+	c := &Cache{seed: maphash.MakeSeed()}
+	c.maxBytes.Store(maxBytes)
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.items = make(map[string]*cacheEntry)
@@ -96,7 +117,7 @@ func NewCache(maxBytes int64, set *metrics.Set) *Cache {
 	c.refused = set.NewCounter(`hlsedge_cache_refused_total{reason="too_large"}`)
 	set.NewGauge(`hlsedge_cache_bytes`, func() float64 { return float64(c.bytes.Load()) })
 	set.NewGauge(`hlsedge_cache_objects`, func() float64 { return float64(c.objects.Load()) })
-	set.NewGauge(`hlsedge_cache_max_bytes`, func() float64 { return float64(c.maxBytes) })
+	set.NewGauge(`hlsedge_cache_max_bytes`, func() float64 { return float64(c.maxBytes.Load()) })
 	return c
 }
 
@@ -146,7 +167,7 @@ func (c *Cache) GetStale(key []byte, now time.Time) *object {
 // and counted.
 func (c *Cache) Put(o *object) {
 	size := o.size()
-	if size > c.maxBytes {
+	if size > c.maxBytes.Load() {
 		c.refused.Inc()
 		return
 	}
@@ -167,11 +188,23 @@ func (c *Cache) Put(o *object) {
 	c.bytes.Add(size)
 	c.objects.Add(1)
 	s.mu.Unlock()
-	for c.bytes.Load() > c.maxBytes {
+	c.evictOver()
+}
+
+// evictOver evicts the least recently used objects until the cache is within its byte budget.
+func (c *Cache) evictOver() {
+	for c.bytes.Load() > c.maxBytes.Load() {
 		if !c.evictOldest() {
 			break
 		}
 	}
+}
+
+// SetMaxBytes changes the byte budget, evicting the least recently used objects when it shrank; every object
+// that still fits stays.
+func (c *Cache) SetMaxBytes(n int64) {
+	c.maxBytes.Store(n)
+	c.evictOver()
 }
 
 // refuse counts an object the cache was not offered because it is above cache.max_object_size.
@@ -239,6 +272,22 @@ func (s *cacheShard) unlink(e *cacheEntry) {
 // Stats reports objects, bytes and evictions (all reasons) across shards.
 func (c *Cache) Stats() (objects int, bytes int64, evictions uint64) {
 	return int(c.objects.Load()), c.bytes.Load(), c.expired.Get() + c.pressure.Get()
+}
+
+// drop removes every object that f picks.
+func (c *Cache) drop(f func(o *object) bool) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for e := s.root.next; e != &s.root; {
+			next := e.next
+			if f(e.o) {
+				c.remove(s, e)
+			}
+			e = next
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Each calls fn with every cached object, most recently used first within a shard, under that shard's lock: fn

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -24,38 +25,54 @@ import (
 
 // Server is the viewer listener of one edge node. The operators' listener is package admin; cmd/hlsedge wires
 // the two, the authorizer and signaling together.
+//
+// A Server is one generation of the config: what a reload replaces (routes, origins, the authorizer, the
+// rewriter, the player, TTLs and CORS, all read from cfg) sits in the Server itself, and what outlives reloads
+// (the listener, the cache, coalescing, metrics, signaling) in the core every generation shares. Each request
+// picks the generation in force with one atomic load and keeps it to the end (see Prepare and Apply).
 type Server struct {
+	*core
+
+	cfg      *Config
+	up       *Upstreams
+	rewriter *playlist.Rewriter
+	rwOpts   playlist.Options
+	auth     *authz.Authorizer
+	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
+	tokenParams []string
+	// segmentCC is the segments' Cache-Control, formatted once.
+	segmentCC string
+	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
+	player *player
+}
+
+// core is what every generation of a Server shares.
+type core struct {
 	// lifeMu guards stopping and listener: fasthttp's Shutdown cannot stop a Serve that has not reached its
 	// Accept loop yet, so Shutdown closes the listener itself and a late Serve returns at once.
 	lifeMu   sync.Mutex
 	stopping bool
 	listener net.Listener
 
-	cfg      *Config
-	log      *slog.Logger
-	up       *Upstreams
-	cache    *Cache
-	fetches  *fetchGroup
-	m        *edgeMetrics
-	rewriter *playlist.Rewriter
-	auth     *authz.Authorizer
+	log     *slog.Logger
+	cache   *Cache
+	fetches *fetchGroup
+	m       *edgeMetrics
 	// sig is the conference signaling mounted on this listener, nil when not configured.
 	sig *signaling.Server
-	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
-	tokenParams []string
-	// segmentCC is the segments' Cache-Control, formatted once.
-	segmentCC string
-	now       func() time.Time
+	now func() time.Time
 	// clock is the test clock, nil in production, where the request's arrival time from fasthttp is used.
 	clock func() time.Time
 
 	public *fasthttp.Server
 
-	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
-	player *player
-
 	// bufs holds the per-request scratch buffers (cache key, rewritten playlist) so the fast path reuses them.
 	bufs sync.Pool
+
+	// cur is the generation in force.
+	cur atomic.Pointer[Server]
+	// reloadMu makes Prepare and Apply of concurrent reloads take turns.
+	reloadMu sync.Mutex
 }
 
 // Options carries what the caller builds and owns: the edge uses them and never closes them.
@@ -86,59 +103,26 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		opts.Metrics = metrics.NewSet()
 	}
 	m := newEdgeMetrics(opts.Metrics)
-	s := &Server{
-		cfg:     cfg,
+	c := &core{
 		log:     opts.Log,
 		now:     time.Now,
 		cache:   NewCache(int64(cfg.Cache.MaxBytes), opts.Metrics),
 		clock:   opts.Now,
 		fetches: newFetchGroup(opts.Metrics),
 		m:       m,
-		auth:    opts.Auth,
 		sig:     opts.Signaling,
 	}
-	s.bufs.New = func() any { return &scratch{} }
-	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
+	c.bufs.New = func() any { return &scratch{} }
 	if opts.Now != nil {
-		s.now = opts.Now
+		c.now = opts.Now
 	}
-	s.up = newUpstreams(cfg, s.m, s.now)
-	logAuthStart(s.log, s.auth)
-	s.tokenParams = s.auth.TokenParams()
-	if len(s.tokenParams) == 0 {
-		// Even with authorization off, a viewer's token never reaches the origin or splits the cache.
-		s.tokenParams = []string{"token"}
-	}
-	// The rewriter replaces any of these already in a child URI, so a viewer's token is never doubled.
-	params := append([]string(nil), s.tokenParams...)
-	if cp := s.auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
-		params = append(params, cp)
-	}
-	hosts := make([]string, 0, len(cfg.Origins))
-	for _, o := range cfg.Origins {
-		hosts = append(hosts, o.host)
-	}
-	rw, err := playlist.NewRewriter(playlist.Options{
-		ParamNames:  params,
-		OriginHosts: hosts,
-		MaxSize:     int(cfg.Cache.MaxPlaylistSize),
-	})
+	s, err := c.generation(cfg, opts.Auth, nil)
 	if err != nil {
-		return nil, fmt.Errorf("building playlist rewriter: %w", err)
+		return nil, err
 	}
-	s.rewriter = rw
-	if !cfg.Player.Disabled {
-		p, err := newPlayer(&cfg.Player, cfg.Routes, web.FS())
-		if err != nil {
-			return nil, fmt.Errorf("building player: %w", err)
-		}
-		if !p.HasHLSJS() {
-			s.log.Warn("player: hls.js is not embedded (build with make); embed.html plays only where the browser has native HLS")
-		}
-		s.player = p
-	}
-	s.public = &fasthttp.Server{
-		Handler:                      s.serveHTTP,
+	c.cur.Store(s)
+	c.public = &fasthttp.Server{
+		Handler:                      c.serve,
 		ErrorHandler:                 s.serveMalformed,
 		ReadTimeout:                  cfg.Server.ReadTimeout,
 		WriteTimeout:                 cfg.Server.WriteTimeout,
@@ -154,10 +138,66 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		SecureErrorLogMessage:        true,
 		// Verification and routing work on the raw path; fasthttp's normalised copy is not used.
 		DisableKeepalive: false,
-		Logger:           fasthttpLogger{s.log},
+		Logger:           fasthttpLogger{c.log},
 	}
-	if s.sig != nil {
-		s.sig.DetachSockets(s.public)
+	if c.sig != nil {
+		c.sig.DetachSockets(c.public)
+	}
+	return s, nil
+}
+
+// serve is fasthttp's handler: the one atomic load that picks the generation a request is served by.
+func (c *core) serve(ctx *fasthttp.RequestCtx) { c.cur.Load().serveHTTP(ctx) }
+
+// generation builds what one config contributes to the request path; prev is the generation in force, whose
+// upstreams and rewriter are kept where the config did not change them.
+func (c *core) generation(cfg *Config, auth *authz.Authorizer, prev *Server) (*Server, error) {
+	if auth == nil {
+		return nil, errors.New("proxy: Options.Auth is required")
+	}
+	s := &Server{core: c, cfg: cfg, auth: auth}
+	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
+	var prevUp *Upstreams
+	if prev != nil {
+		prevUp = prev.up
+	}
+	s.up = newUpstreams(cfg, c.m, c.now, prevUp)
+	logAuthStart(c.log, s.auth)
+	s.tokenParams = s.auth.TokenParams()
+	if len(s.tokenParams) == 0 {
+		// Even with authorization off, a viewer's token never reaches the origin or splits the cache.
+		s.tokenParams = []string{"token"}
+	}
+	// The rewriter replaces any of these already in a child URI, so a viewer's token is never doubled.
+	params := append([]string(nil), s.tokenParams...)
+	if cp := s.auth.ChildParam(); cp != "" && !slices.Contains(params, cp) {
+		params = append(params, cp)
+	}
+	hosts := make([]string, 0, len(cfg.Origins))
+	for _, o := range cfg.Origins {
+		hosts = append(hosts, o.host)
+	}
+	ro := playlist.Options{ParamNames: params, OriginHosts: hosts, MaxSize: int(cfg.Cache.MaxPlaylistSize)}
+	s.rwOpts = ro
+	if prev != nil && sameRewriter(prev.rwOpts, ro) {
+		// Cached playlists keep their parsed templates: a template belongs to the rewriter that parsed it.
+		s.rewriter = prev.rewriter
+	} else {
+		rw, err := playlist.NewRewriter(ro)
+		if err != nil {
+			return nil, fmt.Errorf("building playlist rewriter: %w", err)
+		}
+		s.rewriter = rw
+	}
+	if !cfg.Player.Disabled {
+		p, err := newPlayer(&cfg.Player, cfg.Routes, web.FS())
+		if err != nil {
+			return nil, fmt.Errorf("building player: %w", err)
+		}
+		if !p.HasHLSJS() && prev == nil {
+			c.log.Warn("player: hls.js is not embedded (build with make); embed.html plays only where the browser has native HLS")
+		}
+		s.player = p
 	}
 	return s, nil
 }

@@ -13,7 +13,7 @@ var _ admin.Edge = (*Server)(nil)
 // Stats reports the cache and origin figures.
 func (s *Server) Stats() admin.EdgeStats {
 	objs, b, ev := s.cache.Stats()
-	health := s.up.Health()
+	health := s.current().up.Health()
 	origins := make([]admin.OriginHealth, len(health))
 	for i, h := range health {
 		origins[i] = admin.OriginHealth{Host: h.Host, Up: h.Up}
@@ -29,8 +29,9 @@ func (s *Server) Stats() admin.EdgeStats {
 // fine for a page an operator reloads every few seconds but not for the request path.
 func (s *Server) CachedChannels(now time.Time) []admin.ChannelCache {
 	byName := map[string]*admin.ChannelCache{}
+	g := s.current()
 	s.cache.Each(func(o *object) {
-		name := s.channelOfKey(o.key)
+		name := g.channelOfKey(o.key)
 		if name == "" {
 			return
 		}
@@ -72,7 +73,7 @@ func (s *Server) channelOfKey(key string) string {
 // Channel names the channel of a viewer's path through the edge's routes, as a request to the edge would get
 // it, or fallback when no route serves the path and fallback is a valid channel name.
 func (s *Server) Channel(path, fallback []byte) []byte {
-	if rt, err := matchRoute(s.cfg.Routes, path, nil); err == nil {
+	if rt, err := matchRoute(s.current().cfg.Routes, path, nil); err == nil {
 		return rt.channel
 	}
 	if len(fallback) > 0 && validChannel(fallback) {

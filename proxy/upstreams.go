@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -34,6 +35,9 @@ func (e *OriginError) Unwrap() error { return e.Err }
 // upstream is one origin with its own connection pool and passive health.
 type upstream struct {
 	host string
+	// built is what the pool was built from: a reload whose origin and upstream settings match keeps the upstream,
+	// its idle connections and its health.
+	built upstreamKey
 	// client is used as a connection pool only; exchange drives each request (see exchange.go).
 	client *fasthttp.HostClient
 	// downUntil is unix nanoseconds; while in the future the origin is asked only when all others are down too.
@@ -52,12 +56,29 @@ type Upstreams struct {
 // maxOrigins bounds the failover order kept on the stack.
 const maxOrigins = 16
 
-func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time) *Upstreams {
+// upstreamKey is what an upstream's pool depends on.
+type upstreamKey struct {
+	host, scheme string
+	cfg          UpstreamConfig
+}
+
+// newUpstreams builds the origins of cfg; an origin prev already has with the same settings is kept as it is.
+func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time, prev *Upstreams) *Upstreams {
 	u := &Upstreams{timeout: cfg.Upstream.Timeout, downFor: cfg.Upstream.DownFor, now: now, m: m}
 	connect := cfg.Upstream.ConnectTimeout
 	for _, o := range cfg.Origins {
+		key := upstreamKey{host: o.host, scheme: o.scheme, cfg: cfg.Upstream}
+		if prev != nil {
+			// An origin listed twice gets two upstreams, as it did before the reload.
+			i := slices.IndexFunc(prev.list, func(up *upstream) bool { return up.built == key && !slices.Contains(u.list, up) })
+			if i >= 0 {
+				u.list = append(u.list, prev.list[i])
+				continue
+			}
+		}
 		u.list = append(u.list, &upstream{
-			host: o.host,
+			host:  o.host,
+			built: key,
 			client: &fasthttp.HostClient{
 				Addr:  hostWithPort(o.host, o.scheme),
 				IsTLS: o.scheme == "https",

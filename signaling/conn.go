@@ -82,7 +82,7 @@ func (c *conn) Send(m *Message) {
 		c.mu.Unlock()
 		return
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue {
+	if len(c.queue) >= c.s.conf().SendQueue {
 		c.mu.Unlock()
 		c.s.m.slow.Inc()
 		go c.closeWith(websocket.ClosePolicyViolation, "client too slow: send queue full")
@@ -156,7 +156,7 @@ func (c *conn) writeLoop() {
 		c.queue = nil
 		c.mu.Unlock()
 		for i, m := range batch {
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.conf().WriteTimeout))
 			if err := c.ws.WriteMessage(websocket.TextMessage, m.frame(c.codec)); err != nil {
 				c.mu.Lock()
 				c.closing, c.writing, c.queue = true, false, nil
@@ -234,7 +234,7 @@ func (c *conn) closeWith(code int, reason string) {
 	defer c.ops.Done()
 	c.s.m.closed(code).Inc()
 	c.s.log.Debug("signaling: closing socket", "code", code, "reason", reason, "room", c.key.Room)
-	deadline := time.Now().Add(min(c.s.cfg.WriteTimeout, closeGrace))
+	deadline := time.Now().Add(min(c.s.conf().WriteTimeout, closeGrace))
 	if err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline); err != nil {
 		_ = c.raw.Close()
 		return
@@ -257,7 +257,7 @@ func (c *conn) run(ws *websocket.Conn) {
 	c.ws, c.raw = ws, raw
 	c.mu.Unlock()
 	defer c.end()
-	ws.SetReadLimit(s.cfg.ReadLimit)
+	ws.SetReadLimit(s.conf().ReadLimit)
 	ws.SetPongHandler(func(string) error {
 		c.touch()
 		return nil
@@ -302,11 +302,11 @@ func (c *conn) join() {
 	c.mu.Lock()
 	c.touch()
 	if c.idleTimer == nil {
-		c.idleTimer = s.clock.AfterFunc(s.cfg.IdleTimeout, c.idleCheck)
+		c.idleTimer = s.clock.AfterFunc(s.conf().IdleTimeout, c.idleCheck)
 	} else {
-		c.idleTimer.Reset(s.cfg.IdleTimeout) // long polling armed it for the handshake
+		c.idleTimer.Reset(s.conf().IdleTimeout) // long polling armed it for the handshake
 	}
-	c.pingTimer = s.clock.AfterFunc(s.cfg.PingInterval, c.ping)
+	c.pingTimer = s.clock.AfterFunc(s.conf().PingInterval, c.ping)
 	// Until the hub knows the session, nothing is written: a client holding `connected` is in its conference, so
 	// an admin call it makes next (ending the conference, say) reaches it. The hub's first deliveries (the
 	// moderator's waiting list) queue behind `connected`.
@@ -451,7 +451,7 @@ func readAll(r io.Reader, b []byte) ([]byte, error) {
 
 // touch moves the idle deadline: the client just sent something.
 func (c *conn) touch() {
-	c.idleAt.Store(c.s.clock.Now().Add(c.s.cfg.IdleTimeout).UnixNano())
+	c.idleAt.Store(c.s.clock.Now().Add(c.s.conf().IdleTimeout).UnixNano())
 }
 
 // idleCheck runs when the idle timer fires. Reads only move idleAt, which is cheaper than re-arming a timer per
@@ -485,7 +485,7 @@ func (c *conn) ping() {
 		c.Send(sioPingMessage)
 		c.mu.Lock()
 		if !c.closing && c.pingTimer != nil {
-			c.pingTimer.Reset(c.s.cfg.PingInterval)
+			c.pingTimer.Reset(c.s.conf().PingInterval)
 		}
 		c.mu.Unlock()
 		return
@@ -493,7 +493,7 @@ func (c *conn) ping() {
 	if c.isClosing() || !c.enter() {
 		return
 	}
-	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout))
+	err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.conf().WriteTimeout))
 	c.ops.Done()
 	if err != nil {
 		_ = c.raw.Close()
@@ -501,7 +501,7 @@ func (c *conn) ping() {
 	}
 	c.mu.Lock()
 	if !c.closing && c.pingTimer != nil {
-		c.pingTimer.Reset(c.s.cfg.PingInterval)
+		c.pingTimer.Reset(c.s.conf().PingInterval)
 	}
 	c.mu.Unlock()
 }
@@ -531,8 +531,8 @@ func (c *conn) armExpiryLocked(now time.Time) (warnNow bool) {
 	}
 	c.expGen++
 	gen := c.expGen
-	end := c.expires.Add(c.s.ver.leeway)
-	warnAt := c.expires.Add(-c.s.cfg.TokenExpiryWarning)
+	end := c.expires.Add(c.s.settings().ver.leeway)
+	warnAt := c.expires.Add(-c.s.conf().TokenExpiryWarning)
 	d := warnAt.Sub(now)
 	warned := false
 	if d <= 0 {

@@ -149,7 +149,7 @@ func (c *conn) handle(frame []byte) {
 		case text == "":
 			c.strike(ev, errEmptyChat.Error())
 			return
-		case utf8.RuneCountInString(text) > c.s.cfg.MaxChatLength:
+		case utf8.RuneCountInString(text) > c.s.conf().MaxChatLength:
 			c.strike(ev, errLongChat.Error())
 			return
 		}
@@ -230,7 +230,7 @@ func (c *conn) penalize(msg string) {
 // model): the socket lives on, and the expiry close moves to the new token's expiry.
 func (c *conn) refresh(tok string) {
 	now := c.s.clock.Now()
-	g, err := c.s.ver.verify(tok, now)
+	g, err := c.s.settings().ver.verify(tok, now)
 	if err == nil {
 		err = checkGrant(g, c.key.Room, c.key.ContentID, true)
 	}

@@ -210,13 +210,13 @@ func headerList(b []byte) bool {
 // open packet with the session's sid.
 func (s *Server) pollOpen(ctx *fasthttp.RequestCtx) {
 	switch {
-	case s.cfg.MaxPollingSessions < 0:
+	case s.conf().MaxPollingSessions < 0:
 		s.refuseUpgrade(ctx, ErrPollingOff)
 		return
 	case !ctx.IsGet():
 		s.refuseUpgrade(ctx, fmt.Errorf("%w: a polling session opens with a GET", ErrPolling))
 		return
-	case s.polls.len() >= s.cfg.MaxPollingSessions:
+	case s.polls.len() >= s.conf().MaxPollingSessions:
 		s.refuseUpgrade(ctx, ErrTooManyPolling)
 		return
 	}
@@ -228,12 +228,12 @@ func (s *Server) pollOpen(ctx *fasthttp.RequestCtx) {
 	p := &pollState{sid: s.newPollSID(), wake: make(chan struct{}, 1)}
 	// Until the namespace connect, the handshake is the client's last word: abandoned here, the session ends
 	// after the handshake timeout.
-	c.idleAt.Store(s.clock.Now().Add(s.cfg.HandshakeTimeout).UnixNano())
+	c.idleAt.Store(s.clock.Now().Add(s.conf().HandshakeTimeout).UnixNano())
 	c.mu.Lock()
 	c.codec, c.sio, c.poll = SocketIOCodec{}, true, p
-	c.idleTimer = s.clock.AfterFunc(s.cfg.HandshakeTimeout, c.idleCheck)
+	c.idleTimer = s.clock.AfterFunc(s.conf().HandshakeTimeout, c.idleCheck)
 	c.mu.Unlock()
-	if !s.polls.add(p.sid, c, s.cfg.MaxPollingSessions) {
+	if !s.polls.add(p.sid, c, s.conf().MaxPollingSessions) {
 		c.stopTimers()
 		s.release(c)
 		s.refuseUpgrade(ctx, ErrTooManyPolling)
@@ -253,10 +253,10 @@ func (s *Server) pollOpen(ctx *fasthttp.RequestCtx) {
 // newPollSID is a session's sid: random, after `<node_id>.` when the node has one, so that a balancer can send
 // every request of a session to the node that holds it.
 func (s *Server) newPollSID() string {
-	if s.cfg.NodeID == "" {
+	if s.conf().NodeID == "" {
 		return newSocketIOID()
 	}
-	return s.cfg.NodeID + "." + newSocketIOID()
+	return s.conf().NodeID + "." + newSocketIOID()
 }
 
 // pollServe serves a request of an open session.
@@ -280,10 +280,10 @@ func (s *Server) pollServe(ctx *fasthttp.RequestCtx, sid []byte) {
 // unknownSession names the node a sid belongs to when it is not this one: the balancer sent the request astray.
 func (s *Server) unknownSession(sid []byte) error {
 	node, _, ok := bytes.Cut(sid, []byte{'.'})
-	if s.cfg.NodeID == "" || !ok || string(node) == s.cfg.NodeID || !validNodeID(string(node)) {
+	if s.conf().NodeID == "" || !ok || string(node) == s.conf().NodeID || !validNodeID(string(node)) {
 		return ErrUnknownSession
 	}
-	return fmt.Errorf("%w: this is node %q, the session is node %q's", ErrUnknownSession, s.cfg.NodeID, node)
+	return fmt.Errorf("%w: this is node %q, the session is node %q's", ErrUnknownSession, s.conf().NodeID, node)
 }
 
 // pollRefuse answers a polling request that cannot be served, and logs why.
@@ -455,7 +455,7 @@ func (c *conn) writeParked(nc net.Conn, origin []byte, a pollAnswer) {
 	if a.closed {
 		s.polls.remove(c.poll.sid, c)
 	}
-	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	_ = nc.SetWriteDeadline(time.Now().Add(s.conf().WriteTimeout))
 	if _, err := nc.Write(b); err != nil {
 		s.m.writeErrors.Inc()
 		_ = nc.Close()
@@ -604,7 +604,7 @@ func (s *Server) probeUpgrade(ctx *fasthttp.RequestCtx, sid []byte) {
 		}
 		return
 	}
-	if err := s.upgrader.Upgrade(ctx, c.runProbe); err != nil {
+	if err := s.settings().upgrader.Upgrade(ctx, c.runProbe); err != nil {
 		abort()
 	}
 }
@@ -633,12 +633,12 @@ func (c *conn) runProbe(ws *websocket.Conn) {
 		c.mu.Unlock()
 		_ = raw.Close()
 	}()
-	ws.SetReadLimit(s.cfg.ReadLimit)
-	_ = raw.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	ws.SetReadLimit(s.conf().ReadLimit)
+	_ = raw.SetReadDeadline(time.Now().Add(s.conf().HandshakeTimeout))
 	if !readPacket(ws, "2probe") {
 		return
 	}
-	_ = raw.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	_ = raw.SetWriteDeadline(time.Now().Add(s.conf().WriteTimeout))
 	if ws.WriteMessage(websocket.TextMessage, []byte("3probe")) != nil {
 		return
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,15 +33,15 @@ const (
 // Server is the conference signaling endpoint. It owns no listener: the edge mounts ServeWS and
 // ServeConferencesAPI on its own fasthttp servers.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	ver      *verifier
-	upgrader websocket.FastHTTPUpgrader
+	// cur is what a reload replaces: the config, the verifier, the origin allow-list and the upgraders. Every
+	// use loads it, so an open socket follows a reload from its next message on.
+	cur atomic.Pointer[settings]
+	log *slog.Logger
 	detachState
-	origins []originPattern
-	anyOrig bool
-	m       *sigMetrics
-	clock   clock
+	m     *sigMetrics
+	clock clock
+	// writeBufs is shared by the upgraders of every reload: most sockets are idle, and fan-out frames are small.
+	writeBufs sync.Pool
 
 	// hub holds the state shared with other nodes; node holds this server's sockets and receives the hub's
 	// deliveries for them.
@@ -89,14 +88,8 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 	if log == nil {
 		log = slog.Default()
 	}
-	ver, err := newVerifier(&cfg.JWT, log)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
-		cfg:        cfg,
 		log:        log,
-		ver:        ver,
 		clock:      systemClock{},
 		node:       newNode(),
 		sessPrefix: newSessionPrefix(),
@@ -104,6 +97,11 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 		perConf:    map[ConfKey]int{},
 		polls:      pollTable{m: map[string]*conn{}},
 	}
+	st, err := s.newSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.cur.Store(st)
 	for _, o := range opts {
 		o(s)
 	}
@@ -111,32 +109,6 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 		s.hub, s.ownHub = newMemHub(cfg.ReconnectGrace, cfg.ChatHistory, *cfg.DefaultWaitingRoom, s.clock), true
 	}
 	s.detachHub = s.hub.Attach(s.node)
-	for _, o := range cfg.AllowedOrigins {
-		if o == "*" {
-			s.anyOrig = true
-			continue
-		}
-		p, _ := parseOriginPattern(o) // Validate parsed it already
-		s.origins = append(s.origins, p)
-	}
-	// A pool instead of a 4 KiB buffer per socket: most sockets are idle, and fan-out frames are small.
-	writeBufs := &sync.Pool{}
-	s.wsUpgrader = websocket.Upgrader{
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   cfg.ReadBufferSize,
-		WriteBufferPool:  writeBufs,
-		// admit checked the Origin against the allow-list before the hijack.
-		CheckOrigin: func(*http.Request) bool { return true },
-	}
-	s.upgrader = websocket.FastHTTPUpgrader{
-		HandshakeTimeout: cfg.HandshakeTimeout,
-		ReadBufferSize:   cfg.ReadBufferSize,
-		WriteBufferPool:  writeBufs,
-		CheckOrigin:      s.originAllowed,
-		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
-			refuse(ctx, status, reason.Error())
-		},
-	}
 	s.readBufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if ms == nil {
 		ms = metrics.NewSet()
@@ -146,15 +118,16 @@ func New(cfg Config, log *slog.Logger, ms *metrics.Set, opts ...Option) (*Server
 }
 
 // Path is where ServeWS expects to be mounted for the JSON framing.
-func (s *Server) Path() string { return s.cfg.Path }
+func (s *Server) Path() string { return s.conf().Path }
 
 // Handles reports whether ServeWS serves path: the JSON endpoint or the Socket.IO one.
 func (s *Server) Handles(path []byte) bool {
-	return string(path) == s.cfg.Path || s.isSocketIOPath(path)
+	return string(path) == s.conf().Path || s.isSocketIOPath(path)
 }
 
 func (s *Server) isSocketIOPath(path []byte) bool {
-	return s.cfg.SocketIOPath != "off" && string(path) == s.cfg.SocketIOPath
+	cfg := s.conf()
+	return cfg.SocketIOPath != "off" && string(path) == cfg.SocketIOPath
 }
 
 // Close ends every socket with 1001 and waits, bounded by the write timeout, for their goroutines. Then it
@@ -174,14 +147,14 @@ func (s *Server) Close() {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(s.cfg.WriteTimeout + closeGrace):
+	case <-time.After(s.conf().WriteTimeout + closeGrace):
 		s.log.Warn("signaling: sockets still open after shutdown wait", "sockets", s.Conns())
 	}
 	s.detachHub()
 	if s.ownHub {
 		s.hub.Close()
 	}
-	s.ver.close()
+	s.settings().ver.close()
 }
 
 func newSessionPrefix() string {
@@ -246,7 +219,7 @@ func (s *Server) upgrade(ctx *fasthttp.RequestCtx, c *conn) {
 			s.refuseUpgrade(ctx, err)
 			return
 		}
-	} else if err := s.upgrader.Upgrade(ctx, c.run); err != nil {
+	} else if err := s.settings().upgrader.Upgrade(ctx, c.run); err != nil {
 		s.release(c)
 		return
 	}
@@ -282,8 +255,9 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 		waiting: conf.WaitingRoom,
 		ackID:   -1,
 	}
-	c.rate = bucket{rate: s.cfg.MessageRate, burst: float64(s.cfg.MessageBurst), tokens: float64(s.cfg.MessageBurst)}
-	c.strikes = bucket{rate: 1 / s.cfg.StrikeDecay.Seconds(), burst: float64(s.cfg.MaxStrikes), tokens: float64(s.cfg.MaxStrikes)}
+	cfg := s.conf()
+	c.rate = bucket{rate: cfg.MessageRate, burst: float64(cfg.MessageBurst), tokens: float64(cfg.MessageBurst)}
+	c.strikes = bucket{rate: 1 / cfg.StrikeDecay.Seconds(), burst: float64(cfg.MaxStrikes), tokens: float64(cfg.MaxStrikes)}
 	if err := s.reserve(c); err != nil {
 		return nil, err
 	}
@@ -295,22 +269,24 @@ func (s *Server) admit(ctx *fasthttp.RequestCtx) (*conn, error) {
 // when the conference is not in the registry, the first token cookie whose `room` claim matches.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Conference, error) {
 	now := s.clock.Now()
+	st := s.settings()
+	cfg := &st.cfg
 	conf, registered, err := s.hub.LookupConference(room)
 	if err != nil {
 		return nil, conf, s.hubErr("lookup conference", err)
 	}
 	if !registered {
-		if s.cfg.RequireRegistry {
+		if cfg.RequireRegistry {
 			return nil, conf, ErrNotRunning
 		}
-		conf = Conference{Room: room, WaitingRoom: *s.cfg.DefaultWaitingRoom}
+		conf = Conference{Room: room, WaitingRoom: *cfg.DefaultWaitingRoom}
 	}
 	if auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(auth) > 0 {
 		tok, ok := token.Bearer(auth)
 		if !ok {
 			return nil, conf, fmt.Errorf("%w: authorization is not a bearer token", ErrMalformed)
 		}
-		g, err := s.ver.verify(string(tok), now)
+		g, err := st.ver.verify(string(tok), now)
 		if err == nil {
 			err = checkGrant(g, room, conf.ContentID, registered)
 		}
@@ -320,7 +296,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		return g, conf, err
 	}
 	if registered {
-		want := s.cfg.CookiePrefix + conf.ContentID
+		want := cfg.CookiePrefix + conf.ContentID
 		var v []byte
 		eachCookie(ctx, func(k, val []byte) bool {
 			if string(k) == want {
@@ -332,7 +308,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		if len(v) == 0 {
 			return nil, conf, ErrNoToken
 		}
-		g, err := s.ver.verify(string(v), now)
+		g, err := st.ver.verify(string(v), now)
 		if err == nil {
 			err = checkGrant(g, room, conf.ContentID, true)
 		}
@@ -342,17 +318,17 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, room string) (*Grant, Co
 		found   *Grant
 		bestErr error = ErrNoToken
 		tries   int
-		prefix  = []byte(s.cfg.CookiePrefix)
+		prefix  = []byte(cfg.CookiePrefix)
 	)
 	eachCookie(ctx, func(k, v []byte) bool {
-		if found != nil || tries >= s.cfg.MaxCookieTries {
+		if found != nil || tries >= cfg.MaxCookieTries {
 			return false
 		}
 		if !bytes.HasPrefix(k, prefix) {
 			return true
 		}
 		tries++
-		g, err := s.ver.verify(string(v), now)
+		g, err := st.ver.verify(string(v), now)
 		if err == nil {
 			// The cookie's name must be the token's own run: a token cannot pose as another run's cookie.
 			err = checkGrant(g, room, string(k[len(prefix):]), true)
@@ -436,22 +412,23 @@ func roomOf(ctx *fasthttp.RequestCtx) (string, error) {
 // originAllowed is the defence against cross-site WebSocket hijacking: browsers attach the token cookie to any
 // site's upgrade request, but always say which site made it.
 func (s *Server) originAllowed(ctx *fasthttp.RequestCtx) bool {
+	st := s.settings()
 	o := ctx.Request.Header.Peek("Origin")
 	if len(o) == 0 {
 		// Browsers leave Origin out of a same-origin GET, such as a polling request, and say so in Sec-Fetch-Site.
-		return !s.cfg.RequireOrigin || string(ctx.Request.Header.Peek("Sec-Fetch-Site")) == "same-origin"
+		return !st.cfg.RequireOrigin || string(ctx.Request.Header.Peek("Sec-Fetch-Site")) == "same-origin"
 	}
-	if s.anyOrig {
+	if st.anyOrig {
 		return true
 	}
 	scheme, host, ok := splitOrigin(o)
 	if !ok {
 		return false
 	}
-	if len(s.origins) == 0 {
+	if len(st.origins) == 0 {
 		return strings.EqualFold(host, string(ctx.Host()))
 	}
-	for _, p := range s.origins {
+	for _, p := range st.origins {
 		if !strings.EqualFold(p.scheme, scheme) {
 			continue
 		}
@@ -489,7 +466,7 @@ func (s *Server) reserve(c *conn) error {
 	if err != nil {
 		return err
 	}
-	if err := s.hub.Reserve(c.sess, s.cfg.MaxConnsPerUser); err != nil {
+	if err := s.hub.Reserve(c.sess, s.conf().MaxConnsPerUser); err != nil {
 		return s.hubErr("reserve", err)
 	}
 	s.mu.Lock()
@@ -507,12 +484,13 @@ func (s *Server) reserve(c *conn) error {
 
 // nodeLimitLocked checks the limits this node keeps; the conference's comes after the user's, checked in between.
 func (s *Server) nodeLimitLocked(c *conn, conference bool) error {
+	cfg := s.conf()
 	switch {
 	case s.closed:
 		return ErrClosed
-	case len(s.conns) >= s.cfg.MaxConns:
+	case len(s.conns) >= cfg.MaxConns:
 		return ErrTooManyConns
-	case conference && s.perConf[c.key] >= s.cfg.MaxConnsPerConference:
+	case conference && s.perConf[c.key] >= cfg.MaxConnsPerConference:
 		return ErrTooManyConference
 	}
 	return nil

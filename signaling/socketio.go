@@ -197,7 +197,7 @@ func newSocketIOID() string {
 // and the client gives up after PingInterval+pingTimeout without one; the server's own limit on silence stays
 // IdleTimeout.
 func (s *Server) openPacket(sid string, upgrade bool) []byte {
-	cfg := &s.cfg
+	cfg := s.conf()
 	upgrades := []string{}
 	if upgrade {
 		upgrades = append(upgrades, "websocket")
@@ -214,17 +214,17 @@ func (s *Server) openPacket(sid string, upgrade bool) []byte {
 
 // maxPayload is the largest frame, or polling POST body, a client may send.
 func (s *Server) maxPayload() int64 {
-	if n := s.pollBodyLimit.Load(); n > 0 && n < s.cfg.ReadLimit {
+	if n := s.pollBodyLimit.Load(); n > 0 && n < s.conf().ReadLimit {
 		return n
 	}
-	return s.cfg.ReadLimit
+	return s.conf().ReadLimit
 }
 
 // sioOpen sends the Engine.IO open packet and waits for the client to connect to the main namespace, which
 // socket.io-client does at once. false means the socket is to be closed.
 func (c *conn) sioOpen(ws *websocket.Conn) bool {
 	c.Send(&Message{Raw: c.s.openPacket(newSocketIOID(), false)})
-	_ = ws.SetReadDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout))
+	_ = ws.SetReadDeadline(time.Now().Add(c.s.conf().HandshakeTimeout))
 	for {
 		mt, frame, err := ws.ReadMessage()
 		if err != nil {

@@ -35,11 +35,10 @@ func (s *Server) DetachSockets(srv *fasthttp.Server) {
 	s.detach.Store(true)
 }
 
-// detachState is the Server's part of the detached path.
+// detachState is the Server's part of the detached path; the settings' wsUpgrader writes the 101 and builds the
+// websocket.Conn on the raw connection, after fasthttp has let go.
 type detachState struct {
 	detach atomic.Bool
-	// wsUpgrader writes the 101 and builds the websocket.Conn on the raw connection, after fasthttp has let go.
-	wsUpgrader websocket.Upgrader
 	// pollBodyLimit is the HTTP server's request body limit, 0 when unknown.
 	pollBodyLimit atomic.Int64
 }
@@ -67,7 +66,7 @@ func (s *Server) upgradeDetached(ctx *fasthttp.RequestCtx, run func(*websocket.C
 }
 
 func (s *Server) serveDetached(nc net.Conn, req *http.Request, run func(*websocket.Conn), abort func()) {
-	ws, err := s.wsUpgrader.Upgrade(&hijackedWriter{nc: nc}, req, nil)
+	ws, err := s.settings().wsUpgrader.Upgrade(&hijackedWriter{nc: nc}, req, nil)
 	if err != nil {
 		s.log.Debug("signaling: handshake write failed", "err", err.Error())
 		abort()

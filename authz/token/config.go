@@ -3,8 +3,6 @@ package token
 import (
 	"fmt"
 	"net/url"
-	"os"
-	"strings"
 	"time"
 )
 
@@ -14,10 +12,16 @@ type JWTConfig struct {
 	// Algorithms is the allow-list: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384,
 	// ES512, EdDSA. Required; `none` is never accepted. Each algorithm only ever uses a key of its own type.
 	Algorithms []string `yaml:"algorithms"`
-	// Secret is the HMAC key for HS* (at least 32 bytes). Prefer SecretFile in production.
+	// Secret is the HMAC key for HS* (at least 32 bytes): the shorthand for one key without an id. Prefer
+	// SecretFile or SecretEnv in production.
 	Secret string `yaml:"secret"`
 	// SecretFile reads the HMAC key from a file (surrounding whitespace trimmed).
 	SecretFile string `yaml:"secret_file"`
+	// SecretEnv reads the HMAC key from the named environment variable.
+	SecretEnv string `yaml:"secret_env"`
+	// Secrets lists several HMAC keys, for rotation: a token whose `kid` names one is checked against that key
+	// only, a token without a kid against each. Use it instead of the shorthand fields above.
+	Secrets []SecretConfig `yaml:"secrets"`
 	// PublicKeys are PEM files (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE) for RS*, PS*, ES* and EdDSA.
 	PublicKeys []PublicKeyConfig `yaml:"public_keys"`
 	// JWKSFile is a JSON Web Key Set file, re-read every JWKSRefresh.
@@ -74,10 +78,16 @@ type ClaimNames struct {
 // SecureTokenConfig verifies Flussonic/Astra securetoken links:
 // sha1(stream + ip + start + end + secret + salt) + "-" + salt + "-" + end + "-" + start.
 type SecureTokenConfig struct {
-	// Secret is the key shared with the website (Flussonic `securetoken://SECRET`). Required.
+	// Secret is the key shared with the website (Flussonic `securetoken://SECRET`). Required, in this field,
+	// SecretFile, SecretEnv or Secrets.
 	Secret string `yaml:"secret"`
 	// SecretFile reads the key from a file instead (surrounding whitespace trimmed).
 	SecretFile string `yaml:"secret_file"`
+	// SecretEnv reads the key from the named environment variable.
+	SecretEnv string `yaml:"secret_env"`
+	// Secrets lists several keys, for rotation: a token is accepted when it verifies with any of them (the
+	// protocol names no key, so kid is unused here).
+	Secrets []SecretConfig `yaml:"secrets"`
 	// NoCheckIP leaves the client IP out of the hash, as Flussonic's `no_check_ip=true`; the website must then
 	// leave it out too.
 	NoCheckIP bool `yaml:"no_check_ip"`
@@ -146,14 +156,15 @@ func (c *JWTConfig) Validate(f string) error {
 			needKeys = true
 		}
 	}
+	hmac := c.hmacShorthand()
 	if needSecret {
-		if c.Secret == "" && c.SecretFile == "" {
+		if !hmac.set() && len(c.Secrets) == 0 {
 			return fmt.Errorf("'%s.secret' must be set when an HS* algorithm is allowed", f)
 		}
-		if err := ValidateSecret(f, c.Secret, c.SecretFile, MinSecretBytes); err != nil {
+		if _, err := c.HMACKeys(f); err != nil {
 			return err
 		}
-	} else if c.Secret != "" || c.SecretFile != "" {
+	} else if hmac.set() || len(c.Secrets) > 0 {
 		return fmt.Errorf("'%s.secret' must be empty when no HS* algorithm is allowed", f)
 	}
 	if needKeys && len(c.PublicKeys) == 0 && c.JWKSFile == "" && c.JWKSURL == "" {
@@ -185,48 +196,30 @@ func (c *JWTConfig) Validate(f string) error {
 	return nil
 }
 
+// hmacShorthand is the one-key form of the HMAC secret.
+func (c *JWTConfig) hmacShorthand() SecretConfig {
+	return SecretConfig{Secret: c.Secret, SecretFile: c.SecretFile, SecretEnv: c.SecretEnv}
+}
+
+// HMACKeys loads the HMAC keys, from the shorthand fields or the list; errors name the field under f.
+func (c *JWTConfig) HMACKeys(f string) ([]Key, error) {
+	return LoadKeys(f, c.hmacShorthand(), c.Secrets, MinSecretBytes)
+}
+
 // Validate checks the section; errors name the field under f.
 func (c *SecureTokenConfig) Validate(f string) error {
-	if c.Secret == "" && c.SecretFile == "" {
+	if c.Secret == "" && c.SecretFile == "" && c.SecretEnv == "" && len(c.Secrets) == 0 {
 		return fmt.Errorf("'%s.secret' must be set", f)
 	}
 	if c.Desync < 0 || c.Desync > time.Hour {
 		return fmt.Errorf("'%s.desync' must be between 0 and 1h", f)
 	}
-	// Flussonic keys are often short words; only an empty one is refused.
-	return ValidateSecret(f, c.Secret, c.SecretFile, 1)
+	_, err := c.Keys(f)
+	return err
 }
 
-// ValidateSecret checks that at most one of secret and file is set and that a set key has at least minLen
-// bytes. A file is read to check its size; errors name `f.secret` or `f.secret_file`.
-func ValidateSecret(f, secret, file string, minLen int) error {
-	if secret != "" && file != "" {
-		return fmt.Errorf("'%s.secret' and '%s.secret_file' must not both be set", f, f)
-	}
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return fmt.Errorf("'%s.secret_file' must be readable: %w", f, err)
-		}
-		secret = strings.TrimSpace(string(b))
-		if secret == "" {
-			return fmt.Errorf("'%s.secret_file' must not be empty", f)
-		}
-	}
-	if secret != "" && len(secret) < minLen {
-		return fmt.Errorf("'%s.secret' must be at least %d bytes", f, minLen)
-	}
-	return nil
-}
-
-// ReadSecret returns the configured secret, from the file when one is named.
-func ReadSecret(secret, file string) ([]byte, error) {
-	if file == "" {
-		return []byte(secret), nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	return []byte(strings.TrimSpace(string(b))), nil
+// Keys loads the keys, from the shorthand fields or the list; errors name the field under f. Flussonic keys
+// are often short words, so only an empty one is refused.
+func (c *SecureTokenConfig) Keys(f string) ([]Key, error) {
+	return LoadKeys(f, SecretConfig{Secret: c.Secret, SecretFile: c.SecretFile, SecretEnv: c.SecretEnv}, c.Secrets, 1)
 }

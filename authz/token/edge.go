@@ -14,19 +14,22 @@ import (
 	"time"
 )
 
-// The edge token is `e1.` + base64url(version | flags | exp u32 | session u64 | ip 0/4/16 | len channel |
-// len user | mac16). The channel and user travel in the token so that a refusal can say which check failed
-// and so that a segment check needs nothing but the token; the MAC is HMAC-SHA256 truncated to 128 bits.
+// The edge token is `e1.` + base64url(version | [len kid | kid] | flags | exp u32 | session u64 | ip 0/4/16 |
+// len channel | len user | mac16). Version 1 names no key and is tried with every key; version 2, minted with a
+// key that has an id, carries that id and is checked with that key only. The channel and user travel in the
+// token so that a refusal can say which check failed and so that a segment check needs nothing but the token;
+// the MAC is HMAC-SHA256 truncated to 128 bits.
 const (
-	edgePrefix   = "e1."
-	edgeVersion  = 1
-	edgeFlagIPv4 = 1 << 0
-	edgeFlagIPv6 = 1 << 1
-	edgeMACLen   = 16
-	edgeMinRaw   = 1 + 1 + 4 + 8 + 1 + 1 + edgeMACLen
-	edgeMaxRaw   = edgeMinRaw + 16 + MaxChannelBytes + MaxUserIDBytes
-	edgeMaxToken = len(edgePrefix) + (edgeMaxRaw*8+5)/6
-	sidDomain    = 0xff // first byte of session-id derivations; never a token version
+	edgePrefix     = "e1."
+	edgeVersion    = 1
+	edgeVersionKID = 2
+	edgeFlagIPv4   = 1 << 0
+	edgeFlagIPv6   = 1 << 1
+	edgeMACLen     = 16
+	edgeMinRaw     = 1 + 1 + 4 + 8 + 1 + 1 + edgeMACLen
+	edgeMaxRaw     = edgeMinRaw + 1 + maxKeyIDBytes + 16 + MaxChannelBytes + MaxUserIDBytes
+	edgeMaxToken   = len(edgePrefix) + (edgeMaxRaw*8+5)/6
+	sidDomain      = 0xff // first byte of session-id derivations; never a token version
 )
 
 // Strict refuses non-zero trailing bits, so each token has exactly one spelling (and one cache key).
@@ -56,6 +59,7 @@ type EdgeClaims struct {
 	IPBound bool
 	uidLen  int
 	uid     [MaxUserIDBytes]byte
+	key     KeyRef
 }
 
 // UserID is the token's user; it points into c.
@@ -64,7 +68,8 @@ func (c *EdgeClaims) UserID() []byte { return c.uid[:c.uidLen] }
 // Verified is c in the shape every kind shares. A user in fingerprint form (`~` and 16 hex digits) is the
 // parent's fingerprint, which the child of a token without a user carries in its place.
 func (c *EdgeClaims) Verified() Verified {
-	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound, SessionID: c.SessionID}
+	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound,
+		SessionID: c.SessionID, Key: c.key}
 	user := string(c.UserID())
 	if fp := ParseFingerprint(user); fp != 0 {
 		v.Fingerprint = fp
@@ -74,41 +79,103 @@ func (c *EdgeClaims) Verified() Verified {
 	return v
 }
 
+// edgeScratch is a token's decoding buffer.
 type edgeScratch struct {
-	h   hash.Hash
 	raw [edgeMaxRaw]byte
+}
+
+// edgeMAC is one key's HMAC state. Building one costs two SHA-256 blocks and two allocations, which the segment
+// path cannot afford, so each key pools its own.
+type edgeMAC struct {
+	h   hash.Hash
 	sum [sha256.Size]byte
 }
 
-// EdgeSigner mints and verifies edge tokens with one key. HMAC states are pooled: building one costs two
-// SHA-256 blocks and two allocations, which the segment path cannot afford.
+// edgeKey is one signing key.
+type edgeKey struct {
+	id   string
+	ref  KeyRef
+	macs sync.Pool
+}
+
+// verify reports whether mac is body's tag under k.
+func (k *edgeKey) verify(body, mac []byte) bool {
+	m := k.macs.Get().(*edgeMAC)
+	defer k.macs.Put(m)
+	m.h.Reset()
+	m.h.Write(body)
+	return hmac.Equal(m.h.Sum(m.sum[:0])[:edgeMACLen], mac)
+}
+
+// appendMAC appends body's tag under k to dst.
+func (k *edgeKey) appendMAC(dst, body []byte) []byte {
+	m := k.macs.Get().(*edgeMAC)
+	defer k.macs.Put(m)
+	m.h.Reset()
+	m.h.Write(body)
+	return append(dst, m.h.Sum(m.sum[:0])[:edgeMACLen]...)
+}
+
+// EdgeSigner mints edge tokens with its first key and verifies them with any of its keys.
 type EdgeSigner struct {
-	pool sync.Pool
+	keys []*edgeKey
+	byID map[string]*edgeKey
+	bufs sync.Pool
 }
 
 var errEdgeTooLong = errors.New("edge token field too long")
 
-// NewEdgeSigner builds a signer for key; an empty key is replaced by a random one, so that tokens die with the
-// process.
+// NewEdgeSigner builds a signer for one key without an id; an empty key is replaced by a random one, so that
+// tokens die with the process.
 func NewEdgeSigner(key []byte) (*EdgeSigner, error) {
 	if len(key) == 0 {
-		key = make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
+		return NewEdgeSignerKeys(nil)
+	}
+	return NewEdgeSignerKeys([]Key{{Secret: key, Ref: RefOf(key)}})
+}
+
+// NewEdgeSignerKeys builds a signer that mints with keys[0] and verifies with any key; without keys it uses one
+// random key, so that tokens die with the process.
+func NewEdgeSignerKeys(keys []Key) (*EdgeSigner, error) {
+	if len(keys) == 0 {
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
 			return nil, err
 		}
+		keys = []Key{{Secret: k, Ref: RefOf(k)}}
 	}
-	k := append([]byte(nil), key...)
-	s := &EdgeSigner{}
-	s.pool.New = func() any { return &edgeScratch{h: hmac.New(sha256.New, k)} }
+	s := &EdgeSigner{byID: map[string]*edgeKey{}}
+	s.bufs.New = func() any { return new(edgeScratch) }
+	for _, k := range keys {
+		if len(k.ID) > maxKeyIDBytes {
+			return nil, errEdgeTooLong
+		}
+		secret := append([]byte(nil), k.Secret...)
+		ek := &edgeKey{id: k.ID, ref: k.Ref}
+		if ek.ref == 0 {
+			ek.ref = RefOf(secret)
+		}
+		ek.macs.New = func() any { return &edgeMAC{h: hmac.New(sha256.New, secret)} }
+		s.keys = append(s.keys, ek)
+		if k.ID != "" {
+			s.byID[k.ID] = ek
+		}
+	}
 	return s, nil
 }
 
-// mac computes the tag of b into sc.sum.
-func (sc *edgeScratch) mac(b []byte) []byte {
-	sc.h.Reset()
-	sc.h.Write(b)
-	return sc.h.Sum(sc.sum[:0])
+// HasKey reports whether ref names one of the signer's keys.
+func (s *EdgeSigner) HasKey(ref KeyRef) bool {
+	for _, k := range s.keys {
+		if k.ref == ref {
+			return true
+		}
+	}
+	return false
 }
+
+// MintKey names the key new tokens are signed with.
+func (s *EdgeSigner) MintKey() KeyRef { return s.keys[0].ref }
 
 // Verify checks an edge token for a channel and client at now (unix seconds). It allocates nothing: this is
 // every segment request of a viewer who arrived with a JWT.
@@ -120,18 +187,30 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	if edgeB64.DecodedLen(len(enc)) > edgeMaxRaw {
 		return ErrMalformed
 	}
-	sc := s.pool.Get().(*edgeScratch)
-	defer s.pool.Put(sc)
+	sc := s.bufs.Get().(*edgeScratch)
+	defer s.bufs.Put(sc)
 	n, err := edgeB64.Decode(sc.raw[:], enc)
 	if err != nil || n < edgeMinRaw {
 		return ErrMalformed
 	}
 	raw := sc.raw[:n]
-	if raw[0] != edgeVersion {
+	p := 1
+	var kid []byte
+	switch raw[0] {
+	case edgeVersion:
+	case edgeVersionKID:
+		kl := int(raw[1])
+		if kl == 0 || kl > maxKeyIDBytes || edgeMinRaw+1+kl > n {
+			return ErrMalformed
+		}
+		kid = raw[2 : 2+kl]
+		p = 2 + kl
+	default:
 		return ErrMalformed
 	}
-	flags := raw[1]
-	p := 2 + 4 + 8
+	flags := raw[p]
+	expAt := p + 1
+	p += 1 + 4 + 8
 	var ipLen int
 	switch flags {
 	case 0:
@@ -160,14 +239,29 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		return ErrMalformed
 	}
 	uid := raw[p : p+uidLen]
-	if !hmac.Equal(sc.mac(raw[:n-edgeMACLen])[:edgeMACLen], raw[n-edgeMACLen:]) {
+	body, mac := raw[:n-edgeMACLen], raw[n-edgeMACLen:]
+	var key *edgeKey
+	if kid != nil {
+		// A token that names its key is checked with that key only.
+		if k := s.byID[string(kid)]; k != nil && k.verify(body, mac) {
+			key = k
+		}
+	} else {
+		for _, k := range s.keys {
+			if k.verify(body, mac) {
+				key = k
+				break
+			}
+		}
+	}
+	if key == nil {
 		return ErrSignature
 	}
 	// Authentic from here on: the remaining checks may say precisely what is wrong.
 	if string(ch) != string(channel) {
 		return ErrWrongChannel
 	}
-	exp := int64(binary.BigEndian.Uint32(raw[2:6]))
+	exp := int64(binary.BigEndian.Uint32(raw[expAt : expAt+4]))
 	if now >= exp {
 		return ErrExpired
 	}
@@ -189,9 +283,10 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		}
 	}
 	out.Expires = exp
-	out.SessionID = binary.BigEndian.Uint64(raw[6:14])
+	out.SessionID = binary.BigEndian.Uint64(raw[expAt+4 : expAt+12])
 	out.IPBound = ipLen > 0
 	out.uidLen = copy(out.uid[:], uid)
+	out.key = key.ref
 	return nil
 }
 
@@ -207,8 +302,8 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	if exp > math.MaxUint32 {
 		exp = math.MaxUint32
 	}
-	sc := s.pool.Get().(*edgeScratch)
-	defer s.pool.Put(sc)
+	sc := s.bufs.Get().(*edgeScratch)
+	defer s.bufs.Put(sc)
 	raw := sc.raw[:0]
 	var flags byte
 	ip := t.IP.Unmap()
@@ -218,7 +313,14 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	case ip.Is6():
 		flags = edgeFlagIPv6
 	}
-	raw = append(raw, edgeVersion, flags)
+	k := s.keys[0]
+	if k.id == "" {
+		raw = append(raw, edgeVersion)
+	} else {
+		raw = append(raw, edgeVersionKID, byte(len(k.id)))
+		raw = append(raw, k.id...)
+	}
+	raw = append(raw, flags)
 	raw = binary.BigEndian.AppendUint32(raw, uint32(exp))
 	raw = binary.BigEndian.AppendUint64(raw, t.SessionID)
 	switch flags {
@@ -233,24 +335,28 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	raw = append(raw, t.Channel...)
 	raw = append(raw, byte(len(t.UserID)))
 	raw = append(raw, t.UserID...)
-	raw = append(raw, sc.mac(raw)[:edgeMACLen]...)
+	raw = k.appendMAC(raw, raw)
 	dst = append(dst, edgePrefix...)
 	return edgeB64.AppendEncode(dst, raw), nil
 }
 
 // SessionID derives a stable id for one parent token on one channel from one address, so that every playlist
 // refresh of a viewer mints child tokens with the same session, across edge restarts too.
+//
+// It is derived with the minting key: sessions are keyed by viewer, not by this id, so a rotation that changes
+// it costs nothing but a second id in the session's list.
 func (s *EdgeSigner) SessionID(tok, channel []byte, ip netip.Addr) uint64 {
-	sc := s.pool.Get().(*edgeScratch)
-	defer s.pool.Put(sc)
-	sc.h.Reset()
-	sc.h.Write([]byte{sidDomain})
-	sc.h.Write(tok)
-	sc.h.Write([]byte{0})
-	sc.h.Write(channel)
+	k := s.keys[0]
+	m := k.macs.Get().(*edgeMAC)
+	defer k.macs.Put(m)
+	m.h.Reset()
+	m.h.Write([]byte{sidDomain})
+	m.h.Write(tok)
+	m.h.Write([]byte{0})
+	m.h.Write(channel)
 	a := ip.Unmap().As16()
-	sc.h.Write(a[:])
-	return binary.BigEndian.Uint64(sc.h.Sum(sc.sum[:0]))
+	m.h.Write(a[:])
+	return binary.BigEndian.Uint64(m.h.Sum(m.sum[:0]))
 }
 
 // MintEdgeToken signs an edge token with secret, for `hlsedge token --kind edge` and load tests. The edge's own

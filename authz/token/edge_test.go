@@ -132,7 +132,8 @@ func TestEdgeClaimsVerified(t *testing.T) {
 			t.Fatalf("user %q: %+v, want %+v", user, got, want)
 		}
 	}
-	base := Verified{Kind: KindEdge, Expires: exp, Until: exp * int64(time.Second), IPBound: true, SessionID: 7}
+	base := Verified{Kind: KindEdge, Expires: exp, Until: exp * int64(time.Second), IPBound: true, SessionID: 7,
+		Key: RefOf([]byte(edgeSecret))}
 	withUser, withFP := base, base
 	withUser.UserID = "user-42"
 	withFP.Fingerprint = parent

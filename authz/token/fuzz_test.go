@@ -15,7 +15,7 @@ func FuzzSecureToken(f *testing.F) {
 	f.Add([]byte(goldenSTNoIP), "bbc")
 	f.Add([]byte("0000000000000000000000000000000000000000-a-2-1"), "x")
 	f.Add([]byte("--"), "")
-	v := &SecureTokenVerifier{secret: []byte(stSecret)}
+	v := &SecureTokenVerifier{keys: []Key{{Secret: []byte(stSecret), Ref: RefOf([]byte(stSecret))}}}
 	f.Fuzz(func(t *testing.T, tok []byte, channel string) {
 		st, err := parseSecureToken(tok)
 		if err == nil {

@@ -63,7 +63,7 @@ func newKeySource(cfg *JWTConfig, log *slog.Logger, loaded chan<- struct{}) (*ke
 			if err != nil {
 				return nil, fmt.Errorf("public_keys[%d] %s: %w", i, pk.File, err)
 			}
-			s.static = append(s.static, &pubKey{kid: pk.KeyID, fam: fam, key: k})
+			s.static = append(s.static, newPubKey(pk.KeyID, "", fam, k))
 		}
 	}
 	s.cur.Store(newKeySet(s.static))

@@ -19,7 +19,7 @@ import (
 type JWTVerifier struct {
 	parser   *jwt.Parser
 	allowed  map[string]algFamily
-	secret   []byte
+	hmac     hmacKeys
 	src      *keySource // nil when no algorithm needs a public key
 	issuer   string
 	audience string
@@ -50,11 +50,11 @@ func newJWTVerifier(cfg *JWTConfig, log *slog.Logger, loaded chan<- struct{}) (*
 		needSecret = needSecret || fam == famHMAC
 	}
 	if needSecret {
-		s, err := ReadSecret(cfg.Secret, cfg.SecretFile)
+		keys, err := cfg.HMACKeys("jwt")
 		if err != nil {
-			return nil, fmt.Errorf("secret_file: %w", err)
+			return nil, err
 		}
-		v.secret = s
+		v.hmac = newHMACKeys(keys)
 	}
 	if needKeys {
 		src, err := newKeySource(cfg, log, loaded)
@@ -96,6 +96,7 @@ func (v *JWTVerifier) verify(tok string, claims jwt.Claims, now time.Time, allow
 	if err != nil {
 		return out, v.mapError(t, err)
 	}
+	out.Key = v.keyRef(t)
 	exp, err := claims.GetExpirationTime()
 	if err != nil {
 		return out, ErrClaim
@@ -154,20 +155,17 @@ func (v *JWTVerifier) keyFor(t *jwt.Token) (any, error) {
 		// RFC 7515 §4.1.11: extensions we do not understand must fail the token.
 		return nil, ErrMalformed
 	}
-	if fam == famHMAC {
-		if len(v.secret) == 0 {
-			return nil, ErrNoKey
-		}
-		return v.secret, nil
-	}
-	if v.src == nil {
-		return nil, ErrNoKey
-	}
 	var kid string
 	if raw, ok := t.Header["kid"]; ok {
 		if kid, ok = raw.(string); !ok {
 			return nil, ErrMalformed
 		}
+	}
+	if fam == famHMAC {
+		return v.hmac.candidates(kid)
+	}
+	if v.src == nil {
+		return nil, ErrNoKey
 	}
 	ks := v.src.keys()
 	if kid != "" {

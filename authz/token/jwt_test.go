@@ -174,7 +174,7 @@ func TestJWTVerifiedCarriesClaims(t *testing.T) {
 	tok := rawJWT(t, map[string]any{"alg": "HS256"}, with(baseClaims(), "max_sessions", 3, "ip", clientIP.String()), jwt.SigningMethodHS256, hmacSecret)
 	out, st, reason := verifyAt(v, tok, "a001", clientIP)
 	want := Verified{Kind: KindJWT, UserID: "user-42", Fingerprint: FingerprintOf([]byte(tok)), Expires: testNow.Add(time.Hour).Unix(),
-		Until: testNow.Add(time.Hour).UnixNano(), MaxSessions: 3, IPBound: true}
+		Until: testNow.Add(time.Hour).UnixNano(), MaxSessions: 3, IPBound: true, Key: RefOf(hmacSecret)}
 	if st != http.StatusOK || out != want {
 		t.Fatalf("%d %q: %+v, want %+v", st, reason, out, want)
 	}

@@ -57,6 +57,16 @@ type pubKey struct {
 	alg string // empty: any algorithm of the family
 	fam algFamily
 	key crypto.PublicKey
+	ref KeyRef
+}
+
+// newPubKey computes the key's reference once, when the key is loaded: key sets are shared by readers.
+func newPubKey(kid, alg string, fam algFamily, key crypto.PublicKey) *pubKey {
+	ref := KeyRef(1)
+	if der, err := x509.MarshalPKIXPublicKey(key); err == nil {
+		ref = RefOf(der)
+	}
+	return &pubKey{kid: kid, alg: alg, fam: fam, key: key, ref: ref}
 }
 
 func (k *pubKey) fits(alg string, fam algFamily) bool {
@@ -252,7 +262,7 @@ func (j *jwk) publicKey() (*pubKey, error) {
 	if j.Alg != "" && algFamilyOf(j.Alg) != fam {
 		return nil, errors.New("jwk alg does not match its key type")
 	}
-	return &pubKey{kid: j.Kid, alg: j.Alg, fam: fam, key: key}, nil
+	return newPubKey(j.Kid, j.Alg, fam, key), nil
 }
 
 func b64url(s string) ([]byte, error) {

@@ -89,19 +89,33 @@ func parseUnix(b []byte) (int64, bool) {
 }
 
 // SecureTokenVerifier recomputes Flussonic's hash with the stream name from the URL and the client's address.
+// With several keys (a rotation) the token is accepted when the hash of any of them matches.
 type SecureTokenVerifier struct {
-	secret    []byte
+	keys      []Key
 	noCheckIP bool
 	desync    int64 // seconds
 }
 
-// NewSecureTokenVerifier reads the key; cfg has had Validate.
+// NewSecureTokenVerifier reads the keys; cfg has had Validate.
 func NewSecureTokenVerifier(cfg *SecureTokenConfig) (*SecureTokenVerifier, error) {
-	s, err := ReadSecret(cfg.Secret, cfg.SecretFile)
+	keys, err := cfg.Keys("securetoken")
 	if err != nil {
 		return nil, err
 	}
-	return &SecureTokenVerifier{secret: s, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second)}, nil
+	if len(keys) == 0 {
+		return nil, ErrNoKey
+	}
+	return &SecureTokenVerifier{keys: keys, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second)}, nil
+}
+
+// HasKey reports whether ref names one of the verifier's keys.
+func (v *SecureTokenVerifier) HasKey(ref KeyRef) bool {
+	for i := range v.keys {
+		if v.keys[i].Ref == ref {
+			return true
+		}
+	}
+	return false
 }
 
 // Verify checks one token for one stream and client at now. The hash is checked first, so only an authentic
@@ -122,10 +136,18 @@ func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, 
 	}
 	b = append(b, st.start...)
 	b = append(b, st.end...)
-	b = append(b, v.secret...)
-	b = append(b, st.salt...)
-	sum := sha1.Sum(b) //nolint:gosec // protocol compatibility
-	if subtle.ConstantTimeCompare(sum[:], st.hash[:]) != 1 {
+	prefix := len(b)
+	var key KeyRef
+	for i := range v.keys {
+		k := &v.keys[i]
+		b = append(append(b[:prefix], k.Secret...), st.salt...)
+		sum := sha1.Sum(b) //nolint:gosec // protocol compatibility
+		if subtle.ConstantTimeCompare(sum[:], st.hash[:]) == 1 {
+			key = k.Ref
+			break
+		}
+	}
+	if key == 0 {
 		// A wrong IP, stream, salt or key all look alike here: the hash is all there is.
 		return ErrSignature
 	}
@@ -142,6 +164,7 @@ func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, 
 		Expires:     st.endN,
 		Until:       (st.endN + v.desync) * int64(time.Second),
 		IPBound:     !v.noCheckIP,
+		Key:         key,
 	}
 	return nil
 }

@@ -80,6 +80,9 @@ type Verified struct {
 	IPBound bool
 	// SessionID is an edge token's session; 0 for the other kinds, whose session the caller derives.
 	SessionID uint64
+	// Key names the key that verified the token, so that a decision cached under it can be dropped once a
+	// reload removes that key; 0 when unknown.
+	Key KeyRef
 }
 
 // Fingerprint names a token without revealing it: the first 8 bytes of its SHA-256. It is stable across

@@ -22,7 +22,7 @@ func BenchmarkEdgeTokenVerify(b *testing.B) {
 }
 
 func BenchmarkSecureTokenVerify(b *testing.B) {
-	v := &SecureTokenVerifier{secret: []byte(stSecret)}
+	v := &SecureTokenVerifier{keys: []Key{{Secret: []byte(stSecret), Ref: RefOf([]byte(stSecret))}}}
 	tok, ch := []byte(goldenST), []byte("bbc")
 	var out Verified
 	b.ReportAllocs()

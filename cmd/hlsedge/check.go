@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -47,7 +48,7 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 	fmt.Fprintf(w, "config ok: %s\n", path)
 	fmt.Fprintf(w, "listen:     %s\n", cfg.Listen)
 	if cfg.Admin.Enabled() {
-		fmt.Fprintf(w, "admin:      %s (token %s)\n", cfg.Admin.Addr(), setOrNot(cfg.Admin.Token != ""))
+		fmt.Fprintf(w, "admin:      %s (token %s)\n", cfg.Admin.Addr(), setOrNot(cfg.Admin.HasToken()))
 	} else {
 		fmt.Fprintln(w, "admin:      off")
 	}
@@ -69,6 +70,9 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 		var v []string
 		if a.JWT != nil {
 			src := "secret"
+			if len(a.JWT.Secrets) > 0 {
+				src = keyList("HMAC key", a.JWT.Secrets)
+			}
 			switch {
 			case a.JWT.JWKSURL != "":
 				src = "jwks_url " + a.JWT.JWKSURL
@@ -80,9 +84,17 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 			v = append(v, fmt.Sprintf("jwt (%s; %s)", strings.Join(a.JWT.Algorithms, ","), src))
 		}
 		if a.SecureToken != nil {
-			v = append(v, "securetoken")
+			st := "securetoken"
+			if len(a.SecureToken.Secrets) > 0 {
+				st += " (" + keyList("key", a.SecureToken.Secrets) + ")"
+			}
+			v = append(v, st)
 		}
-		v = append(v, "edge (child tokens)")
+		edge := "edge (child tokens)"
+		if len(a.Edge.Secrets) > 0 {
+			edge = "edge (child tokens; " + keyList("key", a.Edge.Secrets) + ", minting with the first)"
+		}
+		v = append(v, edge)
 		fmt.Fprintf(w, "verifiers:  %s\n", strings.Join(v, ", "))
 		if len(a.Groups) == 0 {
 			fmt.Fprintln(w, "group:      default channels=* (every verifier)")
@@ -112,7 +124,7 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 	} else {
 		fmt.Fprintln(w, "signaling:  off")
 	}
-	if cfg.Admin.Enabled() && cfg.Admin.Token == "" {
+	if cfg.Admin.Enabled() && !cfg.Admin.HasToken() {
 		if loopback(cfg.Admin.Addr()) {
 			warn("admin listener has no admin.token: anyone on this host can ban, kick and read sessions")
 		} else {
@@ -127,6 +139,24 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 	for _, s := range warnings {
 		fmt.Fprintf(w, "  - %s\n", s)
 	}
+}
+
+// keyList says how many keys a list has and their ids, which are not secret.
+func keyList(what string, keys []token.SecretConfig) string {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k.KeyID != "" {
+			ids = append(ids, k.KeyID)
+		}
+	}
+	s := fmt.Sprintf("%d %ss", len(keys), what)
+	if len(keys) == 1 {
+		s = "1 " + what
+	}
+	if len(ids) > 0 {
+		s += " kid " + strings.Join(ids, ",")
+	}
+	return s
 }
 
 func setOrNot(set bool) string {

@@ -42,10 +42,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	n, err := startNode(cfg, newLogger(cfg, stderr), nil)
+	log, level := newLevelLogger(cfg, stderr)
+	n, err := startNode(cfg, log, nil)
 	if err != nil {
 		return err
 	}
+	n.src, n.level = &configSource{path: *configPath, listen: *listen, origins: "http://" + oln.Addr().String(), admin: *admin}, level
 	// The addresses the listeners got, which differ from the config's when it asks for port 0.
 	edgeAddr := n.ln.Addr().String()
 	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), edgeAddr, n.adminAddr())

@@ -40,11 +40,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	log, level := newLevelLogger(cfg, stderr)
 	n, err := startNode(cfg, log, nil)
 	if err != nil {
 		return err
 	}
+	n.src, n.level = &configSource{path: *configPath, listen: *listen, origins: *origin, admin: *adminAddr}, level
 	if err := n.serve(ctx); err != nil {
 		return err
 	}
@@ -55,22 +56,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // node is one edge process and the composition root: the authorizer, conference signaling, the viewer listener
 // and the admin listener, built in that order from one config, and stopped together.
 type node struct {
-	cfg   *proxy.Config
-	log   *slog.Logger
-	auth  *authz.Authorizer
+	cfg  *proxy.Config
+	log  *slog.Logger
+	auth *authz.Authorizer
+	// state holds the sessions, bans and kicks every authorizer of a reload takes over.
+	state *authz.MemState
 	sig   *signaling.Server // nil when the config has no signaling section
 	edge  *proxy.Server
 	admin *admin.Server // nil when 'admin.listen' is ""
-	// ln and adminLn are the open listeners; adminLn is nil with the admin listener.
-	ln, adminLn net.Listener
+	// ln and adminLn are the open listeners, which a reload may move to another address; adminLn is nil without
+	// the admin listener.
+	ln, adminLn *rebindListener
 	// stopped, when set, hears each part as stop releases it; tests check that nothing is left running.
 	stopped func(part string)
+
+	// reloads is what SIGHUP and POST /api/reload need (reload.go).
+	reloads
 }
 
 // startNode builds every part and opens the listeners. When a step fails, it releases whatever the earlier
 // steps started (authorizer goroutines, signaling, listeners) before returning the error.
 func startNode(cfg *proxy.Config, log *slog.Logger, stopped func(part string)) (*node, error) {
 	n := &node{cfg: cfg, log: log, stopped: stopped}
+	n.reloads.init(n)
 	if err := n.build(); err != nil {
 		_ = n.stop(context.Background())
 		return nil, err
@@ -80,13 +88,19 @@ func startNode(cfg *proxy.Config, log *slog.Logger, stopped func(part string)) (
 
 func (n *node) build() error {
 	cfg, log := n.cfg, n.log
-	auth, err := authz.New(cfg.Auth, log)
+	state, err := authz.NewMemState(cfg.Auth, log)
+	if err != nil {
+		return fmt.Errorf("building viewer state: %w", err)
+	}
+	n.state = state
+	auth, err := authz.New(cfg.Auth, log, authz.WithState(state))
 	if err != nil {
 		return fmt.Errorf("building authorizer: %w", err)
 	}
 	n.auth = auth
-	// One metrics set for the edge and signaling, so that one /metrics carries both.
+	// One metrics set for the edge, signaling and reloads, so that one /metrics carries them all.
 	ms := metrics.NewSet()
+	n.reloads.register(ms)
 	if cfg.Signaling != nil {
 		if n.sig, err = signaling.New(*cfg.Signaling, log, ms); err != nil {
 			return fmt.Errorf("building signaling: %w", err)
@@ -97,20 +111,23 @@ func (n *node) build() error {
 	}
 	if cfg.Admin.Enabled() {
 		n.admin, err = admin.New(cfg.Admin, admin.Options{
-			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig,
+			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig, Reloader: n,
 			ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("building admin listener: %w", err)
 		}
 	}
-	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		return fmt.Errorf("listening on 'listen' %s: %w", cfg.Listen, err)
 	}
+	n.ln = newRebindListener(ln)
 	if n.admin != nil {
-		if n.adminLn, err = net.Listen("tcp", cfg.Admin.Addr()); err != nil {
+		if ln, err = net.Listen("tcp", cfg.Admin.Addr()); err != nil {
 			return fmt.Errorf("listening on 'admin.listen' %s: %w", cfg.Admin.Addr(), err)
 		}
+		n.adminLn = newRebindListener(ln)
 	}
 	return nil
 }
@@ -127,6 +144,8 @@ func (n *node) adminAddr() string {
 // than leave it half alive; then it stops every part within 'server.shutdown_timeout'.
 func (n *node) serve(ctx context.Context) error {
 	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins))
+	stopHUP := n.reloadOnSIGHUP(ctx)
+	defer stopHUP()
 	errc := make(chan error, 2)
 	running := 1
 	go func() { errc <- n.edge.Serve(n.ln) }()
@@ -144,7 +163,7 @@ func (n *node) serve(ctx context.Context) error {
 			failed = errors.New("a listener stopped")
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.Server.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), n.shutdownTimeout())
 	defer cancel()
 	err := n.stop(sctx)
 	for ; running > 0; running-- {
@@ -159,6 +178,8 @@ func (n *node) serve(ctx context.Context) error {
 // its sockets get a 1001 close instead of waiting out the viewer listener's shutdown; the authorizer goes last,
 // since both listeners ask it until they have stopped.
 func (n *node) stop(ctx context.Context) error {
+	// A reload running now finishes first, and none starts after: the parts below are the ones in force.
+	n.reloads.end()
 	var errs []error
 	done := func(part string) {
 		if n.stopped != nil {
@@ -190,8 +211,13 @@ func (n *node) stop(ctx context.Context) error {
 		}
 		done("listeners")
 	}
-	if n.auth != nil {
-		n.auth.Close()
+	if n.auth != nil || n.state != nil {
+		if n.auth != nil {
+			n.auth.Close()
+		}
+		if n.state != nil {
+			n.state.Close()
+		}
 		done("authorizer")
 	}
 	return errors.Join(errs...)
@@ -231,15 +257,23 @@ func loadEdgeConfig(path, listen, origins, adminAddr string) (*proxy.Config, err
 	return cfg, nil
 }
 
-func newLogger(cfg *proxy.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+// newLevelLogger builds the operator's logger and the level a reload sets ('log.level'); the format needs a
+// restart.
+func newLevelLogger(cfg *proxy.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	setLevel(level, cfg)
 	opts := &slog.HandlerOptions{Level: level}
 	if w == nil {
 		w = os.Stderr
 	}
 	if cfg.Log.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(slog.NewTextHandler(w, opts)), level
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(slog.NewJSONHandler(w, opts)), level
+}
+
+func setLevel(v *slog.LevelVar, cfg *proxy.Config) {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	v.Set(level)
 }

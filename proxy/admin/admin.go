@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
@@ -70,6 +71,9 @@ type Options struct {
 	Edge Edge
 	// Signaling is the conference signaling whose registry /api/conferences serves; nil when it is off.
 	Signaling *signaling.Server
+	// Reloader re-reads the config file for POST /api/reload and tells the status page when the config in force
+	// was loaded; nil turns both off.
+	Reloader Reloader
 	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection. Defaults 10s, 60s (a CPU profile takes
 	// 30 s to write) and 60s.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -80,12 +84,13 @@ const maxBody = 1 << 20
 
 // Server is the admin listener.
 type Server struct {
-	cfg    Config
+	// live is what a reload replaces: this section's settings and the authorizer (see Apply).
+	live   atomic.Pointer[live]
 	log    *slog.Logger
 	now    func() time.Time
-	auth   *authz.Authorizer
 	edge   Edge
 	sig    *signaling.Server
+	reload Reloader
 	status *statusPage
 	// crossSite spots browser requests sent from another site's page (Sec-Fetch-Site, Origin against Host).
 	crossSite *http.CrossOriginProtection
@@ -112,8 +117,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	def(&opts.WriteTimeout, 60*time.Second)
 	def(&opts.IdleTimeout, 60*time.Second)
 	s := &Server{
-		cfg: cfg, log: opts.Log, now: opts.Now, auth: opts.Auth, edge: opts.Edge, sig: opts.Signaling,
+		log: opts.Log, now: opts.Now, edge: opts.Edge, sig: opts.Signaling, reload: opts.Reloader,
 		crossSite: http.NewCrossOriginProtection(),
+	}
+	if err := s.Apply(cfg, opts.Auth); err != nil {
+		return nil, err
 	}
 	s.status = newStatusPage(s)
 	s.srv = &http.Server{
@@ -178,6 +186,9 @@ func (s *Server) routes() http.Handler {
 	handle("GET /api/bans", s.bans)
 	handle("POST /api/bans", s.changes(s.addBan))
 	handle("DELETE /api/bans/{id}", s.changes(s.unban))
+	if s.reload != nil {
+		handle("POST /api/reload", s.changes(s.reloadConfig))
+	}
 	if s.sig != nil {
 		conf := s.conferences()
 		handle("GET /api/conferences", conf)

@@ -25,11 +25,11 @@ import (
 
 func (s *Server) sessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	s.writeJSON(w, r, http.StatusOK, s.auth.Sessions(authz.SessionFilter{Channel: q.Get("channel"), User: q.Get("user")}))
+	s.writeJSON(w, r, http.StatusOK, s.authorizer().Sessions(authz.SessionFilter{Channel: q.Get("channel"), User: q.Get("user")}))
 }
 
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
-	info, err := s.auth.Kick(r.PathValue("id"), s.now())
+	info, err := s.authorizer().Kick(r.PathValue("id"), s.now())
 	switch {
 	case errors.Is(err, authz.ErrNoSession):
 		s.fail(w, r, http.StatusNotFound, "no such session")
@@ -41,12 +41,12 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) bans(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, s.auth.Bans(s.now()))
+	s.writeJSON(w, r, http.StatusOK, s.authorizer().Bans(s.now()))
 }
 
 func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !s.auth.Unban(id) {
+	if !s.authorizer().Unban(id) {
 		s.fail(w, r, http.StatusNotFound, "no such ban")
 		return
 	}
@@ -90,7 +90,7 @@ func (s *Server) addBan(w http.ResponseWriter, r *http.Request) {
 		}
 		req.TTL = d
 	}
-	ban, err := s.auth.Ban(req, s.now())
+	ban, err := s.authorizer().Ban(req, s.now())
 	switch {
 	case errors.Is(err, authz.ErrBanListFull):
 		s.fail(w, r, http.StatusInsufficientStorage, err.Error())
@@ -119,9 +119,9 @@ func (s *Server) tooBroad(ip string) string {
 		// ::ffff:0:0/96 is all of IPv4, which the authorizer bans as 0.0.0.0/0.
 		a, bits = a.Unmap(), bits-96
 	}
-	min, field := s.cfg.MinBanPrefixV6, "admin.min_ban_prefix_v6"
+	min, field := s.conf().MinBanPrefixV6, "admin.min_ban_prefix_v6"
 	if a.Is4() {
-		min, field = s.cfg.MinBanPrefixV4, "admin.min_ban_prefix_v4"
+		min, field = s.conf().MinBanPrefixV4, "admin.min_ban_prefix_v4"
 	}
 	switch {
 	case bits <= 0:
@@ -158,5 +158,5 @@ type Stats struct {
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, Stats{EdgeStats: s.edge.Stats(), Viewers: s.auth.Viewers(s.now()), Auth: s.auth.Stats()})
+	s.writeJSON(w, r, http.StatusOK, Stats{EdgeStats: s.edge.Stats(), Viewers: s.authorizer().Viewers(s.now()), Auth: s.authorizer().Stats()})
 }

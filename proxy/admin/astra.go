@@ -37,7 +37,7 @@ func (s *Server) astraAuth(w http.ResponseWriter, r *http.Request) {
 		// Astra asks once per session and keeps its own; idle-timeout sessions here would close at once.
 		SkipSession: true,
 	}
-	d := s.auth.Authorize(&req, &requestCarrier{r: r, query: r.URL.Query()}, s.now())
+	d := s.authorizer().Authorize(&req, &requestCarrier{r: r, query: r.URL.Query()}, s.now())
 	if d.Allowed() {
 		if d.UserID != "" {
 			w.Header().Set("X-Session-Name", d.UserID)

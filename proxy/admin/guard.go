@@ -26,8 +26,8 @@ func (s *Server) guarded(next http.HandlerFunc) http.HandlerFunc {
 // user name), which is what a browser can send. Without a configured token the listener is open, which is only
 // safe because it defaults to loopback.
 func (s *Server) authorized(r *http.Request) bool {
-	want := s.cfg.Token
-	if want == "" {
+	want := s.conf().token
+	if len(want) == 0 {
 		return true
 	}
 	got := []byte(r.Header.Get("Authorization"))
@@ -45,7 +45,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	default:
 		return false
 	}
-	return subtle.ConstantTimeCompare(got, []byte(want)) == 1
+	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
 // changes guards a handler that changes state against other sites' pages. The operator's browser holds the admin

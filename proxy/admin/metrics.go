@@ -19,10 +19,10 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 // writeAuthMetrics appends the authorizer's counters in Prometheus text. authz exposes plain counters (Stats)
 // rather than depending on a metrics library; this is where they get names.
 func (s *Server) writeAuthMetrics(w io.Writer) {
-	if s.auth.Disabled() {
+	if s.authorizer().Disabled() {
 		return
 	}
-	st := s.auth.Stats()
+	st := s.authorizer().Stats()
 	for _, b := range st.Backends {
 		l := `group="` + promLabel(b.Group) + `",backend="` + promLabel(b.Name) + `",protocol="` + b.Protocol + `"`
 		fmt.Fprintf(w, "hlsedge_auth_backend_calls_total{%s} %d\n", l, b.Calls)

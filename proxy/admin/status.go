@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -29,6 +30,8 @@ type statusSnapshot struct {
 	// RecentHitRate is the same over the interval since the previous snapshot (at least 2 s); -1 when idle.
 	RecentHitRate float64
 	Edge          EdgeStats
+	// Config is when the config in force was loaded and how the last reload went; nil without a Reloader.
+	Config *ReloadResult
 }
 
 // statusChannel is one channel: watched now, or with content in the cache.
@@ -66,6 +69,10 @@ func (p *statusPage) snapshot() statusSnapshot {
 	s := p.srv
 	now := s.now()
 	snap := statusSnapshot{Time: now, Edge: s.edge.Stats(), HitRate: -1}
+	if s.reload != nil {
+		r := s.reload.LastReload()
+		snap.Config = &r
+	}
 	hits, misses := snap.Edge.CacheHits, snap.Edge.CacheMisses
 	if total := hits + misses; total > 0 {
 		snap.HitRate = float64(hits) / float64(total)
@@ -91,7 +98,7 @@ func (p *statusPage) snapshot() statusSnapshot {
 		}
 		return c
 	}
-	for name, n := range s.auth.Viewers(now) {
+	for name, n := range s.authorizer().Viewers(now) {
 		get(name).Viewers = n
 		snap.Viewers += n
 	}
@@ -151,6 +158,7 @@ func statusFuncs() template.FuncMap {
 			}
 			return formatFloat(float64(n), 0) + " B"
 		},
+		"join": func(s []string) string { return strings.Join(s, ", ") },
 		"age": func(d time.Duration) string {
 			if d < 0 {
 				return "–"
@@ -183,7 +191,11 @@ viewers now: <b id="viewers">{{.Viewers}}</b> ·
 cache hit rate: <b id="hit-rate">{{pct .HitRate}}</b> since start, <b id="recent-hit-rate">{{pct .RecentHitRate}}</b> recently
 ({{.Edge.CacheHits}} hits, {{.Edge.CacheMisses}} misses) · cache {{.Edge.CacheObjects}} objects, {{bytes .Edge.CacheBytes}},
 {{.Edge.CacheEvictions}} evictions · origin fetches in flight: {{.Edge.FetchesNow}}</p>
-<h2>Channels</h2>
+{{with .Config}}<p id="config">config loaded {{.LoadedAt.Format "2006-01-02 15:04:05 MST"}}
+{{- if .Result}} · last reload {{.At.Format "2006-01-02 15:04:05 MST"}}: {{if eq .Result "ok"}}<span class="up">ok</span>
+{{- else}}<span class="down">failed</span>, the previous config stays in force: {{.Error}}{{end}}{{end}}
+{{- with .RestartRequired}} · changed but applied only on restart: {{join .}}{{end}}</p>
+{{end}}<h2>Channels</h2>
 <table id="channels">
 <tr><th>Channel</th><th>Viewers</th><th>Cached objects</th><th>Cached bytes</th><th>Playlist from origin</th></tr>
 {{range .Channels}}<tr><td>{{.Name}}</td><td>{{.Viewers}}</td><td>{{.CachedObjects}}</td><td>{{bytes .CachedBytes}}</td><td>{{age .PlaylistAge}}</td></tr>
