@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -23,6 +24,8 @@ import (
 type Config struct {
 	// Listen is the public address viewers connect to.
 	Listen string `yaml:"listen"`
+	// TLS serves the public listener over https; omit the section for plain http. See certs.Config.
+	TLS *certs.Config `yaml:"tls"`
 	// Admin is the operators' listener: /healthz, /metrics and the admin API. Keep it on loopback or a private
 	// network: it is the only place metrics are served.
 	Admin AdminConfig `yaml:"admin"`
@@ -268,6 +271,9 @@ func (c *Config) SetDefaults() {
 	if c.Signaling != nil {
 		c.Signaling.SetDefaults()
 	}
+	if c.TLS != nil {
+		c.TLS.SetDefaults()
+	}
 	if c.Server.MaxConns == 0 {
 		c.Server.MaxConns = 100000
 	}
@@ -359,6 +365,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return err
+	}
+	if c.TLS != nil {
+		if err := c.TLS.Validate(); err != nil {
+			return err
+		}
 	}
 	if err := c.Player.Validate(); err != nil {
 		return err

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/playlist"
+	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/proxy/web"
 	"github.com/hlsedge/hlsedge/signaling"
 )
@@ -49,6 +51,8 @@ type Server struct {
 
 	public *fasthttp.Server
 	admin  *fasthttp.Server
+	// certs serves the public listener's certificates when 'tls' is configured, nil for plain http.
+	certs *certs.Manager
 
 	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
 	player *player
@@ -86,6 +90,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		s.now = opts.Now
 	}
 	s.up = newUpstreams(cfg, s.m, s.now)
+	if cfg.TLS != nil {
+		// First, so that nothing built below needs closing when a certificate cannot be loaded.
+		cm, err := certs.New(*cfg.TLS, certs.Options{Log: opts.Log, Metrics: s.m.set, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("loading certificates: %w", err)
+		}
+		s.certs = cm
+	}
 	auth, err := authz.New(cfg.Auth, opts.Log)
 	if err != nil {
 		return nil, fmt.Errorf("building authorizer: %w", err)
@@ -181,6 +193,9 @@ func (s *Server) Serve(ln, adminLn net.Listener) error {
 			_ = adminLn.Close()
 		}
 		return nil
+	}
+	if s.certs != nil {
+		ln = tls.NewListener(ln, s.certs.TLSConfig())
 	}
 	s.listeners = append(s.listeners, ln)
 	if serveAdmin {
