@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -195,7 +194,7 @@ func (s *Server) Serve(ln, adminLn net.Listener) error {
 		return nil
 	}
 	if s.certs != nil {
-		ln = tls.NewListener(ln, s.certs.TLSConfig())
+		ln = s.certs.Listener(ln)
 	}
 	s.listeners = append(s.listeners, ln)
 	if serveAdmin {
