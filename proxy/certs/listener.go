@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,14 +16,14 @@ import (
 // went. The records are gathered in a buffer taken from a pool for the length of the Write, so an idle
 // connection holds none.
 func (m *Manager) Listener(ln net.Listener) net.Listener {
-	l := &listener{Listener: ln, conf: m.conf}
+	l := &listener{Listener: ln, m: m}
 	l.bufs.New = func() any { b := make([]byte, 0, 80<<10); return &b }
 	return l
 }
 
 type listener struct {
 	net.Listener
-	conf *tls.Config
+	m *Manager
 	// bufs holds the buffers of the writes in progress on this listener's connections.
 	bufs sync.Pool
 }
@@ -33,7 +34,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	raw := &gatherConn{Conn: c, bufs: &l.bufs}
-	return &Conn{Conn: tls.Server(raw, l.conf), raw: raw}, nil
+	return &Conn{Conn: tls.Server(raw, l.m.conf), raw: raw, m: l.m}, nil
 }
 
 // Conn is a server-side TLS connection whose Write sends its records together. It embeds *tls.Conn, so
@@ -41,8 +42,44 @@ func (l *listener) Accept() (net.Conn, error) {
 type Conn struct {
 	*tls.Conn
 	raw *gatherConn
+	m   *Manager
 	// writing is set for the whole of a Write, the sending of the gathered records included.
 	writing atomic.Bool
+	// failed is set once a failed handshake has been counted.
+	failed atomic.Bool
+}
+
+// Handshake runs the TLS handshake (fasthttp calls it first, under the server's read timeout).
+func (c *Conn) Handshake() error {
+	err := c.Conn.Handshake()
+	if err != nil {
+		c.handshakeFailed(err)
+	}
+	return err
+}
+
+// Read reads application data. A connection whose handshake failed reads as closed: the failure is the client's
+// (a scanner, plain http on the https port, a browser that does not trust the certificate, a client that never
+// finished), it has been counted and logged once at debug level, and the HTTP server would otherwise answer it
+// with a response nobody can read and log it again as a warning, once per port scan.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && !c.Conn.ConnectionState().HandshakeComplete {
+		c.handshakeFailed(err)
+		return n, io.EOF
+	}
+	return n, err
+}
+
+func (c *Conn) handshakeFailed(err error) {
+	if c.failed.Swap(true) {
+		return
+	}
+	c.m.handshakeErrors.Add(1)
+	if c.m.mHandshake != nil {
+		c.m.mHandshake.Inc()
+	}
+	c.m.log.Debug("tls: handshake failed", "remote", c.RemoteAddr().String(), "error", err)
 }
 
 // Write encrypts p and sends all its records in one system call (or a few, for a p much larger than the

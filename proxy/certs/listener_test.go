@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,5 +206,55 @@ func TestListenerCloseDuringWrite(t *testing.T) {
 	}
 	if err := <-wrote; err == nil {
 		t.Fatal("the broken Write reported success")
+	}
+}
+
+// A failed handshake (here plain http on the https port) is counted and logged once, and then reads as a closed
+// connection, so the HTTP server above neither answers it nor logs it again.
+func TestListenerFailedHandshakeReadsAsClosed(t *testing.T) {
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "test CA")
+	crt, key := ca.Issue(t, "127.0.0.1").Write(t, dir, "edge")
+	logs := &syncBuffer{}
+	m, err := New(Config{CertFile: crt, KeyFile: key}, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := m.Listener(tcp)
+	defer ln.Close()
+	type result struct{ handshake, read error }
+	done := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- result{handshake: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		var r result
+		r.handshake = c.(*Conn).Handshake()
+		_, r.read = c.Read(make([]byte, 1))
+		done <- r
+	}()
+	c, err := net.DialTimeout("tcp", tcp.Addr().String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /a001/index.m3u8 HTTP/1.1\r\nHost: edge\r\n\r\n")
+	r := <-done
+	if r.handshake == nil || r.read != io.EOF {
+		t.Fatalf("handshake error %v, read error %v; want a handshake error, then io.EOF", r.handshake, r.read)
+	}
+	if st := m.Stats(); st.HandshakeErrors != 1 {
+		t.Fatalf("handshake errors %d, want 1", st.HandshakeErrors)
+	}
+	if n := strings.Count(logs.String(), "tls: handshake failed"); n != 1 {
+		t.Fatalf("want one debug line, got %d:\n%s", n, logs.String())
 	}
 }

@@ -32,22 +32,24 @@ type Manager struct {
 	mu   sync.Mutex
 	seen []fileState
 
-	reloadsOK, reloadsFailed atomic.Uint64
-	mOK, mFailed             *metrics.Counter
+	reloadsOK, reloadsFailed, handshakeErrors atomic.Uint64
+	mOK, mFailed, mHandshake                  *metrics.Counter
 }
 
 // Options carries the Manager's dependencies; nil ones get defaults.
 type Options struct {
 	Log *slog.Logger
-	// Metrics receives hlsedge_tls_reloads_total{result} and hlsedge_tls_certificate_expiry_timestamp_seconds.
+	// Metrics receives hlsedge_tls_reloads_total{result}, hlsedge_tls_handshake_errors_total and
+	// hlsedge_tls_certificate_expiry_timestamp_seconds.
 	Metrics *metrics.Set
 	// Now is the clock that paces the file checks; tests move it.
 	Now func() time.Time
 }
 
-// Stats counts pair loads after the first, successful or not.
+// Stats counts pair loads after the first, successful or not, and failed handshakes on Listener's connections.
 type Stats struct {
 	Reloads, Failures uint64
+	HandshakeErrors   uint64
 }
 
 // New loads every pair of a config (SetDefaults is applied to a copy) and fails if any cannot be loaded.
@@ -89,6 +91,7 @@ func New(cfg Config, opts Options) (*Manager, error) {
 	if ms := opts.Metrics; ms != nil {
 		m.mOK = ms.NewCounter(`hlsedge_tls_reloads_total{result="ok"}`)
 		m.mFailed = ms.NewCounter(`hlsedge_tls_reloads_total{result="error"}`)
+		m.mHandshake = ms.NewCounter(`hlsedge_tls_handshake_errors_total`)
 		ms.NewGauge(`hlsedge_tls_certificate_expiry_timestamp_seconds`, func() float64 {
 			return float64(m.cur.Load().notAfter.Unix())
 		})
@@ -113,7 +116,8 @@ func New(cfg Config, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// TLSConfig is the listener's configuration, for tls.NewListener. It is shared: do not modify it.
+// TLSConfig is the configuration Listener uses, for a server that makes its own TLS connections (tls.NewListener
+// works, without Listener's gathered writes). It is shared: do not modify it.
 func (m *Manager) TLSConfig() *tls.Config { return m.conf }
 
 // GetCertificate is the tls.Config hook: it picks the certificate for the client's SNI and, once per
@@ -141,7 +145,7 @@ func (m *Manager) Reload() error {
 
 // Stats returns the reload counters.
 func (m *Manager) Stats() Stats {
-	return Stats{Reloads: m.reloadsOK.Load(), Failures: m.reloadsFailed.Load()}
+	return Stats{Reloads: m.reloadsOK.Load(), Failures: m.reloadsFailed.Load(), HandshakeErrors: m.handshakeErrors.Load()}
 }
 
 // reloadLocked loads the pairs whose files changed since the last attempt (all of them when force is set) and
