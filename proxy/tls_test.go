@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -15,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
+
 	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/proxy/certs/certtest"
+	"github.com/hlsedge/hlsedge/signaling"
 )
 
 // tlsEdge is a player edge on https with a certificate from a CA the test makes.
@@ -232,4 +236,48 @@ func TestTLSConfigParses(t *testing.T) {
 	f("tls: {cert_file: "+crt+", key_file: "+key+", certificates: [{cert_file: "+tvCrt+"}]}", "'tls.certificates[0].key_file' must be set")
 	f("tls: {cert_file: "+crt+", key_file: "+key+", cert: x}", "field cert not found")
 	f("tls: {}", "'tls.cert_file' and 'tls.key_file'")
+}
+
+// The conference WebSocket works over wss: the upgraded connection is the TLS one, hijacked from the HTTP server.
+func TestTLSSignalingOverWSS(t *testing.T) {
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
+	e := startTLSEdge(t, func(c *Config) {
+		c.Signaling = &signaling.Config{
+			AllowedOrigins: []string{"https://conf.example.com"},
+			JWT:            signaling.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
+		}
+	}, o.url)
+	wsURL := "wss" + strings.TrimPrefix(e.base, "https") + "/ws?room=standup"
+	dial := func(email string, moderator bool) *websocket.Conn {
+		t.Helper()
+		h := http.Header{}
+		h.Set("Origin", "https://conf.example.com")
+		h.Set("Cookie", "socket_io_token_77="+confToken(t, email, "standup", "77", moderator))
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool()}}
+		c, _, err := d.Dial(wsURL, h)
+		if err != nil {
+			t.Fatalf("wss dial for %s: %v", email, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	mod := dial("mod@example.com", true)
+	guest := dial("guest@example.com", false)
+	if err := guest.WriteJSON(map[string]any{"event": "join_waiting_room", "data": map[string]any{"room_name": "standup"}}); err != nil {
+		t.Fatal(err)
+	}
+	mod.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var ev struct {
+			Event string          `json:"event"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := mod.ReadJSON(&ev); err != nil {
+			t.Fatalf("moderator never heard of the guest over wss: %v", err)
+		}
+		if (ev.Event == "waiting_participant_joined" || ev.Event == "waiting_room_list") &&
+			strings.Contains(string(ev.Data), "guest@example.com") {
+			break
+		}
+	}
 }
