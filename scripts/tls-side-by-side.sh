@@ -119,9 +119,9 @@ for port in $p_nginx $p_edge; do
   printf 'port %s negotiates: %s\n' $port "$(openssl s_client -connect 127.0.0.1:$port -servername localhost \
     </dev/null 2>/dev/null | awk '/^New,/ {print $2, $5}')"
 done
-printf 'segment: %s bytes; playlist: %s bytes (hlsedge, rewritten)\n' \
-  "$(curl -s --cacert "$WORKDIR/cert.pem" "${url[hlsedge-tls-segment]:-${url[nginx-tls-segment]:-}}" | wc -c)" \
-  "$(curl -s --cacert "$WORKDIR/cert.pem" "https://127.0.0.1:$p_edge/play/a001/index.m3u8?token=$tok" | wc -c)"
+for name in $(printf '%s\n' "${!url[@]}" | sort); do
+  printf '%-22s %s bytes\n' "$name" "$(curl -s --cacert "$WORKDIR/cert.pem" "${url[$name]}" | wc -c)"
+done
 
 declare -A runs
 for r in $(seq "$rounds"); do
