@@ -16,6 +16,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/proxy/admin"
+	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	// Listen is the public address viewers connect to.
 	Listen string `yaml:"listen"`
+	// TLS serves the public listener over https; omit the section for plain http. See certs.Config.
+	TLS *certs.Config `yaml:"tls"`
 	// Admin is the operators' listener: status page, /healthz, /metrics, profiles and the admin API; see
 	// admin.Config. Keep it on loopback or a private network: it is the only place metrics are served.
 	Admin admin.Config `yaml:"admin"`
@@ -285,6 +288,9 @@ func (c *Config) SetDefaults() {
 	if c.Signaling != nil {
 		c.Signaling.SetDefaults()
 	}
+	if c.TLS != nil {
+		c.TLS.SetDefaults()
+	}
 	if c.Server.MaxConns == 0 {
 		c.Server.MaxConns = 100000
 	}
@@ -390,6 +396,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.Validate(); err != nil {
 		return err
+	}
+	if c.TLS != nil {
+		if err := c.TLS.Validate(); err != nil {
+			return err
+		}
 	}
 	if err := c.checkRoutesProtected(); err != nil {
 		return err

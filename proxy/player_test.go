@@ -325,9 +325,10 @@ type browserResult struct {
 
 const chromiumPath = "/usr/bin/chromium"
 
-// runBrowser runs the cases in one headless Chromium and returns the results by name. Missing tools fail the
-// test with the command that installs them: make test installs them, so their absence is a broken set-up.
-func runBrowser(t *testing.T, cases []browserCase) map[string]browserResult {
+// runBrowser runs the cases in one headless Chromium, with args added to its command line, and returns the results
+// by name. Missing tools fail the test with the command that installs them: make test installs them, so their
+// absence is a broken set-up.
+func runBrowser(t *testing.T, cases []browserCase, args ...string) map[string]browserResult {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: run `make test` (it installs Debian's chromium and chromium-driver) or apt-get install chromium", chromiumPath)
@@ -340,7 +341,7 @@ func runBrowser(t *testing.T, cases []browserCase) map[string]browserResult {
 		t.Fatal("node_modules/playwright-core is missing: run `npm ci` in the repository root (make test does)")
 	}
 	dir := t.TempDir()
-	spec, _ := json.Marshal(map[string]any{"chromium": chromiumPath, "userDataDir": filepath.Join(dir, "profile"), "cases": cases})
+	spec, _ := json.Marshal(map[string]any{"chromium": chromiumPath, "userDataDir": filepath.Join(dir, "profile"), "cases": cases, "args": args})
 	specPath := filepath.Join(dir, "cases.json")
 	if err := os.WriteFile(specPath, spec, 0o600); err != nil {
 		t.Fatal(err)

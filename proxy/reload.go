@@ -31,13 +31,18 @@ func (s *Server) Prepare(cfg *Config, auth *authz.Authorizer) (*Prepared, error)
 
 // Apply puts p in force: the next request is served by it. The cache is resized to the new 'cache.max_bytes'
 // (evicting down to it when it shrank), and the connection pools of origins the new config dropped or changed
-// let their idle connections go. When the origins changed, cached playlists are dropped: their absolute URIs
+// let their idle connections go. Certificate files are re-read. When the origins changed, cached playlists are dropped: their absolute URIs
 // name the old origins, which the new rewriter would leave untouched, sending players past the edge. Segments
 // stay cached.
 func (s *Server) Apply(p *Prepared) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.cur.Swap(p.s)
+	if s.certs != nil {
+		// A reload is also how an operator says "the certificates changed"; a half-written pair keeps the last
+		// good one (logged and counted by certs).
+		_ = s.certs.Reload()
+	}
 	s.cache.SetMaxBytes(int64(p.s.cfg.Cache.MaxBytes))
 	if !slices.Equal(old.rwOpts.OriginHosts, p.s.rwOpts.OriginHosts) {
 		s.cache.drop(func(o *object) bool { return o.kind == kindPlaylist })

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/playlist"
+	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/proxy/web"
 	"github.com/hlsedge/hlsedge/signaling"
 )
@@ -65,6 +66,9 @@ type core struct {
 	clock func() time.Time
 
 	public *fasthttp.Server
+	// certs serves the public listener's certificates when 'tls' is configured, nil for plain http. It lives in
+	// the core: certificate files are watched and renewed in place, and a reload re-reads them (Reload).
+	certs *certs.Manager
 
 	// bufs holds the per-request scratch buffers (cache key, rewritten playlist) so the fast path reuses them.
 	bufs sync.Pool
@@ -115,6 +119,14 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	c.bufs.New = func() any { return &scratch{} }
 	if opts.Now != nil {
 		c.now = opts.Now
+	}
+	if cfg.TLS != nil {
+		// First, so that nothing built below needs closing when a certificate cannot be loaded.
+		cm, err := certs.New(*cfg.TLS, certs.Options{Log: opts.Log, Metrics: opts.Metrics, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("loading certificates: %w", err)
+		}
+		c.certs = cm
 	}
 	s, err := c.generation(cfg, opts.Auth, nil)
 	if err != nil {
@@ -209,6 +221,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.lifeMu.Unlock()
 		_ = ln.Close()
 		return nil
+	}
+	if s.certs != nil {
+		ln = s.certs.Listener(ln)
 	}
 	s.listener = ln
 	s.lifeMu.Unlock()

@@ -243,7 +243,7 @@ func changedSections(a, b *proxy.Config) []string {
 }
 
 // restartFields names what changed but only takes effect on restart: what the listeners were started with
-// (server.*, save the shutdown timeout, read when stopping), the log format, switching the admin listener or
+// (server.*, save the shutdown timeout, read when stopping; tls), the log format, switching the admin listener or
 // signaling on or off, the viewer state's sizes and limits (sessions, bans), and what signaling's hub keeps.
 func restartFields(a, b *proxy.Config) []string {
 	var out []string
@@ -255,6 +255,11 @@ func restartFields(a, b *proxy.Config) []string {
 	}
 	if a.Admin.Enabled() != b.Admin.Enabled() {
 		out = append(out, "admin.listen")
+	}
+	// The certificate files themselves are re-read on every reload and whenever they change; which files, and
+	// TLS on or off, is what the listener was started with.
+	if !reflect.DeepEqual(a.TLS, b.TLS) {
+		out = append(out, "tls")
 	}
 	out = append(out, diffFields("auth.sessions.", reflect.ValueOf(a.Auth.Sessions), reflect.ValueOf(b.Auth.Sessions))...)
 	out = append(out, diffFields("auth.bans.", reflect.ValueOf(a.Auth.Bans), reflect.ValueOf(b.Auth.Bans))...)

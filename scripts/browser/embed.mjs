@@ -3,7 +3,7 @@
 //
 //   node scripts/browser/embed.mjs cases.json > results.json
 //
-// cases.json: {"chromium": "/usr/bin/chromium", "userDataDir": "...", "cases": [
+// cases.json: {"chromium": "/usr/bin/chromium", "userDataDir": "...", "args": ["--more-flags"], "cases": [
 //   {"name": "play", "url": "http://127.0.0.1:PORT/a001/embed.html?token=...", "wait": "play", "minTime": 4,
 //    "timeoutMs": 40000, "screenshot": "/path/play.png"},
 //   {"name": "denied", "url": "...", "wait": "error", "timeoutMs": 15000},
@@ -21,6 +21,8 @@ const spec = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const args = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync',
+  // The test's own, such as --ignore-certificate-errors-spki-list for an https edge with a test certificate.
+  ...(spec.args || []),
 ];
 
 const context = await chromium.launchPersistentContext(spec.userDataDir, {
