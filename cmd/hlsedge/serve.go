@@ -14,7 +14,9 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/redisstate"
 	"github.com/hlsedge/hlsedge/configs"
+	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/proxy"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
@@ -52,17 +54,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// node is one edge process and the composition root: the authorizer, conference signaling, the viewer listener
-// and the admin listener, built in that order from one config, and stopped together.
+// node is one edge process and the composition root: the fleet membership (with 'redis'), the authorizer,
+// conference signaling, the viewer listener and the admin listener, built in that order from one config, and
+// stopped together.
 type node struct {
-	cfg   *proxy.Config
-	log   *slog.Logger
-	auth  *authz.Authorizer
-	sig   *signaling.Server // nil when the config has no signaling section
-	edge  *proxy.Server
-	admin *admin.Server // nil when 'admin.listen' is ""
+	cfg *proxy.Config
+	log *slog.Logger
+	// name is the edge's name ('node', default the hostname); "" when the hostname makes no valid name and the
+	// edge runs alone.
+	name string
+	// fleet, state and reporter are the fleet membership, the viewer state shared through it and the
+	// announcements of this node for the others' admin views; all nil without 'redis'.
+	fleet    *fleet.Client
+	state    *redisstate.State
+	reporter *admin.Reporter
+	// closeHub closes the conference hub shared with the fleet; nil when signaling keeps its own.
+	closeHub func()
+	auth     *authz.Authorizer
+	sig      *signaling.Server // nil when the config has no signaling section
+	edge     *proxy.Server
+	admin    *admin.Server // nil when 'admin.listen' is ""
 	// ln and adminLn are the open listeners; adminLn is nil with the admin listener.
 	ln, adminLn net.Listener
+	// stopReport ends the reporter that serve started, and reported is closed once it left the fleet's views.
+	stopReport context.CancelFunc
+	reported   chan struct{}
 	// stopped, when set, hears each part as stop releases it; tests check that nothing is left running.
 	stopped func(part string)
 }
@@ -79,16 +95,51 @@ func startNode(cfg *proxy.Config, log *slog.Logger, stopped func(part string)) (
 }
 
 func (n *node) build() error {
-	cfg, log := n.cfg, n.log
-	auth, err := authz.New(cfg.Auth, log)
+	cfg := n.cfg
+	name, err := fleet.NodeName(cfg.Node)
+	if err != nil && (cfg.Redis != nil || cfg.Node != "") {
+		return err
+	}
+	// A hostname that makes no valid node name only matters to a fleet; a single edge goes without a name.
+	n.name = name
+	if name != "" {
+		n.log = n.log.With("node", name)
+	}
+	log := n.log
+	// One metrics set for the edge, signaling and the fleet, so that one /metrics carries them all.
+	ms := metrics.NewSet()
+	if name != "" {
+		ms.NewGauge(`hlsedge_node_info{node="`+name+`"}`, func() float64 { return 1 })
+	}
+	var authOpts []authz.Option
+	if cfg.Redis != nil {
+		if n.fleet, err = fleet.New(*cfg.Redis, name, log, ms); err != nil {
+			return fmt.Errorf("joining the fleet: %w", err)
+		}
+		if !cfg.Auth.Disabled {
+			if n.state, err = redisstate.New(cfg.Auth, n.fleet, log, ms); err != nil {
+				return fmt.Errorf("building the fleet's viewer state: %w", err)
+			}
+			authOpts = append(authOpts, authz.WithState(n.state))
+		}
+	}
+	auth, err := authz.New(cfg.Auth, log, authOpts...)
 	if err != nil {
 		return fmt.Errorf("building authorizer: %w", err)
 	}
 	n.auth = auth
-	// One metrics set for the edge and signaling, so that one /metrics carries both.
-	ms := metrics.NewSet()
 	if cfg.Signaling != nil {
-		if n.sig, err = signaling.New(*cfg.Signaling, log, ms); err != nil {
+		var sigOpts []signaling.Option
+		if n.fleet != nil {
+			hub, closeHub := fleetHub(n.fleet, *cfg.Signaling, log, ms)
+			if hub != nil {
+				n.closeHub = closeHub
+				sigOpts = append(sigOpts, signaling.WithHub(hub))
+			} else {
+				log.Warn("signaling: no fleet hub in this build; each node keeps its conferences to itself")
+			}
+		}
+		if n.sig, err = signaling.New(*cfg.Signaling, log, ms, sigOpts...); err != nil {
 			return fmt.Errorf("building signaling: %w", err)
 		}
 	}
@@ -97,12 +148,15 @@ func (n *node) build() error {
 	}
 	if cfg.Admin.Enabled() {
 		n.admin, err = admin.New(cfg.Admin, admin.Options{
-			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig,
+			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig, Node: name, Fleet: n.fleet,
 			ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("building admin listener: %w", err)
 		}
+	}
+	if n.fleet != nil {
+		n.reporter = admin.NewReporter(n.fleet, n.auth, n.edge, log)
 	}
 	if n.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listening on 'listen' %s: %w", cfg.Listen, err)
@@ -126,7 +180,16 @@ func (n *node) adminAddr() string {
 // serve answers on both listeners until ctx is done or one of them fails, which takes the whole node down rather
 // than leave it half alive; then it stops every part within 'server.shutdown_timeout'.
 func (n *node) serve(ctx context.Context) error {
-	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins))
+	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins),
+		"fleet", n.fleet != nil)
+	if n.reporter != nil {
+		rctx, cancel := context.WithCancel(context.Background())
+		n.stopReport, n.reported = cancel, make(chan struct{})
+		go func() {
+			defer close(n.reported)
+			n.reporter.Run(rctx)
+		}()
+	}
 	errc := make(chan error, 2)
 	running := 1
 	go func() { errc <- n.edge.Serve(n.ln) }()
@@ -193,6 +256,21 @@ func (n *node) stop(ctx context.Context) error {
 	if n.auth != nil {
 		n.auth.Close()
 		done("authorizer")
+	}
+	// The fleet last: the authorizer's state and signaling's hub use it until they are closed.
+	if n.fleet != nil {
+		if n.stopReport != nil {
+			n.stopReport()
+			<-n.reported
+		}
+		if n.state != nil {
+			n.state.Close()
+		}
+		if n.closeHub != nil {
+			n.closeHub()
+		}
+		n.fleet.Close()
+		done("fleet")
 	}
 	return errors.Join(errs...)
 }
