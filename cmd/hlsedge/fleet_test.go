@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -273,5 +274,69 @@ func TestFleetOfEdges(t *testing.T) {
 	a.stop()
 	if got := a.stops.get(); !slices.Equal(got, []string{"signaling", "edge", "admin", "listeners", "authorizer", "fleet"}) {
 		t.Fatalf("a stopped %v", got)
+	}
+}
+
+// TestDemoFleetKickOnOneNodeStopsAViewerOnTheOther is `make run-fleet` in-process: redis-server, the origin and
+// two edges; each node's printed URL plays in the real ffprobe, and a kick through node 1's admin API of the
+// viewer node 2 serves stops that viewer.
+func TestDemoFleetKickOnOneNodeStopsAViewerOnTheOther(t *testing.T) {
+	if _, err := exec.LookPath("ffprobe"); err != nil {
+		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--nodes", "2", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("demo exited %d after cancel; stderr: %s", code, errOut.String())
+			}
+		case <-time.After(guard):
+			t.Error("demo did not shut down")
+		}
+	}()
+	out.waitFor(t, regexp.MustCompile(`stop with Ctrl-C`), done)
+	printed := out.String()
+	nodes := regexp.MustCompile(`(?m)^(node\d): edge (\S+), admin (\S+)\nplay:\s+ffplay '([^']+)'`).FindAllStringSubmatch(printed, -1)
+	if len(nodes) != 2 || nodes[0][1] != "node1" || nodes[1][1] != "node2" {
+		t.Fatalf("the demo printed no node line and play line per node:\n%s", printed)
+	}
+	if n := strings.Count(printed, "conference ("); n != 2 {
+		t.Fatalf("the demo printed %d conference links:\n%s", n, printed)
+	}
+	for _, n := range nodes {
+		pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
+		probe, err := exec.CommandContext(pctx, "ffprobe", "-v", "error", "-user_agent", "ffprobe-"+n[1], "-show_streams", n[4]).CombinedOutput()
+		pcancel()
+		if err != nil || !strings.Contains(string(probe), "codec_name=h264") {
+			t.Fatalf("ffprobe %s: %v\n%s", n[4], err, probe)
+		}
+	}
+	admin1, admin2, play2 := nodes[0][3], nodes[1][3], nodes[1][4]
+	_, body := fetch(t, admin2+"/api/sessions")
+	var ss []admin.FleetSession
+	if err := json.Unmarshal([]byte(body), &ss); err != nil {
+		t.Fatalf("node2's sessions: %v %s", err, body)
+	}
+	id := ""
+	for _, s := range ss {
+		if s.Node == "node2" && s.UserAgent == "ffprobe-node2" {
+			id = s.ID
+		}
+	}
+	if id == "" {
+		t.Fatalf("node2 lists no session of its viewer: %s", body)
+	}
+	if code, body := adminDo(t, "DELETE", admin1+"/api/sessions/"+id, ""); code != 200 {
+		t.Fatalf("kick on node1: %d %s", code, body)
+	}
+	if code, _ := fetch(t, play2, "User-Agent", "ffprobe-node2"); code != http.StatusForbidden {
+		t.Fatalf("node2's viewer after the kick on node1: %d", code)
 	}
 }
