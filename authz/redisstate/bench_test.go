@@ -85,3 +85,68 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(at(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
+
+// BenchmarkAuthorizeCachedSession is the request path of a known viewer with a session limit: the decision
+// cache and the session, with the viewer state in memory (alone) and shared with a fleet. The fleet's adds a
+// table lookup and no Redis round trip, and neither allocates.
+func BenchmarkAuthorizeCachedSession(b *testing.B) {
+	f := func(b *testing.B, n *node, az *authz.Authorizer) {
+		v := viewer{tok: mint(b, "viewer", 0), ch: "a001", ua: "TV", ip: viewerIP}
+		nn := &node{name: "bench", az: az, st: n.st}
+		nn.waitCached(b, v)
+		req := &authz.Request{Path: []byte("/play/a001/index.m3u8"), Channel: []byte("a001"), ClientIP: v.ip, UserAgent: []byte(v.ua)}
+		c := carrier{"token": []byte(v.tok)}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			now := time.Now()
+			if d := az.Authorize(req, c, now); !d.Allowed() || !d.Cached {
+				b.Fatal(d)
+			}
+		}
+	}
+	srv := fleettest.Start(b)
+	n := startNode(b, srv, "a", authConfig(2, false))
+	b.Run("memory", func(b *testing.B) {
+		az, err := authz.New(authConfig(2, false), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer az.Close()
+		f(b, n, az)
+	})
+	b.Run("fleet", func(b *testing.B) { f(b, n, n.az) })
+}
+
+// BenchmarkLimitAccuracy opens, for one user per round, devices devices at once spread over two nodes, with
+// max_per_user limit, and reports how many rounds admitted exactly the limit (the goal is all of them) and the
+// most devices any round admitted.
+//
+//	go test -run XXX -bench LimitAccuracy -benchtime 200x ./authz/redisstate/
+func BenchmarkLimitAccuracy(b *testing.B) {
+	const limit, devices = 2, 16
+	srv := fleettest.Start(b)
+	na := startNode(b, srv, "a", authConfig(limit, false))
+	nb := startNode(b, srv, "b", authConfig(limit, false))
+	nodes := make([]*node, devices)
+	for i := range nodes {
+		nodes[i] = []*node{na, nb}[i%2]
+	}
+	exact, most := 0, 0
+	b.ResetTimer()
+	for r := range b.N {
+		tok := mint(b, fmt.Sprintf("user-%d", r), 0)
+		vs := make([]viewer, devices)
+		for i := range vs {
+			vs[i] = viewer{tok: tok, ch: "a001", ua: fmt.Sprintf("device-%d", i), ip: viewerIP}
+		}
+		n := count(admitAll(nodes, vs))
+		if n == limit {
+			exact++
+		}
+		most = max(most, n)
+	}
+	b.StopTimer()
+	b.ReportMetric(100*float64(exact)/float64(b.N), "%exact")
+	b.ReportMetric(float64(most), "max-admitted")
+}
