@@ -340,3 +340,46 @@ func TestDemoFleetKickOnOneNodeStopsAViewerOnTheOther(t *testing.T) {
 		t.Fatalf("node2's viewer after the kick on node1: %d", code)
 	}
 }
+
+// A bad 'node' or 'redis' section stops serve with the field named, before anything connects.
+func TestFleetConfigErrorsNameTheField(t *testing.T) {
+	f := func(yaml, want string) {
+		t.Helper()
+		path := t.TempDir() + "/edge.yaml"
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out, errOut lockedBuffer
+		code := run(context.Background(), []string{"serve", "--config", path}, &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), want) {
+			t.Fatalf("exit %d, stderr %q; want non-zero and %s", code, errOut.String(), want)
+		}
+	}
+	const base = "origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: " + testJWTSecret + "}, edge: {secret: cmd-edge-secret-0123456789abcdef0123}}\n"
+	f(base+"node: 'a b'\n", "'node' must be 1 to 64 letters")
+	f(base+"redis: {address: nohost}\n", "'redis.address' must be host:port")
+	f(base+"redis: {address: '127.0.0.1:6379', prefix: '{x}'}\n", "'redis.prefix'")
+	f(base+"redis: {address: '127.0.0.1:6379', read_timeout: 1ms}\n", "'redis.read_timeout'")
+	f(strings.Replace(base, ", edge: {secret: cmd-edge-secret-0123456789abcdef0123}", "", 1)+"redis: {address: '127.0.0.1:6379'}\n",
+		"'auth.edge.secret' or 'auth.edge.secret_file' must be set with 'redis'")
+}
+
+// `hlsedge check` says whether the edge joins a fleet, and warns when Redis is reached in clear over a network.
+func TestCheckSummarizesTheFleet(t *testing.T) {
+	path := t.TempDir() + "/edge.yaml"
+	yaml := "origins: [{url: 'http://127.0.0.1:1'}]\nnode: edge-7\nredis: {address: '10.0.0.9:6379'}\n" +
+		"auth: {jwt: {algorithms: [HS256], secret: " + testJWTSecret + "}, edge: {secret: cmd-edge-secret-0123456789abcdef0123}}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut lockedBuffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &out, &errOut); code != 0 {
+		t.Fatalf("check: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{`fleet:      node edge-7, redis 10.0.0.9:6379 db 0 prefix "hlsedge:", tls NOT set, password NOT set`,
+		"redis 10.0.0.9:6379 is reached without TLS"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("check lacks %q:\n%s", want, out.String())
+		}
+	}
+}
