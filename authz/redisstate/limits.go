@@ -264,7 +264,7 @@ func (s *State) refresher() {
 		case <-s.ctx.Done():
 			return
 		case j := <-s.refreshQ:
-			s.refresh(s.ctx, j.x, j.now)
+			_ = s.refresh(s.ctx, j.x, j.now)
 		}
 	}
 }
@@ -272,14 +272,14 @@ func (s *State) refresher() {
 // refresh tells the fleet the session is still watched, or asks again for a session it refused. A session that
 // dropped out of the user's set (it idled out in Redis, or Redis restarted empty) is admitted again by the same
 // rule as a new one: refused when the user's other sessions fill the limit.
-func (s *State) refresh(ctx context.Context, x *tracked, now int64) {
+func (s *State) refresh(ctx context.Context, x *tracked, now int64) error {
 	if x.gone.Load() {
-		return
+		return nil
 	}
 	a, err := s.fc.AdmitSession(ctx, x.owner, x.member, fleet.SessionLimit{Limit: x.limit, Idle: s.idle}, time.Unix(0, now))
 	if err != nil {
 		s.m.refreshFail.Inc()
-		return
+		return err
 	}
 	switch {
 	case !a.Admitted:
@@ -295,11 +295,13 @@ func (s *State) refresh(ctx context.Context, x *tracked, now int64) {
 			s.notify()
 		}
 	}
+	return nil
 }
 
 // readmitAll re-admits every session this node counts, oldest first, after Redis returned: sessions admitted
-// locally meanwhile, and every other one in case Redis lost them.
-func (s *State) readmitAll(ctx context.Context) {
+// locally meanwhile, and every other one in case Redis lost them. It reports whether every one got the
+// fleet's answer; when Redis failed again meanwhile, the next re-sync does it all again.
+func (s *State) readmitAll(ctx context.Context) bool {
 	var all []*tracked
 	s.tab.each(func(x *tracked) { all = append(all, x) })
 	slices.SortFunc(all, func(a, b *tracked) int {
@@ -312,15 +314,32 @@ func (s *State) readmitAll(ctx context.Context) {
 		}
 		return cmp.Compare(a.opened, b.opened)
 	})
+	// A few at a time, in that order: the calls share round trips on the pipelined connection, and a node
+	// with many sessions is back in line in a moment rather than one round trip per session.
 	now := s.clock().UnixNano()
+	sem := make(chan struct{}, readmitConcurrency)
+	var wg sync.WaitGroup
+	var failed atomic.Bool
 	for _, x := range all {
-		if ctx.Err() != nil || s.fc.Degraded() {
-			return
+		if ctx.Err() != nil || s.fc.Degraded() || failed.Load() {
+			failed.Store(true)
+			break
 		}
-		x.last.Store(now)
-		s.refresh(ctx, x, now)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			x.last.Store(now)
+			if err := s.refresh(ctx, x, now); errors.Is(err, fleet.ErrUnavailable) {
+				failed.Store(true)
+			}
+		}()
 	}
+	wg.Wait()
+	return !failed.Load()
 }
+
+const readmitConcurrency = 8
 
 // evicted asks every node to close the user's sessions a unique admission replaced. This node's own were
 // closed by the in-memory state already.

@@ -52,7 +52,8 @@ type Stats struct {
 	// Events counts bans and kicks received from the fleet; EventErrors those that did not decode.
 	Events      uint64 `json:"events"`
 	EventErrors uint64 `json:"event_errors"`
-	// Resyncs counts completed re-syncs: at start and after every period without Redis.
+	// Resyncs counts completed re-syncs (every session re-admitted): at start and after every period without
+	// Redis.
 	Resyncs uint64 `json:"resyncs"`
 	// Pending counts bans, unbans and kicks made while Redis was unreachable, not yet shared.
 	Pending int `json:"pending"`

@@ -452,7 +452,10 @@ func (s *State) resync(ctx context.Context) {
 	if !s.reload(ctx, now) {
 		return
 	}
-	s.readmitAll(ctx)
+	if !s.readmitAll(ctx) {
+		// Redis failed again: the member is degraded, and its recovery re-syncs again.
+		return
+	}
 	s.m.resyncs.Inc()
 	s.notify()
 	s.log.Info("authz: re-synced with the fleet", "bans", len(s.Bans(now)), "tracked_sessions", s.tab.count.Load())
