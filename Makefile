@@ -1,4 +1,5 @@
-# hlsedge: `make run` starts the demo origin and the edge; `make test` installs what the tests need and runs them.
+# hlsedge: `make run` starts the demo origin and the edge; `make run-fleet` the same with two edges sharing bans,
+# kicks and limits through a redis-server it starts; `make test` installs what the tests need and runs them.
 GO      ?= go
 BIN     := bin/hlsedge
 # Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test,
@@ -20,7 +21,7 @@ NPM     ?= npm
 # hls.js is pinned in package-lock.json and embedded in the binary by proxy/web; the copy is not committed.
 HLSJS   := proxy/web/assets/hls.min.js
 
-.PHONY: build run test deps node-deps bench fuzz vet clean
+.PHONY: build run run-fleet test deps node-deps bench fuzz vet clean
 
 build: $(HLSJS)
 	$(GO) build -o $(BIN) ./cmd/hlsedge
@@ -36,6 +37,13 @@ $(HLSJS): node_modules/.package-lock.json
 
 run: build
 	./$(BIN) demo
+
+# run-fleet is the demo as a fleet: redis-server (Debian's, installed when missing and we are root) on a free
+# loopback port with its data in a temporary directory, the origin, and two edges (8080/8090 and 8180/8190).
+run-fleet: build
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=" redis-server"; \
+	$(APT_INSTALL)
+	./$(BIN) demo --nodes 2
 
 # deps installs the Debian packages the tests need when they are missing and we are root (CI, fresh machines).
 deps: node-deps

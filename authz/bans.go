@@ -248,7 +248,11 @@ type banList struct {
 	seq   uint64
 	bans  []Ban
 	kicks []Kick
-	snap  atomic.Pointer[Revocations]
+	// sharedBans and sharedKicks are a fleet's, set as a whole by SetShared; they are in force beside the
+	// local ones and bounded by the fleet.
+	sharedBans  []Ban
+	sharedKicks []Kick
+	snap        atomic.Pointer[Revocations]
 }
 
 func newBanList(max int) *banList {
@@ -261,10 +265,36 @@ func (b *banList) load() *Revocations { return b.snap.Load() }
 
 // publish builds the next generation; the caller holds mu.
 func (b *banList) publish() {
-	b.snap.Store(NewRevocations(b.snap.Load().gen+1, b.bans, b.kicks))
+	bans, kicks := b.bans, b.kicks
+	if len(b.sharedBans) > 0 {
+		bans = append(slices.Clip(bans), b.sharedBans...)
+	}
+	if len(b.sharedKicks) > 0 {
+		kicks = append(slices.Clip(kicks), b.sharedKicks...)
+	}
+	b.snap.Store(NewRevocations(b.snap.Load().gen+1, bans, kicks))
 }
 
 func (b *banList) add(r BanRequest, now time.Time) (Ban, error) {
+	x, err := newBan(r, now)
+	if err != nil {
+		return Ban{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.bans)+len(b.kicks) >= b.max {
+		return Ban{}, ErrBanListFull
+	}
+	b.seq++
+	x.ID = "b" + strconv.FormatUint(b.seq, 10)
+	b.bans = append(b.bans, x)
+	b.publish()
+	return x, nil
+}
+
+// newBan checks r and builds the ban it asks for, without an id: a token becomes its fingerprint, an address
+// or CIDR its canonical form.
+func newBan(r BanRequest, now time.Time) (Ban, error) {
 	n := 0
 	for _, v := range []string{r.IP, r.User, r.Token} {
 		if v != "" {
@@ -306,15 +336,6 @@ func (b *banList) add(r BanRequest, now time.Time) (Ban, error) {
 		}
 		x.Token = fp.String()
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.bans)+len(b.kicks) >= b.max {
-		return Ban{}, ErrBanListFull
-	}
-	b.seq++
-	x.ID = "b" + strconv.FormatUint(b.seq, 10)
-	b.bans = append(b.bans, x)
-	b.publish()
 	return x, nil
 }
 
@@ -343,24 +364,31 @@ func (b *banList) list(now time.Time) []Ban {
 	return out
 }
 
-// kick refuses the session ids, and the token on the channel, until the given instant. Kicks past the bound
-// replace the oldest ones rather than fail: a kick is the operator's last word on a viewer who is watching now.
-func (b *banList) kick(sids []uint64, fp token.Fingerprint, ch string, until int64) {
+// kickEntries are the refusals that keep a kicked session closed: its session ids, and the token on the
+// channel, until the given instant.
+func kickEntries(sids []uint64, fp token.Fingerprint, ch string, until int64) []Kick {
+	ks := make([]Kick, 0, len(sids)+1)
+	for _, sid := range sids {
+		if sid != 0 {
+			ks = append(ks, Kick{SessionID: sid, Until: until})
+		}
+	}
+	if fp != 0 {
+		ks = append(ks, Kick{Fingerprint: fp, Channel: ch, Until: until})
+	}
+	return ks
+}
+
+// kick records kicks. Kicks past the bound replace the oldest ones rather than fail: a kick is the operator's
+// last word on a viewer who is watching now.
+func (b *banList) kick(ks []Kick) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	add := func(k Kick) {
+	for _, k := range ks {
 		if len(b.bans)+len(b.kicks) >= b.max && len(b.kicks) > 0 {
 			b.kicks = slices.Delete(b.kicks, 0, 1)
 		}
 		b.kicks = append(b.kicks, k)
-	}
-	for _, sid := range sids {
-		if sid != 0 {
-			add(Kick{SessionID: sid, Until: until})
-		}
-	}
-	if fp != 0 {
-		add(Kick{Fingerprint: fp, Channel: ch, Until: until})
 	}
 	b.publish()
 }
@@ -381,5 +409,5 @@ func (b *banList) prune(now time.Time) {
 func (b *banList) counts() (bans, kicks int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.bans), len(b.kicks)
+	return len(b.bans) + len(b.sharedBans), len(b.kicks) + len(b.sharedKicks)
 }

@@ -2,11 +2,8 @@ package authz
 
 import (
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // MemState is the ViewerState of one edge: sessions, bans and kicks in this process's memory, the session
@@ -123,16 +120,7 @@ func (m *MemState) Ban(r BanRequest, now time.Time) (Ban, error) {
 		return b, err
 	}
 	m.log.Info("authz: ban added", "id", b.ID, "ip", b.IP, "user", b.User, "token", b.Token, "expires", b.Expires)
-	if m.sessions != nil {
-		var prefix netip.Prefix
-		if b.IP != "" {
-			prefix, _ = parseIPOrPrefix(b.IP)
-		}
-		fp := token.ParseFingerprint(b.Token)
-		m.sessions.closeWhere(func(s *session) bool {
-			return (b.IP != "" && prefix.Contains(s.ip)) || (b.User != "" && s.user == b.User) || (fp != 0 && s.fp == fp)
-		}, "banned", now)
-	}
+	m.CloseBanned(b, now)
 	return b, nil
 }
 
@@ -166,9 +154,16 @@ func (m *MemState) Kick(id string, now time.Time) (SessionInfo, error) {
 // kick refuses a removed session's ids and token until until (unix nanos; 0: the token's expiry) and logs
 // the close.
 func (m *MemState) kick(s *session, reason string, now time.Time, until int64) {
+	m.bans.kick(m.kickEntries(s, now, until))
+	m.logClose(s, reason, now)
+}
+
+// kickEntries are the kicks that keep a removed session closed until until (unix nanos; 0: the token's
+// expiry, at most edge.max_ttl).
+func (m *MemState) kickEntries(s *session, now time.Time, until int64) []Kick {
 	sh := &m.sessions.shards[s.key%sessionShards]
 	sh.mu.RLock()
-	sids := append([]uint64(nil), s.sids[:]...)
+	sids := s.sids
 	ch := s.channel
 	sh.mu.RUnlock()
 	fp := s.fp
@@ -182,7 +177,11 @@ func (m *MemState) kick(s *session, reason string, now time.Time, until int64) {
 			until = s.expires * int64(time.Second)
 		}
 	}
-	m.bans.kick(sids, fp, ch, until)
+	return kickEntries(sids[:], fp, ch, until)
+}
+
+// logClose emits and logs the close of a kicked session.
+func (m *MemState) logClose(s *session, reason string, now time.Time) {
 	m.sessions.emit("close", s, reason, now.UnixNano())
 	m.log.Info("authz: session kicked", "id", sessionIDString(s.id), "reason", reason)
 }

@@ -363,8 +363,9 @@ func (t *sessionTable) sweep(now time.Time) {
 	}
 }
 
-// closeWhere closes the sessions f selects, for bans.
-func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time.Time) {
+// closeWhere closes the sessions f selects, for bans, and returns how many. f runs under the session's shard
+// lock.
+func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time.Time) int {
 	var hit []*session
 	for i := range t.shards {
 		sh := &t.shards[i]
@@ -376,11 +377,14 @@ func (t *sessionTable) closeWhere(f func(*session) bool, reason string, now time
 		}
 		sh.mu.RUnlock()
 	}
+	n := 0
 	for _, s := range hit {
 		if t.remove(s) {
 			t.emit("close", s, reason, now.UnixNano())
+			n++
 		}
 	}
+	return n
 }
 
 // uncount takes a session off its channel's count; the caller holds ownMu.

@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/signaling"
@@ -58,6 +59,13 @@ type Config struct {
 	Signaling *signaling.Config `yaml:"signaling"`
 	// Log controls the operator's logs.
 	Log LogConfig `yaml:"log"`
+	// Node is this edge's name in logs, metrics, the admin API and the fleet. Default: the hostname. Letters,
+	// digits, '.', '_' and '-', at most 64 bytes; every node of a fleet needs its own.
+	Node string `yaml:"node"`
+	// Redis makes the edge a member of a fleet: bans, kicks, per-user session limits and conferences shared with
+	// the other edges through Redis. Omit the section for a single edge (nothing is shared). See fleet.Config
+	// for every field.
+	Redis *fleet.Config `yaml:"redis"`
 
 	trusted []netip.Prefix
 }
@@ -417,6 +425,20 @@ func (c *Config) Validate() error {
 	if c.Signaling != nil {
 		if err := c.Signaling.Validate(); err != nil {
 			return err
+		}
+	}
+	if c.Node != "" {
+		if _, err := fleet.NodeName(c.Node); err != nil {
+			return err
+		}
+	}
+	if c.Redis != nil {
+		if err := c.Redis.Validate(); err != nil {
+			return err
+		}
+		if !c.Auth.Disabled && c.Auth.Edge.Secret == "" && c.Auth.Edge.SecretFile == "" {
+			// A random key per process: one node's child links and session ids would mean nothing to the others.
+			return errors.New("'auth.edge.secret' or 'auth.edge.secret_file' must be set with 'redis': every node of a fleet verifies the others' child tokens")
 		}
 	}
 	switch c.Log.Level {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/hlsedge/hlsedge/configs"
@@ -16,6 +17,26 @@ func TestExampleConfigsParse(t *testing.T) {
 	}
 	if _, err := ParseConfig(data); err != nil {
 		t.Fatalf("configs/edge.yaml: %v", err)
+	}
+	// The redis section is commented out (its presence makes a fleet); uncommented, it must parse too.
+	var block []string
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case l == "# redis:":
+			block = append(block, "redis:")
+		case len(block) > 0 && strings.HasPrefix(l, "#   "):
+			block = append(block, strings.TrimPrefix(l, "#"))
+		}
+	}
+	if len(block) < 10 {
+		t.Fatalf("configs/edge.yaml documents no redis section: %q", block)
+	}
+	rc, err := ParseConfig([]byte(strings.Join(block, "\n")))
+	if err != nil {
+		t.Fatalf("configs/edge.yaml's redis section: %v\n%s", err, strings.Join(block, "\n"))
+	}
+	if rc.Redis == nil || rc.Redis.Sentinel == nil || rc.Redis.TLS == nil || rc.Redis.ProbeInterval == 0 {
+		t.Fatalf("redis section parsed as %+v", rc.Redis)
 	}
 	demo, err := ParseConfig(configs.Demo)
 	if err != nil {

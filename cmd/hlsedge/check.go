@@ -12,6 +12,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -123,6 +124,27 @@ func summarize(w io.Writer, path string, cfg *proxy.Config) {
 		fmt.Fprintf(w, "signaling:  %s, socket.io %s\n", cfg.Signaling.Path, cfg.Signaling.SocketIOPath)
 	} else {
 		fmt.Fprintln(w, "signaling:  off")
+	}
+	node, err := fleet.NodeName(cfg.Node)
+	if err != nil {
+		node = "(none: " + err.Error() + ")"
+	}
+	if r := cfg.Redis; r != nil {
+		where := r.Address
+		if r.Sentinel != nil {
+			where = "sentinel " + r.Sentinel.MasterName + " via " + strings.Join(r.Sentinel.Addresses, ",")
+		}
+		prefix := r.Prefix
+		if prefix == "" {
+			prefix = fleet.DefaultPrefix
+		}
+		fmt.Fprintf(w, "fleet:      node %s, redis %s db %d prefix %q, tls %s, password %s\n", node, where, r.DB, prefix,
+			setOrNot(r.TLS != nil), setOrNot(r.PasswordFile != ""))
+		if r.TLS == nil && r.Sentinel == nil && !loopback(r.Address) {
+			warn("redis %s is reached without TLS: bans, user ids and session fingerprints cross the network in clear", r.Address)
+		}
+	} else {
+		fmt.Fprintf(w, "fleet:      off (a single edge), node %s\n", node)
 	}
 	if cfg.Admin.Enabled() && !cfg.Admin.HasToken() {
 		if loopback(cfg.Admin.Addr()) {

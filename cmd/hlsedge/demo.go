@@ -15,6 +15,7 @@ import (
 )
 
 // runDemo is what `make run` starts: the synthetic origin and the edge in one process, on the embedded config.
+// With --nodes 2 or more (`make run-fleet`) it also starts redis-server and runs that many edges as a fleet.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -24,8 +25,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	configPath := fs.String("config", "", "edge config (default: the embedded configs/demo.yaml)")
 	listen := fs.String("listen", "", "edge address, overrides the config's 'listen'")
 	admin := fs.String("admin", "", "admin address, overrides the config's 'admin.listen'")
+	nodes := fs.Int("nodes", 1, "edges to run; 2 or more form a fleet on a redis-server the demo starts (node k listens on the ports plus 100*(k-1))")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *nodes < 1 || *nodes > 9 {
+		return fmt.Errorf("--nodes must be between 1 and 9, got %d", *nodes)
 	}
 	origin, err := synthorigin.New(synthorigin.Config{Channels: strings.Split(*channels, ","), URIs: synthorigin.URIsAbsolute, Variants: *variants})
 	if err != nil {
@@ -37,6 +42,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	go origin.Serve(oln)
 	defer origin.Shutdown()
+	if *nodes > 1 {
+		return runDemoFleet(ctx, *nodes, *configPath, *listen, "http://"+oln.Addr().String(), *admin,
+			strings.Split(*channels, ",")[0], stdout, stderr)
+	}
 
 	cfg, err := loadEdgeConfig(*configPath, *listen, "http://"+oln.Addr().String(), *admin)
 	if err != nil {

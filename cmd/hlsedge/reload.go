@@ -149,7 +149,7 @@ func (n *node) reload(now time.Time) (admin.ReloadResult, error) {
 	res := admin.ReloadResult{Result: "ok", At: now, LoadedAt: now, Changed: changedSections(old, cfg),
 		RestartRequired: restartFields(old, cfg)}
 
-	auth, err := authz.New(cfg.Auth, n.log, authz.WithState(n.state), authz.WithPrevious(n.auth))
+	auth, err := authz.New(cfg.Auth, n.log, authz.WithState(n.viewerState()), authz.WithPrevious(n.auth))
 	if err != nil {
 		return res, fmt.Errorf("building authorizer: %w", err)
 	}
@@ -206,6 +206,7 @@ func (n *node) reload(now time.Time) (admin.ReloadResult, error) {
 	// key refreshes and idle backend connections only, and the decision cache lives on in the new one.
 	n.auth.Close()
 	n.auth, n.cfg = auth, cfg
+	n.live.Store(auth)
 	return res, nil
 }
 

@@ -10,11 +10,14 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/redisstate"
 	"github.com/hlsedge/hlsedge/configs"
+	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/proxy"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
@@ -53,20 +56,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// node is one edge process and the composition root: the authorizer, conference signaling, the viewer listener
-// and the admin listener, built in that order from one config, and stopped together.
+// node is one edge process and the composition root: the fleet membership (with 'redis'), the authorizer,
+// conference signaling, the viewer listener and the admin listener, built in that order from one config, and
+// stopped together.
 type node struct {
-	cfg  *proxy.Config
-	log  *slog.Logger
-	auth *authz.Authorizer
-	// state holds the sessions, bans and kicks every authorizer of a reload takes over.
-	state *authz.MemState
+	cfg *proxy.Config
+	log *slog.Logger
+	// name is the edge's name ('node', default the hostname); "" when the hostname makes no valid name and the
+	// edge runs alone.
+	name string
+	// fleet, state and reporter are the fleet membership, the viewer state shared through it and the
+	// announcements of this node for the others' admin views; all nil without 'redis'.
+	fleet *fleet.Client
+	state *redisstate.State
+	// mem is a single edge's viewer state (nil in a fleet). Whichever is set holds the sessions, bans and kicks
+	// every authorizer of a reload takes over (viewerState).
+	mem      *authz.MemState
+	reporter *admin.Reporter
+	// closeHub closes the conference hub shared with the fleet; nil when signaling keeps its own.
+	closeHub func()
+	auth     *authz.Authorizer
+	// live is auth for the node's own goroutines (the fleet reporter), which a reload must not race.
+	live  atomic.Pointer[authz.Authorizer]
 	sig   *signaling.Server // nil when the config has no signaling section
 	edge  *proxy.Server
 	admin *admin.Server // nil when 'admin.listen' is ""
 	// ln and adminLn are the open listeners, which a reload may move to another address; adminLn is nil without
 	// the admin listener.
 	ln, adminLn *rebindListener
+	// stopReport ends the reporter that serve started, and reported is closed once it left the fleet's views.
+	stopReport context.CancelFunc
+	reported   chan struct{}
 	// stopped, when set, hears each part as stop releases it; tests check that nothing is left running.
 	stopped func(part string)
 
@@ -87,22 +107,52 @@ func startNode(cfg *proxy.Config, log *slog.Logger, stopped func(part string)) (
 }
 
 func (n *node) build() error {
-	cfg, log := n.cfg, n.log
-	state, err := authz.NewMemState(cfg.Auth, log)
-	if err != nil {
-		return fmt.Errorf("building viewer state: %w", err)
+	cfg := n.cfg
+	name, err := fleet.NodeName(cfg.Node)
+	if err != nil && (cfg.Redis != nil || cfg.Node != "") {
+		return err
 	}
-	n.state = state
-	auth, err := authz.New(cfg.Auth, log, authz.WithState(state))
+	// A hostname that makes no valid node name only matters to a fleet; a single edge goes without a name.
+	n.name = name
+	if name != "" {
+		n.log = n.log.With("node", name)
+	}
+	log := n.log
+	// One metrics set for the edge, signaling, reloads and the fleet, so that one /metrics carries them all.
+	ms := metrics.NewSet()
+	n.reloads.register(ms)
+	if name != "" {
+		ms.NewGauge(`hlsedge_node_info{node="`+name+`"}`, func() float64 { return 1 })
+	}
+	if cfg.Redis != nil {
+		if n.fleet, err = fleet.New(*cfg.Redis, name, log, ms); err != nil {
+			return fmt.Errorf("joining the fleet: %w", err)
+		}
+		if !cfg.Auth.Disabled {
+			if n.state, err = redisstate.New(cfg.Auth, n.fleet, log, ms); err != nil {
+				return fmt.Errorf("building the fleet's viewer state: %w", err)
+			}
+		}
+	}
+	if n.state == nil {
+		if n.mem, err = authz.NewMemState(cfg.Auth, log); err != nil {
+			return fmt.Errorf("building viewer state: %w", err)
+		}
+	}
+	auth, err := authz.New(cfg.Auth, log, authz.WithState(n.viewerState()))
 	if err != nil {
 		return fmt.Errorf("building authorizer: %w", err)
 	}
 	n.auth = auth
-	// One metrics set for the edge, signaling and reloads, so that one /metrics carries them all.
-	ms := metrics.NewSet()
-	n.reloads.register(ms)
+	n.live.Store(auth)
 	if cfg.Signaling != nil {
-		if n.sig, err = signaling.New(*cfg.Signaling, log, ms); err != nil {
+		var sigOpts []signaling.Option
+		if n.fleet != nil {
+			hub, closeHub := fleetHub(n.fleet, *cfg.Signaling, log, ms)
+			n.closeHub = closeHub
+			sigOpts = append(sigOpts, signaling.WithHub(hub))
+		}
+		if n.sig, err = signaling.New(*cfg.Signaling, log, ms, sigOpts...); err != nil {
 			return fmt.Errorf("building signaling: %w", err)
 		}
 	}
@@ -111,12 +161,15 @@ func (n *node) build() error {
 	}
 	if cfg.Admin.Enabled() {
 		n.admin, err = admin.New(cfg.Admin, admin.Options{
-			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig, Reloader: n,
+			Log: log, Auth: n.auth, Edge: n.edge, Signaling: n.sig, Reloader: n, Node: name, Fleet: n.fleet,
 			ReadTimeout: cfg.Server.ReadTimeout, WriteTimeout: cfg.Server.WriteTimeout, IdleTimeout: cfg.Server.IdleTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("building admin listener: %w", err)
 		}
+	}
+	if n.fleet != nil {
+		n.reporter = admin.NewReporter(n.fleet, n.live.Load, n.edge, log)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -132,6 +185,15 @@ func (n *node) build() error {
 	return nil
 }
 
+// viewerState is the sessions, bans and kicks every authorizer of this node shares, across reloads: the fleet's
+// in a fleet, the node's own otherwise.
+func (n *node) viewerState() authz.ViewerState {
+	if n.state != nil {
+		return n.state
+	}
+	return n.mem
+}
+
 // adminAddr is where the admin listener is, "" when it is off.
 func (n *node) adminAddr() string {
 	if n.adminLn == nil {
@@ -143,9 +205,18 @@ func (n *node) adminAddr() string {
 // serve answers on both listeners until ctx is done or one of them fails, which takes the whole node down rather
 // than leave it half alive; then it stops every part within 'server.shutdown_timeout'.
 func (n *node) serve(ctx context.Context) error {
-	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins))
+	n.log.Info("edge started", "listen", n.ln.Addr().String(), "admin", n.adminAddr(), "origins", len(n.cfg.Origins),
+		"fleet", n.fleet != nil)
 	stopHUP := n.reloadOnSIGHUP(ctx)
 	defer stopHUP()
+	if n.reporter != nil {
+		rctx, cancel := context.WithCancel(context.Background())
+		n.stopReport, n.reported = cancel, make(chan struct{})
+		go func() {
+			defer close(n.reported)
+			n.reporter.Run(rctx)
+		}()
+	}
 	errc := make(chan error, 2)
 	running := 1
 	go func() { errc <- n.edge.Serve(n.ln) }()
@@ -211,14 +282,29 @@ func (n *node) stop(ctx context.Context) error {
 		}
 		done("listeners")
 	}
-	if n.auth != nil || n.state != nil {
+	if n.auth != nil || n.mem != nil {
 		if n.auth != nil {
 			n.auth.Close()
+		}
+		if n.mem != nil {
+			n.mem.Close()
+		}
+		done("authorizer")
+	}
+	// The fleet last: the authorizer's state and signaling's hub use it until they are closed.
+	if n.fleet != nil {
+		if n.stopReport != nil {
+			n.stopReport()
+			<-n.reported
 		}
 		if n.state != nil {
 			n.state.Close()
 		}
-		done("authorizer")
+		if n.closeHub != nil {
+			n.closeHub()
+		}
+		n.fleet.Close()
+		done("fleet")
 	}
 	return errors.Join(errs...)
 }

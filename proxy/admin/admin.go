@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
@@ -74,6 +75,11 @@ type Options struct {
 	// Reloader re-reads the config file for POST /api/reload and tells the status page when the config in force
 	// was loaded; nil turns both off.
 	Reloader Reloader
+	// Node is this edge's name ('node'), shown in /api/stats, /healthz and the fleet views.
+	Node string
+	// Fleet is the edge's membership of a fleet ('redis'); nil for a single edge. With it /api/sessions and
+	// /api/stats cover every node, with a node column, and /healthz says whether the fleet is reachable.
+	Fleet *fleet.Client
 	// ReadTimeout, WriteTimeout and IdleTimeout bound each connection. Defaults 10s, 60s (a CPU profile takes
 	// 30 s to write) and 60s.
 	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
@@ -91,6 +97,8 @@ type Server struct {
 	edge   Edge
 	sig    *signaling.Server
 	reload Reloader
+	node   string
+	fleet  *fleet.Client // nil for a single edge
 	status *statusPage
 	// crossSite spots browser requests sent from another site's page (Sec-Fetch-Site, Origin against Host).
 	crossSite *http.CrossOriginProtection
@@ -118,7 +126,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 	def(&opts.IdleTimeout, 60*time.Second)
 	s := &Server{
 		log: opts.Log, now: opts.Now, edge: opts.Edge, sig: opts.Signaling, reload: opts.Reloader,
-		crossSite: http.NewCrossOriginProtection(),
+		node: opts.Node, fleet: opts.Fleet, crossSite: http.NewCrossOriginProtection(),
 	}
 	if err := s.Apply(cfg, opts.Auth); err != nil {
 		return nil, err
@@ -230,10 +238,23 @@ func profiles(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// healthz answers 200 while the node serves, which it does without Redis too; the lines after "ok" say which
+// node answered and whether it reaches the fleet, for the operator rather than the balancer.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	io.WriteString(w, "ok\n")
+	if s.node != "" {
+		io.WriteString(w, "node: "+s.node+"\n")
+	}
+	if s.fleet != nil {
+		h := s.fleet.Health()
+		if h.Degraded {
+			io.WriteString(w, "fleet: degraded since "+h.Since.UTC().Format(time.RFC3339)+": "+h.Reason+"\n")
+		} else {
+			io.WriteString(w, "fleet: ok\n")
+		}
+	}
 }
 
 // fail is the admin listener's one way to refuse: a status, a one-line reason for the operator's script or

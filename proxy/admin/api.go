@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/authz/redisstate"
 )
 
 // The admin API's session and ban endpoints:
@@ -22,17 +23,28 @@ import (
 //	POST   /api/bans                       {"ip"|"user"|"token": "...", "ttl": "10m", "reason": "...", "force": false}
 //	DELETE /api/bans/{id}                  lift a ban
 //	GET    /api/stats                      cache, origins, viewers per channel, the authorizer's counters
+//
+// With Redis on, /api/sessions lists every node's sessions with a "node" field, DELETE /api/sessions/{id}
+// closes a session whichever node holds it, and /api/stats adds "fleet": its health and a row per node.
 
 func (s *Server) sessions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	s.writeJSON(w, r, http.StatusOK, s.authorizer().Sessions(authz.SessionFilter{Channel: q.Get("channel"), User: q.Get("user")}))
+	f := authz.SessionFilter{Channel: q.Get("channel"), User: q.Get("user")}
+	if s.fleet != nil {
+		s.fleetSessions(w, r, f)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, s.authorizer().Sessions(f))
 }
 
+// kick closes a session wherever it is: with Redis on, a session another node holds is closed by that node.
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 	info, err := s.authorizer().Kick(r.PathValue("id"), s.now())
 	switch {
 	case errors.Is(err, authz.ErrNoSession):
 		s.fail(w, r, http.StatusNotFound, "no such session")
+	case errors.Is(err, redisstate.ErrFleetUnavailable):
+		s.fail(w, r, http.StatusServiceUnavailable, err.Error())
 	case err != nil:
 		s.fail(w, r, http.StatusConflict, err.Error())
 	default:
@@ -150,13 +162,22 @@ func jsonErr(err error) string {
 	return "malformed JSON"
 }
 
-// Stats is /api/stats: the edge's cache and origin figures, viewers per channel and the authorizer's counters.
+// Stats is /api/stats: the edge's cache and origin figures, viewers per channel and the authorizer's counters,
+// and with Redis on every node's.
 type Stats struct {
+	// Node is this edge's name.
+	Node string `json:"node,omitempty"`
 	EdgeStats
 	Viewers map[string]int `json:"viewers"`
 	Auth    authz.Stats    `json:"auth"`
+	// Fleet is the fleet's health and one row per node; absent for a single edge.
+	Fleet *FleetStats `json:"fleet,omitempty"`
 }
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	s.writeJSON(w, r, http.StatusOK, Stats{EdgeStats: s.edge.Stats(), Viewers: s.authorizer().Viewers(s.now()), Auth: s.authorizer().Stats()})
+	st := Stats{Node: s.node, EdgeStats: s.edge.Stats(), Viewers: s.authorizer().Viewers(s.now()), Auth: s.authorizer().Stats()}
+	if s.fleet != nil {
+		st.Fleet = s.fleetStats(r, st)
+	}
+	s.writeJSON(w, r, http.StatusOK, st)
 }
