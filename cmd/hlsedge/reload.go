@@ -262,6 +262,13 @@ func restartFields(a, b *proxy.Config) []string {
 	if !reflect.DeepEqual(a.TLS, b.TLS) {
 		out = append(out, "tls")
 	}
+	// The fleet membership (its Redis connection and this node's name in it) is built once.
+	if a.Node != b.Node {
+		out = append(out, "node")
+	}
+	if !reflect.DeepEqual(a.Redis, b.Redis) {
+		out = append(out, "redis")
+	}
 	out = append(out, diffFields("auth.sessions.", reflect.ValueOf(a.Auth.Sessions), reflect.ValueOf(b.Auth.Sessions))...)
 	out = append(out, diffFields("auth.bans.", reflect.ValueOf(a.Auth.Bans), reflect.ValueOf(b.Auth.Bans))...)
 	switch {
