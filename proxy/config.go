@@ -86,6 +86,12 @@ type UpstreamConfig struct {
 	MaxConnsPerOrigin int `yaml:"max_conns_per_origin"`
 	// DownFor is how long an origin that failed is skipped (passive health). Default 10s.
 	DownFor time.Duration `yaml:"down_for"`
+	// MaxHold bounds how long the edge waits on an origin for an LL-HLS blocking playlist reload (_HLS_msn). The
+	// origin holds such a request until the part it asks for exists, up to three target durations, so the edge
+	// waits that long plus a second, from the target duration of the last playlist it saw of that path, instead of
+	// Timeout; never longer than MaxHold, which is also the wait for a playlist it has not seen yet. A hold that
+	// runs out is answered 503 and not cached. Default 30s.
+	MaxHold time.Duration `yaml:"max_hold"`
 }
 
 // RouteConfig maps a public prefix to an origin prefix: PREFIX{channel}/rest -> ORIGIN_PREFIX{channel}/rest.
@@ -239,6 +245,7 @@ func (c *Config) SetDefaults() {
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
+	def(&c.Upstream.MaxHold, 30*time.Second)
 	def(&c.Upstream.TotalTimeout, c.Upstream.Timeout+c.Upstream.ConnectTimeout)
 	if c.Upstream.MaxConnsPerOrigin == 0 {
 		c.Upstream.MaxConnsPerOrigin = 512
@@ -337,6 +344,7 @@ func (c *Config) Validate() error {
 		{"upstream.timeout", c.Upstream.Timeout},
 		{"upstream.total_timeout", c.Upstream.TotalTimeout},
 		{"upstream.down_for", c.Upstream.DownFor},
+		{"upstream.max_hold", c.Upstream.MaxHold},
 		{"cache.segment_ttl", c.Cache.SegmentTTL},
 		{"server.read_timeout", c.Server.ReadTimeout},
 		{"server.write_timeout", c.Server.WriteTimeout},

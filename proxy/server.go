@@ -41,6 +41,8 @@ type Server struct {
 	auth     *authz.Authorizer
 	// sig is the conference signaling mounted on this listener, nil when not configured.
 	sig *signaling.Server
+	// ll is what the edge learns from LL-HLS playlists (llhls.go).
+	ll *llState
 	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
 	tokenParams []string
 	// segmentCC is the segments' Cache-Control, formatted once.
@@ -96,6 +98,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		m:       m,
 		auth:    opts.Auth,
 		sig:     opts.Signaling,
+		ll:      newLLState(cfg, opts.Metrics),
 	}
 	s.bufs.New = func() any { return &scratch{} }
 	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
