@@ -55,6 +55,9 @@ type Config struct {
 	Signaling *signaling.Config `yaml:"signaling"`
 	// Log controls the operator's logs.
 	Log LogConfig `yaml:"log"`
+	// Tier places the node in a tier of hlsedge nodes: a shield that edges use as their origin, or an edge in front
+	// of one (see TierConfig and OriginConfig.Shield).
+	Tier TierConfig `yaml:"tier"`
 
 	trusted []netip.Prefix
 }
@@ -63,6 +66,10 @@ type Config struct {
 type OriginConfig struct {
 	// URL is the origin's base, scheme and host only, e.g. http://10.0.0.5:8000.
 	URL string `yaml:"url"`
+	// Shield marks the origin as another hlsedge in the shield role ('tier.role: shield'): requests to it carry
+	// the tier signature made with 'tier.key' instead of any viewer token, and ask for the same cache keys as
+	// this edge's. Map the same origin paths on both tiers ('routes').
+	Shield bool `yaml:"shield"`
 
 	host   string
 	scheme string
@@ -394,6 +401,9 @@ func (c *Config) Validate() error {
 		c.trusted = append(c.trusted, p)
 	}
 	if err := c.Admin.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tier.validate(c.Origins); err != nil {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {

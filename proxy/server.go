@@ -43,6 +43,8 @@ type Server struct {
 	sig *signaling.Server
 	// ll is what the edge learns from LL-HLS playlists (llhls.go).
 	ll *llState
+	// tier checks edges' signed requests when this node is a shield (tier.go); nil otherwise.
+	tier *tierGate
 	// tokenParams are the query parameters that carry tokens: stripped before the origin and out of cache keys.
 	tokenParams []string
 	// segmentCC is the segments' Cache-Control, formatted once.
@@ -99,6 +101,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		auth:    opts.Auth,
 		sig:     opts.Signaling,
 		ll:      newLLState(cfg, opts.Metrics),
+		tier:    newTierGate(cfg, opts.Metrics),
 	}
 	s.bufs.New = func() any { return &scratch{} }
 	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))

@@ -38,6 +38,8 @@ type upstream struct {
 	client *fasthttp.HostClient
 	// downUntil is unix nanoseconds; while in the future the origin is asked only when all others are down too.
 	downUntil atomic.Int64
+	// tierKey signs every request to this origin when it is a shield ('origins[].shield'); nil otherwise.
+	tierKey []byte
 }
 
 // callOpts tunes one origin request.
@@ -69,8 +71,13 @@ func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time) *Upstreams 
 	u := &Upstreams{timeout: cfg.Upstream.Timeout, downFor: cfg.Upstream.DownFor, now: now, m: m}
 	connect := cfg.Upstream.ConnectTimeout
 	for _, o := range cfg.Origins {
+		var key []byte
+		if o.Shield {
+			key = cfg.Tier.key
+		}
 		u.list = append(u.list, &upstream{
-			host: o.host,
+			host:    o.host,
+			tierKey: key,
 			client: &fasthttp.HostClient{
 				Addr:  hostWithPort(o.host, o.scheme),
 				IsTLS: o.scheme == "https",
@@ -162,6 +169,12 @@ func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, opts callOpts,
 // try is one attempt on one origin. failed reports an origin failure that calls for the next origin.
 func (u *Upstreams) try(up *upstream, req *fasthttp.Request, deadline time.Time, opts callOpts, use func(*originResponse) error) (failed bool, err error) {
 	req.SetHost(up.host)
+	if up.tierKey != nil {
+		// Signed per attempt: the time is the attempt's, and only a shield gets the header.
+		signTier(&req.Header, up.tierKey, req.Header.Method(), req.URI().RequestURI(), u.now())
+	} else {
+		req.Header.Del(tierHeader)
+	}
 	resp, err := exchange(up.client, req, deadline)
 	if err != nil {
 		err = classifyOriginErr(err)
