@@ -211,13 +211,17 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		}
 		if i := r.chunk - st.dropped; i < len(st.chunks) {
 			c := st.chunks[i]
-			n := copy(p, c[r.off:])
+			from := r.off
+			n := min(len(p), len(c)-from)
 			r.off += n
 			if r.off == len(c) {
 				r.chunk++
 				r.off = 0
 			}
 			st.mu.Unlock()
+			// Chunks never change once appended, so the copy runs outside the lock: a thousand viewers woken by
+			// one pull copy at once instead of in turn.
+			copy(p, c[from:from+n])
 			return n, nil
 		}
 		if st.err != nil {
