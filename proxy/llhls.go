@@ -48,7 +48,8 @@ type llState struct {
 	hosts []string
 	seed  maphash.Seed
 
-	mu        sync.Mutex
+	// mu is read-locked on every blocking reload and every part miss, locked once per playlist version taken.
+	mu        sync.RWMutex
 	playlists generations[string, llPlaylist]
 	// parts holds the hashes of part keys (origin path and query): a collision only streams a segment that could
 	// have been buffered, which serves it the same.
@@ -94,8 +95,8 @@ func (g *generations[K, V]) put(k K, v V) {
 
 // playlist returns what is known of the media playlist at path (an origin path without query).
 func (l *llState) playlist(path []byte) (llPlaylist, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	return l.playlists.get(string(path))
 }
 
@@ -112,15 +113,16 @@ func (l *llState) holdWait(path []byte) time.Duration {
 // isPart reports whether key (origin path and query) was listed as a part or hinted in a playlist of late.
 func (l *llState) isPart(key []byte) bool {
 	h := maphash.Bytes(l.seed, key)
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	_, ok := l.parts.get(h)
 	return ok
 }
 
 // observe learns from a media playlist the edge took from its origin under key: its target duration, whether it
 // ended, and its parts and hinted part, resolved to the keys viewers will ask for. A master playlist (no
-// EXT-X-TARGETDURATION) teaches nothing.
+// EXT-X-TARGETDURATION) teaches nothing. Byte-range parts are left out: their URI is the whole segment, which
+// viewers ask for by Range and the edge serves from a whole cached copy, as any segment.
 func (l *llState) observe(key, body []byte, isToken func([]byte) bool) {
 	path := key[:pathLen(key)]
 	var (
@@ -149,9 +151,12 @@ func (l *llState) observe(key, body []byte, isToken func([]byte) bool) {
 		case string(line) == "#EXT-X-ENDLIST":
 			p.ended = true
 		case bytes.HasPrefix(line, []byte("#EXT-X-PART:")):
-			uri = attrValue(line[len("#EXT-X-PART:"):], "URI")
+			if attrs := line[len("#EXT-X-PART:"):]; attrValue(attrs, "BYTERANGE") == nil {
+				uri = attrValue(attrs, "URI")
+			}
 		case bytes.HasPrefix(line, []byte("#EXT-X-PRELOAD-HINT:")):
-			if attrs := line[len("#EXT-X-PRELOAD-HINT:"):]; string(attrValue(attrs, "TYPE")) == "PART" {
+			if attrs := line[len("#EXT-X-PRELOAD-HINT:"):]; string(attrValue(attrs, "TYPE")) == "PART" &&
+				attrValue(attrs, "BYTERANGE-START") == nil {
 				uri = attrValue(attrs, "URI")
 			}
 		}

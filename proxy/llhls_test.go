@@ -452,6 +452,8 @@ func TestObserveFindsPartsWhereViewersWillAsk(t *testing.T) {
 		"#EXT-X-PART:DURATION=0.5,URI=\"http://elsewhere/play/a001/v/foreign.m4s\"\n"+
 		"#EXT-X-PART:DURATION=0.5,URI=\"../climb.m4s\"\n"+
 		"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"hint.3.m4s\"\n"+
+		"#EXT-X-PART:DURATION=0.5,URI=\"ranged.m4s\",BYTERANGE=\"1000@0\"\n"+
+		"#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"ranged.m4s\",BYTERANGE-START=1000\n"+
 		"#EXT-X-PRELOAD-HINT:TYPE=MAP,URI=\"init.mp4\"\n"+
 		"#EXT-X-RENDITION-REPORT:URI=\"other.m3u8\",LAST-MSN=3\n"+
 		"#EXTINF:2,\nseg.m4s\n"), isToken)
@@ -469,6 +471,7 @@ func TestObserveFindsPartsWhereViewersWillAsk(t *testing.T) {
 	f("/play/a001/climb.m4s", false)
 	f("/play/a001/v/init.mp4", false)
 	f("/play/a001/v/seg.m4s", false)
+	f("/play/a001/v/ranged.m4s", false) // byte-range parts are ranges of a segment
 	f("/play/a001/v/other.m3u8", false)
 }
 
