@@ -20,6 +20,10 @@ func (c *requestCarrier) Header(name string) []byte   { return c.ctx.Request.Hea
 // viewer itself and returns false when the request is refused.
 func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) bool {
 	sc.decision = authz.Decision{}
+	// A shield takes an edge's tier signature in place of a viewer's token (tier.go).
+	if handled, ok := s.admitTier(ctx, sc); handled {
+		return ok
+	}
 	path := ctx.Request.URI().PathOriginal()
 	if !s.auth.Protected(path) {
 		return true

@@ -21,6 +21,8 @@ type object struct {
 	contentType string
 	kind        kind
 	storedAt    time.Time
+	// originAge is the Age the origin gave the object (a shield's cache time, say); Age adds the time since storedAt.
+	originAge time.Duration
 	// expiresAt ends freshness: after it the object is served only as a stale copy when the origin fails.
 	expiresAt time.Time
 	// keepUntil is how long the cache holds the object at all: expiresAt, or later for a playlist kept for

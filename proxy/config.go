@@ -66,6 +66,9 @@ type Config struct {
 	// the other edges through Redis. Omit the section for a single edge (nothing is shared). See fleet.Config
 	// for every field.
 	Redis *fleet.Config `yaml:"redis"`
+	// Tier places the node in a tier of hlsedge nodes: a shield that edges use as their origin, or an edge in front
+	// of one (see TierConfig and OriginConfig.Shield).
+	Tier TierConfig `yaml:"tier"`
 
 	trusted []netip.Prefix
 }
@@ -74,6 +77,10 @@ type Config struct {
 type OriginConfig struct {
 	// URL is the origin's base, scheme and host only, e.g. http://10.0.0.5:8000.
 	URL string `yaml:"url"`
+	// Shield marks the origin as another hlsedge in the shield role ('tier.role: shield'): requests to it carry
+	// the tier signature made with 'tier.key' instead of any viewer token, and ask for the same cache keys as
+	// this edge's. Map the same origin paths on both tiers ('routes').
+	Shield bool `yaml:"shield"`
 
 	host   string
 	scheme string
@@ -97,6 +104,12 @@ type UpstreamConfig struct {
 	MaxConnsPerOrigin int `yaml:"max_conns_per_origin"`
 	// DownFor is how long an origin that failed is skipped (passive health). Default 10s.
 	DownFor time.Duration `yaml:"down_for"`
+	// MaxHold bounds how long the edge waits on an origin for an LL-HLS blocking playlist reload (_HLS_msn). The
+	// origin holds such a request until the part it asks for exists, up to three target durations, so the edge
+	// waits that long plus a second, from the target duration of the last playlist it saw of that path, instead of
+	// Timeout; never longer than MaxHold, which is also the wait for a playlist it has not seen yet. A hold that
+	// runs out is answered 503 and not cached. Default 30s.
+	MaxHold time.Duration `yaml:"max_hold"`
 }
 
 // RouteConfig maps a public prefix to an origin prefix: PREFIX{channel}/rest -> ORIGIN_PREFIX{channel}/rest.
@@ -250,6 +263,7 @@ func (c *Config) SetDefaults() {
 	def(&c.Upstream.ConnectTimeout, 2*time.Second)
 	def(&c.Upstream.Timeout, 5*time.Second)
 	def(&c.Upstream.DownFor, 10*time.Second)
+	def(&c.Upstream.MaxHold, 30*time.Second)
 	def(&c.Upstream.TotalTimeout, c.Upstream.Timeout+c.Upstream.ConnectTimeout)
 	if c.Upstream.MaxConnsPerOrigin == 0 {
 		c.Upstream.MaxConnsPerOrigin = 512
@@ -351,6 +365,7 @@ func (c *Config) Validate() error {
 		{"upstream.timeout", c.Upstream.Timeout},
 		{"upstream.total_timeout", c.Upstream.TotalTimeout},
 		{"upstream.down_for", c.Upstream.DownFor},
+		{"upstream.max_hold", c.Upstream.MaxHold},
 		{"cache.segment_ttl", c.Cache.SegmentTTL},
 		{"server.read_timeout", c.Server.ReadTimeout},
 		{"server.write_timeout", c.Server.WriteTimeout},
@@ -400,6 +415,9 @@ func (c *Config) Validate() error {
 		c.trusted = append(c.trusted, p)
 	}
 	if err := c.Admin.Validate(); err != nil {
+		return err
+	}
+	if err := c.Tier.validate(c.Origins); err != nil {
 		return err
 	}
 	if err := c.Auth.Validate(); err != nil {

@@ -80,12 +80,23 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, key []byte) (fetchResul
 	req.URI().DisablePathNormalizing = true
 	req.Header.SetMethod(fasthttp.MethodGet)
 	setForwardHeaders(&req.Header, ctx, s.clientIP(ctx))
+	var opts callOpts
+	deadline := time.Now().Add(s.cfg.Upstream.TotalTimeout)
+	if k == kindPlaylist && blockingKey(key) {
+		// An LL-HLS blocking reload: the origin holds it until the part exists (llhls.go).
+		opts = callOpts{attempt: s.ll.holdWait(key[:pathLen(key)]), blocking: true}
+		deadline = time.Now().Add(opts.attempt)
+	}
 	var res fetchResult
-	err := s.up.Do(req, time.Now().Add(s.cfg.Upstream.TotalTimeout), func(resp *originResponse) (err error) {
+	err := s.up.Do(req, deadline, opts, func(resp *originResponse) (err error) {
 		res, err = s.take(k, key, resp)
 		return err
 	})
 	if err != nil {
+		if opts.blocking {
+			// A later playlist is never a stale copy of this one: it answers other directives.
+			return fetchResult{}, s.holdError(err)
+		}
 		return s.staleOnError(k, key, err)
 	}
 	if st := res.stream; st != nil {
@@ -100,6 +111,9 @@ func (s *Server) fetch(ctx *fasthttp.RequestCtx, k kind, key []byte) (fetchResul
 // becomes a shared stream. It owns resp's body. Errors reading the body are the origin's failure, and no part
 // of such a body is kept: a body is whole only when its framing says so.
 func (s *Server) take(k kind, key []byte, resp *originResponse) (fetchResult, error) {
+	if k != kindPlaylist && s.ll.isPart(key) {
+		return s.streamPart(key, resp), nil
+	}
 	limit := int64(s.cfg.Cache.MaxObjectSize)
 	if k == kindPlaylist {
 		limit = int64(s.cfg.Cache.MaxPlaylistSize)
@@ -129,7 +143,8 @@ func (s *Server) take(k kind, key []byte, resp *originResponse) (fetchResult, er
 		ct = k.contentType(key)
 	}
 	now := s.now()
-	o := &object{key: string(key), body: body, contentType: ct, kind: k, storedAt: now}
+	o := &object{key: string(key), body: body, contentType: ct, kind: k, storedAt: now,
+		originAge: parseAge(resp.header.Peek(fasthttp.HeaderAge))}
 	ttl := s.cfg.Cache.SegmentTTL
 	switch k {
 	case kindOther:
@@ -154,6 +169,11 @@ func (s *Server) take(k kind, key []byte, resp *originResponse) (fetchResult, er
 			s.m.disguisedURIs.Add(len(disguised))
 			s.log.Warn("playlist hides a foreign host in an odd URI spelling; left untouched and without a token",
 				"path", string(key[:pathLen(key)]), "uris", disguised)
+		}
+		// LL-HLS: the target duration sets the hold of the next blocking reloads, and parts stream (llhls.go).
+		s.ll.observe(key, body, s.isTokenParam)
+		if blockingKey(key) {
+			ttl = s.blockingTTL(key, ttl)
 		}
 	}
 	o.expiresAt = now.Add(ttl)

@@ -103,6 +103,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	// The cache key is the origin path plus the query the origin needs (LL-HLS _HLS_msn and the like), without any
 	// token parameter, so every viewer of a segment shares one entry.
 	sc.query = appendOriginQuery(sc.query[:0], ctx.URI().QueryArgs(), s.isTokenParam)
+	// LL-HLS delivery directives: one spelling per playlist version, 400 for those the spec refuses (llhls.go).
+	if rt.kind == kindPlaylist && !s.llDirectives(ctx, sc) {
+		return rt.kind, ""
+	}
 	sc.key = append(append(sc.key[:0], sc.originPath...), sc.query...)
 
 	o := s.cache.Get(sc.key, sc.now)
@@ -127,6 +131,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 	h.SetContentType(o.contentType)
 	if o.kind == kindPlaylist {
 		h.Set(fasthttp.HeaderCacheControl, s.playlistCacheControl())
+		setAge(h, o, sc.now)
 		tmpl, err := o.template(s.rewriter)
 		if err != nil {
 			// The leader already refused bad playlists; this only guards objects cached before a config change.
@@ -182,7 +187,8 @@ func (s *Server) failOrigin(ctx *fasthttp.RequestCtx, err error) {
 		oe = &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin fetch failed", Err: err}
 	}
 	level := slog.LevelWarn
-	if oe.Status == fasthttp.StatusNotFound {
+	if oe.Status == fasthttp.StatusNotFound || oe.Status == fasthttp.StatusServiceUnavailable {
+		// 503 is an LL-HLS hold that ran out: the stream's state, counted in hlsedge_ll_hold_timeouts_total.
 		level = slog.LevelDebug
 	}
 	s.log.Log(context.Background(), level, "origin error", "path", string(ctx.Request.URI().PathOriginal()), "status", oe.Status,

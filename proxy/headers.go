@@ -103,7 +103,8 @@ func (s *Server) setCORS(ctx *fasthttp.RequestCtx) {
 		h.Set(fasthttp.HeaderVary, "Origin")
 	}
 	h.Set(fasthttp.HeaderAccessControlAllowOrigin, allowed)
-	h.Set(fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range")
+	// Age too: hls.js reads it to aim its LL-HLS blocking reloads, and a cross-origin page sees only what is exposed.
+	h.Set(fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range, Age")
 	if string(ctx.Method()) == fasthttp.MethodOptions {
 		h.Set(fasthttp.HeaderAccessControlAllowMethods, "GET, HEAD, OPTIONS")
 		h.Set(fasthttp.HeaderAccessControlAllowHeaders, "Range, Authorization")

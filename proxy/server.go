@@ -45,6 +45,8 @@ type Server struct {
 	segmentCC string
 	// player serves /{stream}/embed.html and /_hlsedge/ before routing; nil when 'player.disabled'.
 	player *player
+	// tier checks edges' signed requests when this node is a shield (tier.go); nil otherwise.
+	tier *tierGate
 }
 
 // core is what every generation of a Server shares.
@@ -61,6 +63,9 @@ type core struct {
 	m       *edgeMetrics
 	// sig is the conference signaling mounted on this listener, nil when not configured.
 	sig *signaling.Server
+	// ll is what the edge learns from LL-HLS playlists (llhls.go); it outlives reloads, with the hold and the
+	// origin hosts of the config it was built with.
+	ll  *llState
 	now func() time.Time
 	// clock is the test clock, nil in production, where the request's arrival time from fasthttp is used.
 	clock func() time.Time
@@ -115,6 +120,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		fetches: newFetchGroup(opts.Metrics),
 		m:       m,
 		sig:     opts.Signaling,
+		ll:      newLLState(cfg, opts.Metrics),
 	}
 	c.bufs.New = func() any { return &scratch{} }
 	if opts.Now != nil {
@@ -167,7 +173,7 @@ func (c *core) generation(cfg *Config, auth *authz.Authorizer, prev *Server) (*S
 	if auth == nil {
 		return nil, errors.New("proxy: Options.Auth is required")
 	}
-	s := &Server{core: c, cfg: cfg, auth: auth}
+	s := &Server{core: c, cfg: cfg, auth: auth, tier: newTierGate(cfg, c.m.set)}
 	s.segmentCC = "public, max-age=" + strconv.Itoa(int(cfg.Cache.SegmentTTL/time.Second))
 	var prevUp *Upstreams
 	if prev != nil {

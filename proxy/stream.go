@@ -54,6 +54,9 @@ type sharedStream struct {
 	// gone is set when the last reader left: the bytes are released and nobody may join any more.
 	gone  bool
 	spare []byte
+	// fill, when set, gets the whole body once it arrived whole with none of it dropped: LL-HLS parts are streamed
+	// whatever their size and cached as they end (see streamPart).
+	fill func(body []byte)
 }
 
 // newSharedStream starts passing on body, of which prefix was read already. size is the Content-Length, -1 when
@@ -163,6 +166,9 @@ func (st *sharedStream) finishLocked(err error) {
 		st.body = nil
 	}
 	if err == io.EOF {
+		if st.fill != nil && st.dropped == 0 {
+			st.fill(st.joinLocked())
+		}
 		return
 	}
 	st.g.unregister(st)
@@ -171,6 +177,15 @@ func (st *sharedStream) finishLocked(err error) {
 		st.log.Warn("origin stream ended early; viewers' connections aborted", "path", st.path, "bytes", st.end,
 			"err", err.Error())
 	}
+}
+
+// joinLocked copies the body's chunks into one slice that owns its memory.
+func (st *sharedStream) joinLocked() []byte {
+	body := make([]byte, 0, st.end)
+	for _, c := range st.chunks {
+		body = append(body, c...)
+	}
+	return body
 }
 
 // streamReader is one viewer's position in a sharedStream; fasthttp reads it and closes it when the response
@@ -196,13 +211,17 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		}
 		if i := r.chunk - st.dropped; i < len(st.chunks) {
 			c := st.chunks[i]
-			n := copy(p, c[r.off:])
+			from := r.off
+			n := min(len(p), len(c)-from)
 			r.off += n
 			if r.off == len(c) {
 				r.chunk++
 				r.off = 0
 			}
 			st.mu.Unlock()
+			// Chunks never change once appended, so the copy runs outside the lock: a thousand viewers woken by
+			// one pull copy at once instead of in turn.
+			copy(p, c[from:from+n])
 			return n, nil
 		}
 		if st.err != nil {

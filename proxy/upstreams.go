@@ -42,7 +42,22 @@ type upstream struct {
 	client *fasthttp.HostClient
 	// downUntil is unix nanoseconds; while in the future the origin is asked only when all others are down too.
 	downUntil atomic.Int64
+	// tierKey signs every request to this origin when it is a shield ('origins[].shield'); nil otherwise.
+	tierKey []byte
 }
+
+// callOpts tunes one origin request.
+type callOpts struct {
+	// attempt bounds each origin's attempt in place of upstream.timeout when set.
+	attempt time.Duration
+	// blocking marks an LL-HLS blocking playlist reload, which the origin holds until the part exists: its 503 (the
+	// hold ran out) and a wait that runs out once the request is sent are the stream's state, answered 503, not an
+	// origin failure that marks it down or asks the next origin.
+	blocking bool
+}
+
+// holdReason is the viewer's one-line answer when an LL-HLS hold ran out.
+const holdReason = "the requested part did not appear in time"
 
 // Upstreams is the ordered list of origins with failover.
 type Upstreams struct {
@@ -60,6 +75,7 @@ const maxOrigins = 16
 type upstreamKey struct {
 	host, scheme string
 	cfg          UpstreamConfig
+	tierKey      string // the shield's signing key; a changed key builds a new upstream
 }
 
 // newUpstreams builds the origins of cfg; an origin prev already has with the same settings is kept as it is.
@@ -67,7 +83,11 @@ func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time, prev *Upstr
 	u := &Upstreams{timeout: cfg.Upstream.Timeout, downFor: cfg.Upstream.DownFor, now: now, m: m}
 	connect := cfg.Upstream.ConnectTimeout
 	for _, o := range cfg.Origins {
-		key := upstreamKey{host: o.host, scheme: o.scheme, cfg: cfg.Upstream}
+		var tierKey []byte
+		if o.Shield {
+			tierKey = cfg.Tier.key
+		}
+		key := upstreamKey{host: o.host, scheme: o.scheme, cfg: cfg.Upstream, tierKey: string(tierKey)}
 		if prev != nil {
 			// An origin listed twice gets two upstreams, as it did before the reload.
 			i := slices.IndexFunc(prev.list, func(up *upstream) bool { return up.built == key && !slices.Contains(u.list, up) })
@@ -77,8 +97,9 @@ func newUpstreams(cfg *Config, m *edgeMetrics, now func() time.Time, prev *Upstr
 			}
 		}
 		u.list = append(u.list, &upstream{
-			host:  o.host,
-			built: key,
+			host:    o.host,
+			built:   key,
+			tierKey: tierKey,
 			client: &fasthttp.HostClient{
 				Addr:  hostWithPort(o.host, o.scheme),
 				IsTLS: o.scheme == "https",
@@ -122,7 +143,7 @@ func hostWithPort(host, scheme string) string {
 // use gets every 200 answer and owns its body: it must Close it, or hand it on. An error from use that is an
 // *OriginError (say, not a playlist) ends the call with that error; any other error is the origin's failure
 // (body cut short, stalled) and the next origin is asked.
-func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, use func(*originResponse) error) error {
+func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, opts callOpts, use func(*originResponse) error) error {
 	if len(u.list) == 0 {
 		return &OriginError{Status: fasthttp.StatusBadGateway, Reason: "no origin configured"}
 	}
@@ -148,11 +169,15 @@ func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, use func(*orig
 			}
 			break
 		}
-		attempt := start.Add(u.timeout)
+		timeout := u.timeout
+		if opts.attempt > 0 {
+			timeout = opts.attempt
+		}
+		attempt := start.Add(timeout)
 		if deadline.Before(attempt) {
 			attempt = deadline
 		}
-		failed, err := u.try(up, req, attempt, use)
+		failed, err := u.try(up, req, attempt, opts, use)
 		u.m.originLatency(up.host).UpdateDuration(start)
 		if !failed {
 			return err
@@ -164,16 +189,33 @@ func (u *Upstreams) Do(req *fasthttp.Request, deadline time.Time, use func(*orig
 }
 
 // try is one attempt on one origin. failed reports an origin failure that calls for the next origin.
-func (u *Upstreams) try(up *upstream, req *fasthttp.Request, deadline time.Time, use func(*originResponse) error) (failed bool, err error) {
+func (u *Upstreams) try(up *upstream, req *fasthttp.Request, deadline time.Time, opts callOpts, use func(*originResponse) error) (failed bool, err error) {
 	req.SetHost(up.host)
+	if up.tierKey != nil {
+		// Signed per attempt: the time is the attempt's, and only a shield gets the header.
+		signTier(&req.Header, up.tierKey, req.Header.Method(), req.URI().RequestURI(), u.now())
+	} else {
+		req.Header.Del(tierHeader)
+	}
 	resp, err := exchange(up.client, req, deadline)
 	if err != nil {
 		err = classifyOriginErr(err)
 		u.m.originFetch(up.host, originResult(err)).Inc()
+		var oe *OriginError
+		if opts.blocking && errors.As(err, &oe) && oe.Status == fasthttp.StatusGatewayTimeout &&
+			!errors.Is(err, fasthttp.ErrDialTimeout) {
+			// The request was sent and the origin held it past the hold: no part, and no failure either.
+			return false, &OriginError{Status: fasthttp.StatusServiceUnavailable, Reason: holdReason, Err: err}
+		}
 		return true, err
 	}
 	switch st := resp.header.StatusCode(); {
 	case st == fasthttp.StatusOK:
+	case opts.blocking && st == fasthttp.StatusServiceUnavailable:
+		// The origin's own answer when the part did not appear within its hold (rfc8216bis 6.2.5.2).
+		resp.body.discard(64 << 10)
+		u.m.originFetch(up.host, "ok").Inc()
+		return false, &OriginError{Status: fasthttp.StatusServiceUnavailable, Reason: holdReason}
 	case st == fasthttp.StatusNotFound:
 		resp.body.discard(64 << 10)
 		up.downUntil.Store(0)
