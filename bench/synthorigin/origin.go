@@ -365,7 +365,10 @@ func (o *Origin) serveSegment(ctx *fasthttp.RequestCtx, ch *originChannel, name 
 		o.notFound(ctx, kindSegment)
 		return
 	}
-	if first, last := o.window(o.now()); seq < first || seq > last {
+	// RFC 8216 §6.2.2: a segment removed from the playlist stays available for its own duration plus the
+	// playlist's, so a player that loaded the playlist just before the window moved (a slow one, on a loaded
+	// machine) still gets it.
+	if first, last := o.window(o.now()); seq < first-int64(o.cfg.WindowSize)-1 || seq > last {
 		o.notFound(ctx, kindSegment)
 		return
 	}

@@ -170,10 +170,16 @@ func TestOriginWindowAdvancesWithClock(t *testing.T) {
 	if m3.seq != m.seq+1 || m3.uris[0] != m.uris[1] || m3.uris[3] != m.uris[4] {
 		t.Fatalf("after one segment duration: seq %d uris %v; was %d %v", m3.seq, m3.uris, m.seq, m.uris)
 	}
-	// The segment that left the window is gone; the newest one is served.
-	if code, _, _ := get(t, base+m.uris[0]); code != 404 {
-		t.Fatalf("segment out of the window: %d, want 404", code)
+	// The segment that left the window stays served for its duration plus the playlist's (RFC 8216 §6.2.2),
+	// then it is gone; the newest one is served.
+	if code, _, _ := get(t, base+m.uris[0]); code != 200 {
+		t.Fatalf("segment that just left the window: %d, want 200", code)
 	}
+	clk.Add(6 * 3 * time.Second) // a window of 5 segments, plus the segment itself
+	if code, _, _ := get(t, base+m.uris[0]); code != 404 {
+		t.Fatalf("segment a playlist duration out of the window: %d, want 404", code)
+	}
+	clk.Add(-6 * 3 * time.Second)
 	code, hdr, seg := get(t, base+m3.uris[4])
 	if code != 200 || hdr.Get("Content-Type") != "video/MP2T" || len(seg) < 1000 || seg[0] != 0x47 {
 		t.Fatalf("newest segment: %d %q %d bytes", code, hdr.Get("Content-Type"), len(seg))
