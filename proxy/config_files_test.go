@@ -21,10 +21,14 @@ func TestExampleConfigsParse(t *testing.T) {
 	// The redis section is commented out (its presence makes a fleet); uncommented, it must parse too.
 	var block []string
 	for _, l := range strings.Split(string(data), "\n") {
-		switch {
-		case l == "# redis:":
+		if l == "# redis:" {
 			block = append(block, "redis:")
-		case len(block) > 0 && strings.HasPrefix(l, "#   "):
+			continue
+		}
+		if len(block) > 0 {
+			if !strings.HasPrefix(l, "#   ") {
+				break // the block ends at its first line that is not an indented comment
+			}
 			block = append(block, strings.TrimPrefix(l, "#"))
 		}
 	}
