@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,8 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 )
@@ -135,19 +132,7 @@ func asyncGet(url string) <-chan getResult {
 }
 
 func TestOriginLLConfigValidate(t *testing.T) {
-	f := func(cfg Config, field string) {
-		t.Helper()
-		err := cfg.Validate()
-		if field == "" {
-			if err != nil {
-				t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
-			}
-			return
-		}
-		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field+"'") {
-			t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
-		}
-	}
+	f := func(cfg Config, field string) { t.Helper(); validates(t, cfg, field) }
 	ok := []string{"a001"}
 	sleep := func(context.Context, time.Time) bool { return true }
 	f(Config{Channels: ok, LL: true}, "")
@@ -621,24 +606,7 @@ func TestOriginLLStatsJSON(t *testing.T) {
 // BenchmarkOriginLLPart is the cost of a complete part: a copy of its fragments with their decode times patched.
 func BenchmarkOriginLLPart(b *testing.B) {
 	clk := clocks.NewManual(llStart)
-	o, err := New(Config{Channels: []string{"a001"}, LL: true, Now: clk.Now, SleepUntil: clk.SleepUntil})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := o.Handler()
-	u := "/play/a001/" + o.PartName("a001", 0, llSeq, 0)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		var ctx fasthttp.RequestCtx
-		for pb.Next() {
-			ctx.Request.Reset()
-			ctx.Response.Reset()
-			ctx.Request.SetRequestURI(u)
-			h(&ctx)
-			if ctx.Response.StatusCode() != 200 {
-				b.Errorf("status %d", ctx.Response.StatusCode())
-				return
-			}
-		}
+	benchOrigin(b, Config{Channels: []string{"a001"}, LL: true, Now: clk.Now, SleepUntil: clk.SleepUntil}, func(o *Origin) string {
+		return "/play/a001/" + o.PartName("a001", 0, llSeq, 0)
 	})
 }

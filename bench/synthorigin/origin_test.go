@@ -114,23 +114,26 @@ func parseMediaInfo(t testing.TB, body string) mediaInfo {
 	return m
 }
 
-func TestOriginConfigValidate(t *testing.T) {
-	f := func(cfg Config, field string) {
-		t.Helper()
-		err := cfg.Validate()
-		if field == "" {
-			if err != nil {
-				t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
-			}
-			return
+// validates checks that cfg is valid (field "") or that Validate and New refuse it naming field.
+func validates(t *testing.T, cfg Config, field string) {
+	t.Helper()
+	err := cfg.Validate()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
 		}
-		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field) {
-			t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
-		}
-		if _, err := New(cfg); err == nil {
-			t.Fatalf("New accepted an invalid config %+v", cfg)
-		}
+		return
 	}
+	if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field+"'") {
+		t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
+	}
+	if _, err := New(cfg); err == nil {
+		t.Fatalf("New accepted an invalid config %+v", cfg)
+	}
+}
+
+func TestOriginConfigValidate(t *testing.T) {
+	f := func(cfg Config, field string) { t.Helper(); validates(t, cfg, field) }
 	ok := []string{"a001"}
 	f(Config{Channels: ok}, "")
 	f(Config{Channels: ok, URIs: "path", Variants: 8, WindowSize: 6, SegmentDuration: time.Second}, "")
