@@ -568,27 +568,9 @@ func TestOriginLLWrapIsContinuous(t *testing.T) {
 // TestOriginLLFFprobe has the real ffprobe read the LL origin over loopback on the wall clock: fMP4 parts and
 // segments that a real HLS client decodes, in both variant set-ups.
 func TestOriginLLFFprobe(t *testing.T) {
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Fatalf("ffprobe is required (make deps installs it): %v", err)
-	}
-	f := func(cfg Config) {
-		t.Helper()
-		cfg.LL = true
-		_, base := startOrigin(t, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
-			"-of", "csv=p=0", base+"/play/a001/index.m3u8").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ffprobe: %v\n%s", err, out)
-		}
-		fields := strings.Fields(string(out))
-		if !slices.Contains(fields, "h264") || !slices.Contains(fields, "aac") {
-			t.Fatalf("ffprobe saw %q, want h264 and aac", out)
-		}
-	}
-	f(Config{Channels: []string{"a001"}, Now: time.Now, SleepUntil: clocks.Wall{}.SleepUntil})
-	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Parts: 15, Now: time.Now, SleepUntil: clocks.Wall{}.SleepUntil})
+	wall := clocks.Wall{}
+	probeOrigin(t, Config{Channels: []string{"a001"}, LL: true, Now: wall.Now, SleepUntil: wall.SleepUntil})
+	probeOrigin(t, Config{Channels: []string{"a001"}, LL: true, URIs: URIsRelative, Variants: 2, Parts: 15, Now: wall.Now, SleepUntil: wall.SleepUntil})
 }
 
 func TestOriginLLStatsJSON(t *testing.T) {
