@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
@@ -22,7 +23,7 @@ const llS = 566666667
 // a blocking reload and a hinted-part request sent as soon as the hint names it, and get it the instant the
 // origin completes it.
 func TestViewerLL(t *testing.T) {
-	clk := newManualClock(llT0)
+	clk := clocks.NewManual(llT0)
 	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, LL: true, URIs: synthorigin.URIsPath,
 		Now: clk.Now, SleepUntil: clk.SleepUntil}, nil)
 	const viewers = 2
@@ -121,7 +122,7 @@ func TestViewerLL(t *testing.T) {
 
 // TestViewerLLFallsBackOnPlainHLS: --ll against an origin without LL plays it the regular way.
 func TestViewerLLFallsBackOnPlainHLS(t *testing.T) {
-	clk := newManualClock(time.Unix(1_700_000_000, 250_000_000))
+	clk := clocks.NewManual(time.Unix(1_700_000_000, 250_000_000))
 	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, SegmentDuration: time.Second, Now: clk.Now}, nil)
 	rep := runOnClock(t, clk, HLSConfig{URL: ro.base + "/play/a001/index.m3u8", Viewers: 1, Duration: 2500 * time.Millisecond, LL: true},
 		nil, 1+1, 250*time.Millisecond)
@@ -133,7 +134,7 @@ func TestViewerLLFallsBackOnPlainHLS(t *testing.T) {
 // TestHLSSeveralEdges spreads viewers over two servers round robin, as over two edges, and checks that each saw
 // exactly its viewers and that the report's per-edge counts are what the servers saw.
 func TestHLSSeveralEdges(t *testing.T) {
-	clk := newManualClock(time.Unix(1_700_000_000, 250_000_000))
+	clk := clocks.NewManual(time.Unix(1_700_000_000, 250_000_000))
 	cfg := synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsPath, SegmentDuration: time.Second, Now: clk.Now}
 	a := startRecordingOrigin(t, cfg, nil)
 	b := startRecordingOrigin(t, cfg, nil)
@@ -262,7 +263,7 @@ func TestParseLLPlaylist(t *testing.T) {
 // it catches up, as a slow join would) finds its first hinted part already complete; that part is catch-up, not
 // delivery, and only the parts it asked for before they existed are timed.
 func TestViewerLLTimesOnlyPartsAskedForEarly(t *testing.T) {
-	clk := newManualClock(llT0)
+	clk := clocks.NewManual(llT0)
 	var ro *recordingOrigin
 	var jumped atomic.Bool
 	ro = startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, LL: true, URIs: synthorigin.URIsPath,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
@@ -139,7 +140,7 @@ func errorName(err error) string {
 // RunHLS runs cfg.Viewers simulated viewers for cfg.Duration, writes a progress line to progress (if not nil)
 // every cfg.Interval, and returns the report. It returns early, with what it measured, when ctx is done.
 func RunHLS(ctx context.Context, cfg HLSConfig, progress io.Writer) (*HLSReport, error) {
-	return runHLS(ctx, cfg, progress, wallClock{})
+	return runHLS(ctx, cfg, progress, clocks.Wall{})
 }
 
 // runHLS is RunHLS on the given clock.

@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
@@ -88,7 +89,7 @@ func (ro *recordingOrigin) requests() []recordedReq {
 // viewer waits: the cadence is asserted exactly, whatever the machine's load.
 func TestViewerLive(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 250_000_000) // a quarter into a segment period: polls never meet a boundary
-	clk := newManualClock(t0)
+	clk := clocks.NewManual(t0)
 	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, Variants: 2, URIs: synthorigin.URIsPath,
 		SegmentDuration: time.Second, Now: clk.Now}, nil)
 	const viewers, runFor = 2, 3500 * time.Millisecond
@@ -165,7 +166,7 @@ func TestViewerLive(t *testing.T) {
 func TestViewerSlowSegmentIsStall(t *testing.T) {
 	// Each segment lasts 1 s but takes 1.5 s to arrive (the origin moves the clock on while it answers): from the
 	// second one on, every one is late. A window of 10 keeps the late ones listed.
-	clk := newManualClock(time.Unix(1_700_000_000, 250_000_000))
+	clk := clocks.NewManual(time.Unix(1_700_000_000, 250_000_000))
 	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, SegmentDuration: time.Second, WindowSize: 10, Now: clk.Now},
 		func(uri string, _ int) int {
 			if strings.HasSuffix(uri, ".ts") {
@@ -207,7 +208,7 @@ func TestViewerDeniedStops(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var deniedAt int
 			var mu sync.Mutex
-			clk := newManualClock(time.Unix(1_700_000_000, 250_000_000))
+			clk := clocks.NewManual(time.Unix(1_700_000_000, 250_000_000))
 			ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001"}, SegmentDuration: time.Second, Now: clk.Now}, func(uri string, n int) int {
 				mu.Lock()
 				defer mu.Unlock()
@@ -243,7 +244,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // TestHLSProgressAndReport runs a short bench with minted tokens and origin stats, then checks the progress
 // lines, the JSON, and that the HTML report is one well-formed, self-contained document with its charts.
 func TestHLSProgressAndReport(t *testing.T) {
-	clk := newManualClock(time.Unix(1_700_000_000, 250_000_000))
+	clk := clocks.NewManual(time.Unix(1_700_000_000, 250_000_000))
 	ro := startRecordingOrigin(t, synthorigin.Config{Channels: []string{"a001", "a002"}, Variants: 2, SegmentDuration: time.Second, Now: clk.Now}, nil)
 	base := ro.base
 	secret := "report-test-secret-report-test-secret"

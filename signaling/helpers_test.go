@@ -230,6 +230,16 @@ func (ts *testServer) connect(u user, room, contentID string) *client {
 	return c
 }
 
+// joinWaiting puts c in the waiting room and waits for its answer, and for each moderator in mods to be told.
+func (c *client) joinWaiting(mods ...*client) {
+	c.t.Helper()
+	c.send("join_waiting_room", nil)
+	c.expect("join_waiting_room_response")
+	for _, m := range mods {
+		m.expect("waiting_participant_joined")
+	}
+}
+
 func urlQueryEscape(s string) string {
 	return strings.NewReplacer("%", "%25", " ", "%20", "&", "%26", "#", "%23", "+", "%2B").Replace(s)
 }

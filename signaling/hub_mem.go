@@ -4,7 +4,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -18,11 +17,11 @@ type memHub struct {
 	defaultWaiting bool
 	clock          clock
 
-	nodes atomic.Pointer[[]Receiver] // copied on Attach and detach: the fan-out reads it without a lock
+	rcv receivers
 
 	mu       sync.Mutex
 	registry map[string]Conference
-	confs    map[ConfKey]*confState
+	confs    map[ConfKey]*memConf
 	users    map[string][]string // a user's reserved session IDs, by user key
 	closed   bool
 }
@@ -38,93 +37,26 @@ func newMemHub(grace time.Duration, history int, defaultWaiting bool, clk clock)
 		defaultWaiting: defaultWaiting,
 		clock:          clk,
 		registry:       map[string]Conference{},
-		confs:          map[ConfKey]*confState{},
+		confs:          map[ConfKey]*memConf{},
 		users:          map[string][]string{},
 	}
 }
 
-// memberState is a session as its conference's state knows it.
-type memberState struct {
-	role Role
-	w    *waiter
+// memConf is one conference run: what every hub keeps of it, and the visible waiting list.
+type memConf struct {
+	hubConf
+	queue []*waiter // the waiting list moderators see, in join order
 }
 
-// waiter is one participant in (or, while reconnecting, held for) the waiting room. A user with two tabs is one
-// waiter with two sessions, so admitting them admits both.
-type waiter struct {
-	key      string
-	ident    Identity
-	sessions []string // session IDs
-	joinedAt time.Time
-	grace    timer
-	queued   bool // in confState.queue, visible to moderators
-}
-
-// confState is one conference run.
-type confState struct {
-	h       *memHub
-	mu      sync.Mutex
-	key     ConfKey
-	dead    bool                    // removed from memHub.confs; callers look it up again
-	members map[string]*memberState // by session ID
-	queue   []*waiter               // the visible waiting list, in join order
-	byKey   map[string]*waiter      // queue plus disconnected waiters inside their grace period
-	// decided remembers admissions and rejections for this run, so that a reconnect, or a decision taken while
-	// the participant was reconnecting, is honoured at once.
-	decided map[string]decision
-	history []*Message // ring of chat_message events
-	histPos int
-}
-
-type decision struct {
-	admitted bool
-	reason   string
-}
-
-func (h *memHub) Attach(r Receiver) func() {
-	h.mu.Lock()
-	h.setNodesLocked(append(h.nodeList(), r))
-	h.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			var keep []Receiver
-			for _, n := range h.nodeList() {
-				if n != r {
-					keep = append(keep, n)
-				}
-			}
-			h.setNodesLocked(keep)
-		})
-	}
-}
-
-// nodeList returns a copy of the attached receivers, to change and store back under h.mu.
-func (h *memHub) nodeList() []Receiver {
-	if p := h.nodes.Load(); p != nil {
-		return append([]Receiver(nil), *p...)
-	}
-	return nil
-}
-
-func (h *memHub) setNodesLocked(rs []Receiver) { h.nodes.Store(&rs) }
-
-func (h *memHub) deliver(d *Delivery) {
-	if p := h.nodes.Load(); p != nil {
-		for _, r := range *p {
-			r.Deliver(d)
-		}
-	}
-}
+// Attach implements Hub.
+func (h *memHub) Attach(r Receiver) func() { return h.rcv.attach(r) }
 
 func (h *memHub) PutConference(c Conference) (int, error) {
 	h.mu.Lock()
 	prev, had := h.registry[c.Room]
 	h.registry[c.Room] = c
 	ended := 0
-	var admitAll *confState
+	var admitAll *memConf
 	if had && prev.ContentID != c.ContentID {
 		ended = h.dropLocked(ConfKey{prev.Room, prev.ContentID}, conferenceReplacedReason)
 	} else if had && prev.WaitingRoom && !c.WaitingRoom {
@@ -163,14 +95,14 @@ func (h *memHub) dropLocked(k ConfKey, reason string) int {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.dead = true
-	for _, w := range st.byKey {
+	for _, w := range st.waiters {
 		if w.grace != nil {
 			w.grace.Stop()
 		}
 	}
 	n := len(st.members)
 	if n > 0 && reason != "" {
-		h.deliver(&Delivery{Conf: k, To: ToAll, End: reason})
+		h.rcv.deliver(&Delivery{Conf: k, To: ToAll, End: reason})
 	}
 	return n
 }
@@ -225,37 +157,24 @@ func (h *memHub) Close() {
 }
 
 // lock returns the conference's state locked, creating it when create is set; nil when it does not exist.
-func (h *memHub) lock(k ConfKey, create bool) *confState {
-	for {
+func (h *memHub) lock(k ConfKey, create bool) *memConf {
+	return lockLive(func() *memConf {
 		h.mu.Lock()
+		defer h.mu.Unlock()
 		st := h.confs[k]
-		if st == nil {
-			if !create || h.closed {
-				h.mu.Unlock()
-				return nil
-			}
-			st = &confState{
-				h:       h,
-				key:     k,
-				members: map[string]*memberState{},
-				byKey:   map[string]*waiter{},
-				decided: map[string]decision{},
-			}
+		if st == nil && create && !h.closed {
+			st = &memConf{hubConf: newHubConf(k, &h.rcv, h.history)}
+			st.shared = st
 			h.confs[k] = st
 		}
-		h.mu.Unlock()
-		st.mu.Lock()
-		if !st.dead {
-			return st
-		}
-		st.mu.Unlock()
-	}
+		return st
+	})
 }
 
 // unlock releases a conference and forgets it when nobody is left in it and it is not the registered run, so
 // that conferences nobody announced do not pile up.
-func (h *memHub) unlock(st *confState) {
-	empty := len(st.members) == 0 && len(st.byKey) == 0
+func (h *memHub) unlock(st *memConf) {
+	empty := len(st.members) == 0 && len(st.waiters) == 0
 	st.mu.Unlock()
 	if !empty {
 		return
@@ -266,7 +185,7 @@ func (h *memHub) unlock(st *confState) {
 		return
 	}
 	st.mu.Lock()
-	if len(st.members) == 0 && len(st.byKey) == 0 && !st.dead {
+	if len(st.members) == 0 && len(st.waiters) == 0 && !st.dead {
 		st.dead = true
 		delete(h.confs, st.key)
 	}
@@ -282,40 +201,26 @@ func (h *memHub) waitingRoom(k ConfKey) bool {
 	return h.defaultWaiting
 }
 
+// Connect implements Hub.
 func (h *memHub) Connect(k ConfKey, s Session) error {
 	st := h.lock(k, true)
 	if st == nil {
 		return ErrClosed
 	}
 	defer h.unlock(st)
-	ms := &memberState{role: RoleNone}
-	st.members[s.ID] = ms
-	if s.User.Moderator {
-		ms.role = RoleModerator
-		ids := []string{s.ID}
-		st.toSessions(ids, RoleModerator, newMessage(evWaitingRoomList, map[string]any{"participants": st.listLocked()}))
-		st.sendHistoryLocked(ids, 0)
-	}
+	st.greetLocked(s, st.addMemberLocked(s))
 	return nil
 }
 
+// Disconnect implements Hub.
 func (h *memHub) Disconnect(k ConfKey, s Session) {
 	st := h.lock(k, false)
 	if st == nil {
 		return
 	}
 	defer h.unlock(st)
-	ms := st.members[s.ID]
-	if ms == nil {
-		return
-	}
-	delete(st.members, s.ID)
-	if ms.role != RoleWaiting {
-		return
-	}
-	w := ms.w
-	w.sessions = removeString(w.sessions, s.ID)
-	if len(w.sessions) > 0 {
+	_, w := st.leaveLocked(s.ID)
+	if w == nil {
 		return
 	}
 	if h.grace <= 0 {
@@ -324,17 +229,16 @@ func (h *memHub) Disconnect(k ConfKey, s Session) {
 	}
 	// Keep the place: a reconnect inside the grace period finds the waiter again by identity.
 	w.grace = h.clock.AfterFunc(h.grace, func() {
-		st := h.lock(k, false)
-		if st == nil {
-			return
-		}
-		defer h.unlock(st)
-		if cur := st.byKey[w.key]; cur == w && len(w.sessions) == 0 {
-			st.removeWaiterLocked(w, leftDisconnected)
+		if st := h.lock(k, false); st != nil {
+			if st.awayLocked(w) {
+				st.removeWaiterLocked(w, leftDisconnected)
+			}
+			h.unlock(st)
 		}
 	})
 }
 
+// JoinWaiting implements Hub.
 func (h *memHub) JoinWaiting(k ConfKey, s Session) error {
 	if s.User.Moderator {
 		return ErrModerator
@@ -345,85 +249,51 @@ func (h *memHub) JoinWaiting(k ConfKey, s Session) error {
 		return ErrNotRunning
 	}
 	defer h.unlock(st)
-	ms := st.members[s.ID]
-	if ms == nil {
-		ms = &memberState{role: RoleNone}
-		st.members[s.ID] = ms
+	m, answered, err := st.rejoinLocked(s)
+	if answered {
+		return err
 	}
 	ids := []string{s.ID}
-	key := s.User.key()
-	switch ms.role {
-	case RoleWaiting:
-		st.toSessions(ids, 0, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
-		return nil
-	case RoleAdmitted:
-		st.grantLocked(ids, 0)
-		return nil
-	case RoleRejected:
-		return ErrRejected
-	}
-	if d, ok := st.decided[key]; ok {
-		if !d.admitted {
-			ms.role = RoleRejected
-			st.toSessions(ids, RoleRejected, newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": d.reason}))
-			return nil
-		}
-		ms.role = RoleAdmitted
-		st.sendHistoryLocked(ids, RoleAdmitted)
-		st.grantLocked(ids, 0)
-		return nil
-	}
 	if !waitingRoom {
-		ms.role = RoleAdmitted
-		st.decided[key] = decision{admitted: true}
-		st.sendHistoryLocked(ids, RoleAdmitted)
-		st.grantLocked(ids, 0)
+		d := decision{admitted: true}
+		st.decided[m.key] = d
+		st.applyDecisionLocked(m, ids, d)
 		return nil
 	}
-	ms.role = RoleWaiting
 	// A waiter inside their grace period is still queued: the reconnect keeps the place.
-	w := st.byKey[key]
+	w := st.waiters[m.key]
 	if w == nil {
-		w = &waiter{key: key, ident: s.User, joinedAt: h.clock.Now()}
-		st.byKey[key] = w
+		w = &waiter{key: m.key, ident: s.User, joinedAt: h.clock.Now()}
 	}
-	if w.grace != nil {
-		w.grace.Stop()
-		w.grace = nil
-	}
-	w.sessions = append(w.sessions, s.ID)
-	ms.w = w
+	st.seatLocked(m, w, s.ID)
 	if !w.queued {
 		w.queued = true
 		st.queue = append(st.queue, w)
 		st.toModeratorsLocked(newMessage(evWaitingJoined, map[string]any{"participant": w.participant()}))
 	}
-	st.toSessions(ids, RoleWaiting, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
-	st.sendHistoryLocked(ids, 0)
+	st.welcomeLocked(ids)
 	return nil
 }
 
+// LeaveWaiting implements Hub.
 func (h *memHub) LeaveWaiting(k ConfKey, s Session) error {
 	st := h.lock(k, false)
 	if st == nil {
 		return ErrNotJoined
 	}
 	defer h.unlock(st)
-	ms := st.members[s.ID]
-	if ms == nil || ms.role != RoleWaiting {
+	m := st.members[s.ID]
+	if m == nil || m.role != RoleWaiting {
 		return ErrNotJoined
 	}
-	w := ms.w
-	for _, id := range w.sessions {
-		st.members[id].role, st.members[id].w = RoleNone, nil
-	}
+	w := m.w
 	// Out of the waiting room is out of the chat, on every node.
-	st.toSessions(w.sessions, RoleNone, nil)
-	w.sessions = nil
+	st.toSessions(st.settleLocked(w, RoleNone), RoleNone, nil)
 	st.removeWaiterLocked(w, leftLeft)
 	return nil
 }
 
+// Accept implements Hub.
 func (h *memHub) Accept(k ConfKey, by Session, email string, everyone bool) (int, error) {
 	if !by.User.Moderator {
 		return 0, ErrNotModerator
@@ -440,10 +310,11 @@ func (h *memHub) Accept(k ConfKey, by Session, email string, everyone bool) (int
 	if w == nil {
 		return 0, ErrNoSuchWaiter
 	}
-	st.admitLocked(w)
+	st.decideLocked(w, decision{admitted: true})
 	return 1, nil
 }
 
+// Reject implements Hub.
 func (h *memHub) Reject(k ConfKey, by Session, email, reason string) error {
 	if !by.User.Moderator {
 		return ErrNotModerator
@@ -460,87 +331,57 @@ func (h *memHub) Reject(k ConfKey, by Session, email, reason string) error {
 	if reason == "" {
 		reason = defaultRejectReason
 	}
-	st.decided[w.key] = decision{reason: reason}
-	for _, id := range w.sessions {
-		st.members[id].role, st.members[id].w = RoleRejected, nil
-	}
-	st.toSessions(w.sessions, RoleRejected, newMessage(joinRoomPrefix+k.Room, map[string]any{"can_join": false, "reason": reason}))
-	w.sessions = nil
-	st.removeWaiterLocked(w, leftRejected)
+	st.decideLocked(w, decision{reason: reason})
 	return nil
 }
 
+// Chat implements Hub.
 func (h *memHub) Chat(k ConfKey, from Session, text string, at time.Time) error {
 	st := h.lock(k, false)
 	if st == nil {
 		return ErrNotJoined
 	}
 	defer h.unlock(st)
-	ms := st.members[from.ID]
-	if ms == nil || !ms.role.chats() {
-		return ErrNotJoined
+	msg, err := st.chatLocked(from, text, at)
+	if err != nil {
+		return err
 	}
-	id := &from.User
-	msg := newMessage(evChatMessage, ChatMessage{
-		From: ChatFrom{Name: id.Name, Email: id.Email, Avatar: id.Avatar, Moderator: id.Moderator},
-		Text: text,
-		TS:   at.UnixMilli(),
-	})
-	if h.history > 0 {
-		if len(st.history) < h.history {
-			st.history = append(st.history, msg)
-		} else {
-			st.history[st.histPos] = msg
-			st.histPos = (st.histPos + 1) % h.history
-		}
-	}
+	st.chat.add(msg)
 	// Fast path: one delivery for the whole room; each node only queues it on its sockets.
-	h.deliver(&Delivery{Conf: k, To: ToChat, Msg: msg})
+	h.rcv.deliver(&Delivery{Conf: k, To: ToChat, Msg: msg})
 	return nil
 }
 
-// toSessions delivers msg (when set) to the listed sessions, setting their role first (when not zero).
-func (st *confState) toSessions(ids []string, role Role, msg *Message) {
-	if len(ids) == 0 {
-		return
-	}
-	st.h.deliver(&Delivery{Conf: st.key, To: ToSessions, Sessions: ids, Role: role, Msg: msg})
-}
-
-func (st *confState) toModeratorsLocked(msg *Message) {
-	st.h.deliver(&Delivery{Conf: st.key, To: ToModerators, Msg: msg})
+func (st *memConf) toModeratorsLocked(msg *Message) {
+	st.rcv.deliver(&Delivery{Conf: st.key, To: ToModerators, Msg: msg})
 }
 
 // admitAllLocked admits every waiter, connected or reconnecting.
-func (st *confState) admitAllLocked() int {
+func (st *memConf) admitAllLocked() int {
 	q := st.queue
 	st.queue = nil
 	for _, w := range q {
 		w.queued = false
-		st.admitLocked(w)
+		st.decideLocked(w, decision{admitted: true})
 	}
 	return len(q)
 }
 
-// admitLocked sends the grant to the waiter's own sessions and nobody else's: the seed sent it to the
-// moderator's session.
-func (st *confState) admitLocked(w *waiter) {
-	st.decided[w.key] = decision{admitted: true}
-	for _, id := range w.sessions {
-		st.members[id].role, st.members[id].w = RoleAdmitted, nil
+// decideLocked records d for the waiter and sends it to the waiter's own sessions and nobody else's: the seed
+// sent admissions to the moderator's session.
+func (st *memConf) decideLocked(w *waiter, d decision) {
+	st.decided[w.key] = d
+	role, why := RoleRejected, leftRejected
+	if d.admitted {
+		role, why = RoleAdmitted, leftAdmitted
 	}
-	st.grantLocked(w.sessions, RoleAdmitted)
-	w.sessions = nil
-	st.removeWaiterLocked(w, leftAdmitted)
-}
-
-func (st *confState) grantLocked(ids []string, role Role) {
-	st.toSessions(ids, role, newMessage(joinRoomPrefix+st.key.Room, map[string]any{"can_join": true}))
+	st.toSessions(st.settleLocked(w, role), role, grantMessage(st.key.Room, d))
+	st.removeWaiterLocked(w, why)
 }
 
 // removeWaiterLocked takes a waiter off the list and tells the moderators why. A decision taken while the waiter
-// was reconnecting lives on in confState.decided, so the reconnect still learns it.
-func (st *confState) removeWaiterLocked(w *waiter, why string) {
+// was reconnecting lives on in decided, so the reconnect still learns it.
+func (st *memConf) removeWaiterLocked(w *waiter, why string) {
 	wasQueued := w.queued
 	if w.queued {
 		w.queued = false
@@ -551,19 +392,13 @@ func (st *confState) removeWaiterLocked(w *waiter, why string) {
 			}
 		}
 	}
-	if w.grace != nil {
-		w.grace.Stop()
-		w.grace = nil
-	}
-	if st.byKey[w.key] == w {
-		delete(st.byKey, w.key)
-	}
+	st.dropWaiterLocked(w)
 	if wasQueued {
 		st.toModeratorsLocked(newMessage(evWaitingLeft, map[string]any{"email": w.ident.Email, "reason": why}))
 	}
 }
 
-func (st *confState) findLocked(email string) *waiter {
+func (st *memConf) findLocked(email string) *waiter {
 	for _, w := range st.queue {
 		if strings.EqualFold(w.ident.Email, email) {
 			return w
@@ -572,7 +407,7 @@ func (st *confState) findLocked(email string) *waiter {
 	return nil
 }
 
-func (st *confState) listLocked() []Participant {
+func (st *memConf) waitingListLocked() []Participant {
 	out := make([]Participant, 0, len(st.queue))
 	for _, w := range st.queue {
 		out = append(out, w.participant())
@@ -580,30 +415,4 @@ func (st *confState) listLocked() []Participant {
 	return out
 }
 
-// sendHistoryLocked sends the chat history, oldest first, setting the sessions' role first (when not zero).
-func (st *confState) sendHistoryLocked(ids []string, role Role) {
-	msgs := make([]rawJSON, 0, len(st.history))
-	for i := range st.history {
-		msgs = append(msgs, rawJSON(st.history[(st.histPos+i)%len(st.history)].Data))
-	}
-	st.toSessions(ids, role, newMessage(evChatHistory, map[string]any{"messages": msgs}))
-}
-
-// rawJSON is an already encoded value, so that history is not encoded twice.
-type rawJSON []byte
-
-// MarshalJSON implements json.Marshaler.
-func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
-
-func (w *waiter) participant() Participant {
-	return Participant{Name: w.ident.Name, Email: w.ident.Email, Avatar: w.ident.Avatar, JoinedAt: w.joinedAt.UnixMilli()}
-}
-
-func removeString(s []string, v string) []string {
-	for i, x := range s {
-		if x == v {
-			return append(s[:i:i], s[i+1:]...)
-		}
-	}
-	return s
-}
+func (st *memConf) historyLocked() []rawJSON { return st.chat.messages() }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -90,44 +89,19 @@ type inbound struct {
 	ev *wireEvent
 }
 
-// rconf is what a node keeps of one conference run it has sockets in.
+// rconf is what a node keeps of one conference run it has sockets in: what every hub keeps of it, and the run's
+// Redis state. While Redis is unreachable, its waiters are the waiting list this node's moderators see and its
+// chat the history joiners get.
 type rconf struct {
+	hubConf
 	h    *RedisHub
-	key  ConfKey
 	room *fleet.Room
 	sub  *fleet.Subscription
 
-	mu      sync.Mutex
-	dead    bool // removed from RedisHub.confs; callers look it up again
-	ended   bool // the run was ended or replaced: its Redis state is gone, so it is not written again
-	members map[string]*rmember
-	// waiters are the participants waiting with a socket on this node, or whose place it keeps through the
-	// grace period. While Redis is unreachable they are the waiting list this node's moderators see.
-	waiters map[string]*rwaiter
-	// decided caches the run's decisions this node learnt: decisions are final, so a cached one is never stale.
-	decided map[string]decision
+	ended bool // the run was ended or replaced: its Redis state is gone, so it is not written again
 	// Taken while Redis was unreachable, written when it returns.
 	pendingDec  map[string]decision
 	pendingChat [][]byte
-	// history is a ring of the chat this node delivered, the history joiners get while Redis is unreachable.
-	history []*Message
-	histPos int
-}
-
-type rmember struct {
-	role  Role
-	key   string // participantKey
-	ident Identity
-	w     *rwaiter
-}
-
-type rwaiter struct {
-	key        string
-	ident      Identity
-	joinedAt   time.Time
-	sessions   []string // on this node
-	grace      timer
-	graceUntil time.Time
 }
 
 // NewRedisHub returns a hub on the fleet member fc. cfg is the signaling config of the servers that will use
@@ -181,43 +155,6 @@ func newRedisHub(fc *fleet.Client, cfg Config, log *slog.Logger, ms *metrics.Set
 		}
 	}
 	return h
-}
-
-// receivers are the nodes attached to a hub, copied on change so that a fan-out reads them without a lock.
-type receivers struct {
-	mu   sync.Mutex
-	list atomic.Pointer[[]Receiver]
-}
-
-func (rs *receivers) attach(r Receiver) func() {
-	rs.mu.Lock()
-	rs.storeLocked(append(rs.load(), r))
-	rs.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			rs.mu.Lock()
-			defer rs.mu.Unlock()
-			rs.storeLocked(slices.DeleteFunc(rs.load(), func(x Receiver) bool { return x == r }))
-		})
-	}
-}
-
-func (rs *receivers) load() []Receiver {
-	if p := rs.list.Load(); p != nil {
-		return slices.Clone(*p)
-	}
-	return nil
-}
-
-func (rs *receivers) storeLocked(l []Receiver) { rs.list.Store(&l) }
-
-func (rs *receivers) deliver(d *Delivery) {
-	if p := rs.list.Load(); p != nil {
-		for _, r := range *p {
-			r.Deliver(d)
-		}
-	}
 }
 
 // resyncCounter tells tests when a resync finished, without polling.

@@ -15,40 +15,30 @@ import (
 // nil when it does not exist. Whoever creates it waits until the subscription is live, so that nothing
 // published after its socket connected is missed, unless Redis is unreachable.
 func (h *RedisHub) join(k ConfKey, create bool) *rconf {
-	for {
+	return lockLive(func() *rconf {
 		h.mu.Lock()
 		lc := h.confs[k]
-		if lc == nil {
-			if !create || h.closed {
-				h.mu.Unlock()
-				return nil
-			}
+		if lc == nil && create && !h.closed {
 			lc = &rconf{
+				hubConf:    newHubConf(k, &h.rcv, h.history),
 				h:          h,
-				key:        k,
 				room:       h.fc.Room(k.Room, k.ContentID, 0),
-				members:    map[string]*rmember{},
-				waiters:    map[string]*rwaiter{},
-				decided:    map[string]decision{},
 				pendingDec: map[string]decision{},
 			}
+			lc.shared = lc
 			lc.sub = lc.room.Subscribe(h.handler(k))
 			h.confs[k] = lc
 		}
 		h.mu.Unlock()
-		if create && !h.fc.Degraded() {
+		if lc != nil && create && !h.fc.Degraded() {
 			select {
 			case <-lc.sub.Ready():
 			case <-time.After(liveWait):
 				h.log.Warn("conference subscription not live yet", "room", k.Room)
 			}
 		}
-		lc.mu.Lock()
-		if !lc.dead {
-			return lc
-		}
-		lc.mu.Unlock()
-	}
+		return lc
+	})
 }
 
 // unlockConf releases a run and forgets it once nobody is left in it on this node and nothing waits to be
@@ -82,19 +72,13 @@ func (h *RedisHub) Connect(k ConfKey, s Session) error {
 		return ErrClosed
 	}
 	defer h.unlockConf(lc)
-	m := &rmember{role: RoleNone, key: participantKey(&s.User), ident: s.User}
-	lc.members[s.ID] = m
+	m := lc.addMemberLocked(s)
 	if !lc.ended {
 		if _, err := lc.room.Hold(h.ctx, h.holder, h.clock.Now().Add(hubLease), []string{s.ID}, nil); err != nil && !h.unavailable(err) {
 			h.log.Warn("announcing a socket", "room", k.Room, "err", err)
 		}
 	}
-	if s.User.Moderator {
-		m.role = RoleModerator
-		ids := []string{s.ID}
-		lc.toSessions(ids, RoleModerator, newMessage(evWaitingRoomList, map[string]any{"participants": lc.listLocked()}))
-		lc.sendHistoryLocked(ids, 0)
-	}
+	lc.greetLocked(s, m)
 	return nil
 }
 
@@ -105,22 +89,13 @@ func (h *RedisHub) Disconnect(k ConfKey, s Session) {
 		return
 	}
 	defer h.unlockConf(lc)
-	m := lc.members[s.ID]
-	if m == nil {
-		return
-	}
-	delete(lc.members, s.ID)
-	if !lc.ended {
+	m, w := lc.leaveLocked(s.ID)
+	if m != nil && !lc.ended {
 		if err := lc.room.RemoveMember(h.ctx, s.ID); err != nil && !h.unavailable(err) {
 			h.log.Debug("forgetting a socket; its lease lapses instead", "err", err)
 		}
 	}
-	w := m.w
-	if m.role != RoleWaiting || w == nil {
-		return
-	}
-	w.sessions = removeString(w.sessions, s.ID)
-	if len(w.sessions) > 0 {
+	if w == nil {
 		return
 	}
 	if h.grace <= 0 {
@@ -136,20 +111,18 @@ func (h *RedisHub) Disconnect(k ConfKey, s Session) {
 		}
 	}
 	w.grace = h.clock.AfterFunc(h.grace, func() {
-		lc := h.join(k, false)
-		if lc == nil {
-			return
-		}
-		defer h.unlockConf(lc)
-		if lc.waiters[w.key] == w && len(w.sessions) == 0 {
-			lc.waiterGoneLocked(w)
+		if lc := h.join(k, false); lc != nil {
+			if lc.awayLocked(w) {
+				lc.waiterGoneLocked(w)
+			}
+			h.unlockConf(lc)
 		}
 	})
 }
 
 // waiterGoneLocked forgets a waiter with no socket left here and, unless another node still holds them, takes
 // them out of the waiting list and tells the moderators.
-func (lc *rconf) waiterGoneLocked(w *rwaiter) {
+func (lc *rconf) waiterGoneLocked(w *waiter) {
 	h := lc.h
 	lc.dropWaiterLocked(w)
 	left := newDelivery(ToModerators, newMessage(evWaitingLeft, map[string]any{"email": w.ident.Email, "reason": leftDisconnected}))
@@ -176,16 +149,6 @@ func (lc *rconf) waiterGoneLocked(w *rwaiter) {
 	}
 }
 
-func (lc *rconf) dropWaiterLocked(w *rwaiter) {
-	if w.grace != nil {
-		w.grace.Stop()
-		w.grace = nil
-	}
-	if lc.waiters[w.key] == w {
-		delete(lc.waiters, w.key)
-	}
-}
-
 // JoinWaiting implements Hub.
 func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 	if s.User.Moderator {
@@ -197,26 +160,11 @@ func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 		return ErrNotRunning
 	}
 	defer h.unlockConf(lc)
-	m := lc.members[s.ID]
-	if m == nil {
-		m = &rmember{role: RoleNone, key: participantKey(&s.User), ident: s.User}
-		lc.members[s.ID] = m
+	m, answered, err := lc.rejoinLocked(s)
+	if answered {
+		return err
 	}
 	ids := []string{s.ID}
-	switch m.role {
-	case RoleWaiting:
-		lc.toSessions(ids, 0, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
-		return nil
-	case RoleAdmitted:
-		lc.grantLocked(ids, 0)
-		return nil
-	case RoleRejected:
-		return ErrRejected
-	}
-	if d, ok := lc.decided[m.key]; ok {
-		lc.applyDecisionLocked(m, ids, d)
-		return nil
-	}
 	now := h.clock.Now()
 	if !waitingRoom {
 		d := decision{admitted: true}
@@ -242,7 +190,7 @@ func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 	w := lc.waiters[m.key]
 	fresh := w == nil
 	if fresh {
-		w = &rwaiter{key: m.key, ident: s.User, joinedAt: now}
+		w = &waiter{key: m.key, ident: s.User, joinedAt: now}
 	}
 	announce := fresh
 	if !lc.ended {
@@ -265,21 +213,12 @@ func (h *RedisHub) JoinWaiting(k ConfKey, s Session) error {
 			return err
 		}
 	}
-	if fresh {
-		lc.waiters[w.key] = w
-	}
-	if w.grace != nil {
-		w.grace.Stop()
-		w.grace = nil
-	}
-	w.sessions = append(w.sessions, s.ID)
-	m.role, m.w = RoleWaiting, w
+	lc.seatLocked(m, w, s.ID)
 	if announce {
 		joined := newDelivery(ToModerators, newMessage(evWaitingJoined, map[string]any{"participant": w.participant()}))
 		lc.sendLocked(joined)
 	}
-	lc.toSessions(ids, RoleWaiting, newMessage(evJoinWaitingResponse, map[string]any{"success": true, "waiting": true}))
-	lc.sendHistoryLocked(ids, 0)
+	lc.welcomeLocked(ids)
 	return nil
 }
 
@@ -427,16 +366,10 @@ func (h *RedisHub) Chat(k ConfKey, from Session, text string, at time.Time) erro
 		return ErrNotJoined
 	}
 	defer h.unlockConf(lc)
-	m := lc.members[from.ID]
-	if m == nil || !m.role.chats() {
-		return ErrNotJoined
+	msg, err := lc.chatLocked(from, text, at)
+	if err != nil {
+		return err
 	}
-	id := &from.User
-	msg := newMessage(evChatMessage, ChatMessage{
-		From: ChatFrom{Name: id.Name, Email: id.Email, Avatar: id.Avatar, Moderator: id.Moderator},
-		Text: text,
-		TS:   at.UnixMilli(),
-	})
 	// Fast path: one delivery to this node's members, and one round trip that publishes the message for the
 	// others and keeps it in the history.
 	d := newDelivery(ToChat, msg)

@@ -49,12 +49,7 @@ func (lc *rconf) applyLocked(d *wireDelivery) {
 		}
 		ids := slices.Clone(w.sessions)
 		if d.Role != 0 && d.Role != RoleWaiting {
-			for _, id := range ids {
-				if m := lc.members[id]; m != nil {
-					m.role, m.w = d.Role, nil
-				}
-			}
-			lc.dropWaiterLocked(w)
+			ids = lc.settleLocked(w, d.Role)
 		}
 		if len(ids) > 0 {
 			lc.h.rcv.deliver(&Delivery{Conf: lc.key, To: ToSessions, Sessions: ids, Role: d.Role, Msg: msg, End: d.End})
@@ -70,37 +65,9 @@ func (lc *rconf) applyLocked(d *wireDelivery) {
 		lc.ended = true
 	}
 	if msg != nil && msg.Event == evChatMessage {
-		lc.rememberLocked(msg)
+		lc.chat.add(msg)
 	}
 	lc.h.rcv.deliver(&Delivery{Conf: lc.key, To: d.To, Role: d.Role, Msg: msg, End: d.End})
-}
-
-// toSessions delivers to sessions of this node: they never are anywhere else.
-func (lc *rconf) toSessions(ids []string, role Role, msg *Message) {
-	lc.h.rcv.deliver(&Delivery{Conf: lc.key, To: ToSessions, Sessions: ids, Role: role, Msg: msg})
-}
-
-func (lc *rconf) grantLocked(ids []string, role Role) {
-	lc.toSessions(ids, role, grantMessage(lc.key.Room, decision{admitted: true}))
-}
-
-// applyDecisionLocked answers a session whose participant was decided on already.
-func (lc *rconf) applyDecisionLocked(m *rmember, ids []string, d decision) {
-	if !d.admitted {
-		m.role = RoleRejected
-		lc.toSessions(ids, RoleRejected, grantMessage(lc.key.Room, d))
-		return
-	}
-	m.role = RoleAdmitted
-	lc.sendHistoryLocked(ids, RoleAdmitted)
-	lc.grantLocked(ids, 0)
-}
-
-func grantMessage(room string, d decision) *Message {
-	if d.admitted {
-		return newMessage(joinRoomPrefix+room, map[string]any{"can_join": true})
-	}
-	return newMessage(joinRoomPrefix+room, map[string]any{"can_join": false, "reason": d.reason})
 }
 
 // decisionDelivery gives a waiting participant's sockets, wherever they are, the decision and its role.
@@ -119,42 +86,25 @@ func leftDelivery(email, why, key string) *wireDelivery {
 	return d
 }
 
-func (lc *rconf) rememberLocked(msg *Message) {
-	n := lc.h.history
-	if n == 0 {
-		return
-	}
-	if len(lc.history) < n {
-		lc.history = append(lc.history, msg)
-		return
-	}
-	lc.history[lc.histPos] = msg
-	lc.histPos = (lc.histPos + 1) % n
-}
-
-// sendHistoryLocked sends the chat history, oldest first: the fleet's, or what this node saw while Redis is
-// unreachable.
-func (lc *rconf) sendHistoryLocked(ids []string, role Role) {
+// historyLocked returns the fleet's chat history, or what this node saw while Redis is unreachable.
+func (lc *rconf) historyLocked() []rawJSON {
 	h := lc.h
-	msgs := make([]rawJSON, 0, h.history)
 	stored, err := lc.room.Chat(h.ctx, h.history)
-	if err == nil {
-		for _, b := range stored {
-			if !json.Valid(b) {
-				h.badEntry("chat history", errWire)
-				continue
-			}
-			msgs = append(msgs, rawJSON(b))
-		}
-	} else {
+	if err != nil {
 		if !h.unavailable(err) {
 			h.log.Warn("reading chat history", "room", lc.key.Room, "err", err)
 		}
-		for i := range lc.history {
-			msgs = append(msgs, rawJSON(lc.history[(lc.histPos+i)%len(lc.history)].Data))
-		}
+		return lc.chat.messages()
 	}
-	lc.toSessions(ids, role, newMessage(evChatHistory, map[string]any{"messages": msgs}))
+	msgs := make([]rawJSON, 0, len(stored))
+	for _, b := range stored {
+		if !json.Valid(b) {
+			h.badEntry("chat history", errWire)
+			continue
+		}
+		msgs = append(msgs, rawJSON(b))
+	}
+	return msgs
 }
 
 type listedWaiter struct {
@@ -195,7 +145,7 @@ func (lc *rconf) waitingLocked() (_ []listedWaiter, local bool, _ error) {
 	return out, local, nil
 }
 
-func (lc *rconf) listLocked() []Participant {
+func (lc *rconf) waitingListLocked() []Participant {
 	list, _, err := lc.waitingLocked()
 	if err != nil {
 		lc.h.log.Warn("reading the waiting list", "room", lc.key.Room, "err", err)
@@ -207,11 +157,7 @@ func (lc *rconf) listLocked() []Participant {
 	return out
 }
 
-func (w *rwaiter) participant() Participant {
-	return Participant{Name: w.ident.Name, Email: w.ident.Email, Avatar: w.ident.Avatar, JoinedAt: w.joinedAt.UnixMilli()}
-}
-
-func (w *rwaiter) entry() []byte {
+func (w *waiter) entry() []byte {
 	b, _ := json.Marshal(w.participant())
 	return b
 }

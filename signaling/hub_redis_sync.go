@@ -181,7 +181,7 @@ func (lc *rconf) refreshLocked(ctx context.Context, now time.Time, full bool) bo
 	for id := range lc.members {
 		sessions = append(sessions, id)
 	}
-	var waiting, graced []*rwaiter
+	var waiting, graced []*waiter
 	for _, w := range lc.waiters {
 		switch {
 		case len(w.sessions) > 0:
@@ -199,7 +199,7 @@ func (lc *rconf) refreshLocked(ctx context.Context, now time.Time, full bool) bo
 	ds = lc.heldLocked(held, ds)
 	// A Redis that restarted empty lost the places kept for reconnecting participants too.
 	for _, w := range graced {
-		held, err := lc.room.Hold(ctx, h.holder, w.graceUntil, nil, entries([]*rwaiter{w}))
+		held, err := lc.room.Hold(ctx, h.holder, w.graceUntil, nil, entries([]*waiter{w}))
 		if err != nil {
 			fail("restoring a place", err)
 			return false
@@ -225,7 +225,7 @@ func (lc *rconf) refreshLocked(ctx context.Context, now time.Time, full bool) bo
 	if full {
 		// Whatever this node's moderators missed while it was cut off, the list says where things stand.
 		lc.h.rcv.deliver(&Delivery{Conf: lc.key, To: ToModerators,
-			Msg: newMessage(evWaitingRoomList, map[string]any{"participants": lc.listLocked()})})
+			Msg: newMessage(evWaitingRoomList, map[string]any{"participants": lc.waitingListLocked()})})
 	}
 	return true
 }
@@ -249,7 +249,7 @@ func (lc *rconf) heldLocked(held fleet.Held, ds []*wireDelivery) []*wireDelivery
 	return ds
 }
 
-func entries(ws []*rwaiter) []fleet.Entry {
+func entries(ws []*waiter) []fleet.Entry {
 	out := make([]fleet.Entry, len(ws))
 	for i, w := range ws {
 		out[i] = fleet.Entry{Key: w.key, Data: w.entry()}

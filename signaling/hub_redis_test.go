@@ -67,6 +67,30 @@ func redisHubs(srv *fleettest.Server) twoHubs {
 	}
 }
 
+// redisNodes are two signaling servers on loopback, each with its Redis hub on one redis-server, on one manual
+// clock.
+type redisNodes struct {
+	srv    *fleettest.Server
+	clk    *manualClock
+	ha, hb *RedisHub
+	na, nb *testServer
+}
+
+// startRedisNodes starts two nodes with cfg. hubA, when set, wraps node A's hub, for a test to observe it.
+func startRedisNodes(t *testing.T, cfg Config, hubA func(Hub) Hub) *redisNodes {
+	t.Helper()
+	n := &redisNodes{srv: fleettest.Start(t), clk: newManualClock()}
+	n.ha = newTestRedisHub(t, n.srv, "node-a", cfg, n.clk)
+	n.hb = newTestRedisHub(t, n.srv, "node-b", cfg, n.clk)
+	a := Hub(n.ha)
+	if hubA != nil {
+		a = hubA(a)
+	}
+	n.na = startServerOn(t, cfg, true, n.clk, WithHub(a))
+	n.nb = startServerOn(t, cfg, true, n.clk, WithHub(n.hb))
+	return n
+}
+
 func TestTwoNodesShareRedis(t *testing.T) {
 	srv := fleettest.Start(t)
 	testTwoNodes(t, redisHubs(srv))
@@ -126,31 +150,24 @@ func assertNoTokens(t *testing.T, srv *fleettest.Server) {
 // A participant who reconnects to another node inside the grace period keeps their place: no node tells the
 // moderators they left, and the moderator's admission reaches the new socket.
 func TestRedisHubReconnectOnAnotherNodeKeepsPlace(t *testing.T) {
-	srv := fleettest.Start(t)
 	cfg := baseConfig()
 	cfg.ReconnectGrace = 10 * time.Second
-	clk := newManualClock()
-	ha, hb := redisHubs(srv)(t, cfg, clk)
-	disconnected := make(chan Session, 16)
-	obs := &observedHub{Hub: ha, disconnected: disconnected}
-	na := startServerOn(t, cfg, true, clk, WithHub(obs))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	obs := &observedHub{disconnected: make(chan Session, 16)}
+	n := startRedisNodes(t, cfg, func(h Hub) Hub { obs.Hub = h; return obs })
+	na, nb := n.na, n.nb
 	const room, cid = "r", "c"
 
 	m := na.connect(mod, room, cid)
 	m.expect("waiting_room_list")
 	a := na.connect(alice, room, cid)
-	a.send("join_waiting_room", nil)
-	a.expect("join_waiting_room_response")
-	m.expect("waiting_participant_joined")
+	a.joinWaiting(m)
 	_ = a.ws.Close()
 	obs.awaitDisconnect(t, alice)
 
 	a2 := nb.connect(alice, room, cid)
-	a2.send("join_waiting_room", nil)
-	a2.expect("join_waiting_room_response")
+	a2.joinWaiting()
 	// Past A's grace period: A's timer and both nodes' sweeps find B holding the place.
-	clk.Advance(cfg.ReconnectGrace)
+	n.clk.Advance(cfg.ReconnectGrace)
 	m2 := nb.connect(user{name: "M2", email: "m2@example.com", id: "m2", moderator: true}, room, cid)
 	if got := strings.Join(participants(m2.expect("waiting_room_list")), ","); got != alice.email {
 		t.Fatalf("list after reconnecting elsewhere = %q", got)
@@ -171,27 +188,21 @@ func TestRedisHubReconnectOnAnotherNodeKeepsPlace(t *testing.T) {
 // A node that dies (its process gone: nothing is cleaned up) leaves nothing behind for longer than a lease: its
 // waiting participants leave the moderators' lists and its users' sockets stop counting.
 func TestRedisHubDeadNodeLeasesLapse(t *testing.T) {
-	srv := fleettest.Start(t)
 	cfg := baseConfig()
 	cfg.MaxConnsPerUser = 1
-	clk := newManualClock()
-	ha, hb := redisHubs(srv)(t, cfg, clk)
-	rb := hb.(*RedisHub)
-	na := startServerOn(t, cfg, true, clk, WithHub(ha))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	n := startRedisNodes(t, cfg, nil)
+	na, nb, rb := n.na, n.nb, n.hb
 	const room, cid = "r", "c"
 	m := nb.connect(mod, room, cid)
 	m.expect("waiting_room_list")
 	a := na.connect(alice, room, cid)
-	a.send("join_waiting_room", nil)
-	a.expect("join_waiting_room_response")
-	m.expect("waiting_participant_joined")
+	a.joinWaiting(m)
 	if _, st, _ := nb.dial(room, withCookie("socket_io_token_"+cid, mint(t, alice, room, cid))); st != 403 {
 		t.Fatalf("alice's second socket on another node: %d, want 403 (limit 1)", st)
 	}
 
 	// Node A dies: its hub stops and its member loses Redis before its sockets go, so nothing is released.
-	ra := ha.(*RedisHub)
+	ra := n.ha
 	ra.Close()
 	ra.fc.Close()
 	na.sig.Close()
@@ -204,12 +215,12 @@ func TestRedisHubDeadNodeLeasesLapse(t *testing.T) {
 	if _, st, _ := nb.dial(room, withCookie("socket_io_token_"+cid, mint(t, alice, room, cid))); st != 403 {
 		t.Fatalf("alice's socket on the dead node stopped counting before its lease ended: %d", st)
 	}
-	n, _ := rb.resyncs.get()
-	clk.Advance(hubLease)
+	resyncs, _ := rb.resyncs.get()
+	n.clk.Advance(hubLease)
 	if l := m.expect("waiting_participant_left"); l.field("email") != alice.email || l.field("reason") != leftDisconnected {
 		t.Fatalf("left %s", l.Data)
 	}
-	if got, _ := rb.resyncs.get(); got != n {
+	if got, _ := rb.resyncs.get(); got != resyncs {
 		t.Fatal("a resync ran: the lease lapsing proved nothing")
 	}
 	nb.connect(alice, room, cid)
@@ -217,12 +228,8 @@ func TestRedisHubDeadNodeLeasesLapse(t *testing.T) {
 
 // Garbage on a conference's channel is counted and dropped; the conference carries on.
 func TestRedisHubDropsUndecodableEvents(t *testing.T) {
-	srv := fleettest.Start(t)
-	cfg := baseConfig()
-	clk := newManualClock()
-	ha, hb := redisHubs(srv)(t, cfg, clk)
-	na := startServerOn(t, cfg, true, clk, WithHub(ha))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	n := startRedisNodes(t, baseConfig(), nil)
+	na, nb := n.na, n.nb
 	postConference(t, na, `{"room":"r","content_id":"c","waiting_room":false}`, 200)
 	p := na.connect(alice, "r", "c")
 	p.send("join_waiting_room", nil)
@@ -231,24 +238,24 @@ func TestRedisHubDropsUndecodableEvents(t *testing.T) {
 	q.send("join_waiting_room", nil)
 	q.expect("join_room_r")
 
-	ch := ha.(*RedisHub).fc.ConfKey("r", "c", "ch")
+	ch := n.ha.fc.ConfKey("r", "c", "ch")
 	for _, garbage := range []string{
 		`{not json`,
 		`{"from":"x","d":[{"to":99}]}`,
 		`{"from":"x","d":[{"to":2,"ev":"chat_message"}]}`,
 		`{"from":"x","d":[null]}`,
 	} {
-		if n := srv.MustDo("PUBLISH", ch, garbage); n != "2" {
-			t.Fatalf("garbage reached %s subscribers, want both nodes", n)
+		if got := n.srv.MustDo("PUBLISH", ch, garbage); got != "2" {
+			t.Fatalf("garbage reached %s subscribers, want both nodes", got)
 		}
 	}
 	// Redis delivers a connection's messages in order: a chat from the other node arrives after the garbage
 	// was handled.
 	barrier(t, q, "still talking", p)
 	barrier(t, p, "still talking too", q)
-	for _, h := range []Hub{ha, hb} {
-		if st := h.(*RedisHub).fc.Stats(); st.DecodeErrors != 4 {
-			t.Fatalf("%s counted %d undecodable events, want 4", h.(*RedisHub).fc.Node(), st.DecodeErrors)
+	for _, h := range []*RedisHub{n.ha, n.hb} {
+		if st := h.fc.Stats(); st.DecodeErrors != 4 {
+			t.Fatalf("%s counted %d undecodable events, want 4", h.fc.Node(), st.DecodeErrors)
 		}
 	}
 }
@@ -269,14 +276,10 @@ func countSeen(c *client, name string) int {
 // is listed, decisions and chat cross nodes, the decision and chat taken while cut off are in Redis, and the
 // per-user limit counts every node's sockets.
 func TestRedisHubSurvivesRedisRestart(t *testing.T) {
-	srv := fleettest.Start(t)
 	cfg := baseConfig()
 	cfg.MaxConnsPerUser = 2
-	clk := newManualClock()
-	ha, hb := redisHubs(srv)(t, cfg, clk)
-	ra, rb := ha.(*RedisHub), hb.(*RedisHub)
-	na := startServerOn(t, cfg, true, clk, WithHub(ha))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	n := startRedisNodes(t, cfg, nil)
+	srv, ra, rb, na, nb := n.srv, n.ha, n.hb, n.na, n.nb
 	const room, cid = "fleet", "c-f"
 	postConference(t, na, `{"room":"fleet","content_id":"c-f"}`, 200)
 
@@ -288,9 +291,7 @@ func TestRedisHubSurvivesRedisRestart(t *testing.T) {
 	m.send("accept_participant", map[string]any{"email": alice.email})
 	x.expect("join_room_" + room)
 	p := nb.connect(bob, room, cid)
-	p.send("join_waiting_room", nil)
-	p.expect("join_waiting_room_response")
-	m.expect("waiting_participant_joined")
+	p.joinWaiting(m)
 	barrier(t, m, "before", x, p)
 	na0, _ := ra.resyncs.get()
 	nb0, _ := rb.resyncs.get()
@@ -356,12 +357,8 @@ func TestRedisHubSurvivesRedisRestart(t *testing.T) {
 // turns away; a participant with a tab on each node who leaves from one; turning the waiting room off; and a new
 // run replacing the conference.
 func TestRedisHubDecisionsAndRegistryAcrossNodes(t *testing.T) {
-	srv := fleettest.Start(t)
-	cfg := baseConfig()
-	clk := newManualClock()
-	ha, hb := redisHubs(srv)(t, cfg, clk)
-	na := startServerOn(t, cfg, true, clk, WithHub(ha))
-	nb := startServerOn(t, cfg, true, clk, WithHub(hb))
+	n := startRedisNodes(t, baseConfig(), nil)
+	na, nb := n.na, n.nb
 	const room, cid = "r", "c1"
 	postConference(t, na, `{"room":"r","content_id":"c1"}`, 200)
 	m := na.connect(mod, room, cid)
@@ -390,11 +387,8 @@ func TestRedisHubDecisionsAndRegistryAcrossNodes(t *testing.T) {
 	// Carol waits with a tab on each node: one place; leaving from B takes both tabs out, on both nodes.
 	c1 := na.connect(carol, room, cid)
 	c2 := nb.connect(carol, room, cid)
-	c1.send("join_waiting_room", nil)
-	c1.expect("join_waiting_room_response")
-	m.expect("waiting_participant_joined")
-	c2.send("join_waiting_room", nil)
-	c2.expect("join_waiting_room_response")
+	c1.joinWaiting(m)
+	c2.joinWaiting()
 	c2.send("leave_waiting_room", nil)
 	if l := m.expect("waiting_participant_left"); l.field("email") != carol.email || l.field("reason") != leftLeft {
 		t.Fatalf("left %s", l.Data)
@@ -429,5 +423,5 @@ func TestRedisHubDecisionsAndRegistryAcrossNodes(t *testing.T) {
 			t.Fatalf("close %v", e)
 		}
 	}
-	assertNoTokens(t, srv)
+	assertNoTokens(t, n.srv)
 }

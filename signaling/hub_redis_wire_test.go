@@ -51,15 +51,15 @@ func FuzzHubEvent(f *testing.F) {
 		fc := &frameChecker{t: t}
 		h := &RedisHub{history: 3}
 		h.rcv.attach(fc)
-		lc := &rconf{h: h, key: ConfKey{"r", "c"}, members: map[string]*rmember{}, waiters: map[string]*rwaiter{},
-			decided: map[string]decision{}, pendingDec: map[string]decision{}}
-		w := &rwaiter{key: "k1", sessions: []string{"s1"}}
-		lc.waiters["k1"], lc.members["s1"] = w, &rmember{role: RoleWaiting, key: "k1", w: w}
+		lc := &rconf{hubConf: newHubConf(ConfKey{"r", "c"}, &h.rcv, h.history), h: h, pendingDec: map[string]decision{}}
+		lc.shared = lc
+		w := &waiter{key: "k1", sessions: []string{"s1"}}
+		lc.waiters["k1"], lc.members["s1"] = w, &member{role: RoleWaiting, key: "k1", w: w}
 		for _, d := range ev.D {
 			lc.applyLocked(d)
 		}
-		if len(lc.history) > 3 {
-			t.Fatalf("history ring grew to %d", len(lc.history))
+		if len(lc.chat.msgs) > 3 {
+			t.Fatalf("history ring grew to %d", len(lc.chat.msgs))
 		}
 	})
 }

@@ -82,10 +82,7 @@ func (c *conn) wakeGetLocked() {
 		return
 	}
 	nc, origin := p.parked, p.parkedOrigin
-	p.parked, p.parkedOrigin, p.getting = nil, nil, false
-	if a.closed {
-		p.told = true
-	}
+	p.parked, p.parkedOrigin = nil, nil
 	go c.writeParked(nc, origin, a)
 }
 
@@ -294,6 +291,35 @@ func (s *Server) pollRefuse(ctx *fasthttp.RequestCtx, status int, err error) {
 	refuse(ctx, status, err.Error())
 }
 
+// pollEnterLocked checks that the session takes a request of method now, where inFlight says whether one is
+// already being served: not after the upgrade, nor once closed (when refuseClosed is set), nor overlapping
+// another of its method. Engine.IO has one GET and one POST at a time: a second is a broken client, whose
+// session ends. Refused, the request is answered and c.mu unlocked.
+func (c *conn) pollEnterLocked(ctx *fasthttp.RequestCtx, method string, inFlight, refuseClosed bool) bool {
+	switch {
+	case c.poll.upgraded:
+		c.pollRefuseLocked(ctx, fasthttp.StatusBadRequest, "the session moved to its WebSocket", 0, "")
+	case refuseClosed && c.closing:
+		c.pollRefuseLocked(ctx, fasthttp.StatusBadRequest, "the session is closed", 0, "")
+	case inFlight:
+		c.pollRefuseLocked(ctx, fasthttp.StatusBadRequest, "overlapping "+method+" requests",
+			websocket.ClosePolicyViolation, "overlapping polling requests")
+	default:
+		return true
+	}
+	return false
+}
+
+// pollRefuseLocked unlocks c.mu and refuses a request the session cannot take now. With a close code the client
+// broke the protocol, and its session ends with that code and reason.
+func (c *conn) pollRefuseLocked(ctx *fasthttp.RequestCtx, status int, why string, code int, reason string) {
+	c.mu.Unlock()
+	c.s.pollRefuse(ctx, status, fmt.Errorf("%w: %s", ErrPolling, why))
+	if code != 0 {
+		c.closeWith(code, reason)
+	}
+}
+
 func pollHeaders(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
@@ -307,8 +333,8 @@ type pollAnswer struct {
 	closed, noop bool
 }
 
-// pollAnswerLocked takes what a GET can answer with now (queued packets, up to maxPollResponse); false when it
-// must wait.
+// pollAnswerLocked takes what the pending GET can answer with now (queued packets, up to maxPollResponse) and
+// ends that GET; false when it must wait.
 func (c *conn) pollAnswerLocked() (pollAnswer, bool) {
 	var a pollAnswer
 	p := c.poll
@@ -331,14 +357,18 @@ func (c *conn) pollAnswerLocked() (pollAnswer, bool) {
 	if c.closing && len(c.queue) == 0 && (len(a.batch) == 0 || a.batch[len(a.batch)-1] != sioDisconnectMessage) {
 		a.closed = true
 	}
-	if len(a.batch) > 0 || a.closed {
-		return a, true
-	}
-	if p.upgrading || p.upgraded {
+	switch {
+	case len(a.batch) > 0 || a.closed:
+	case p.upgrading || p.upgraded:
 		a.noop = true
-		return a, true
+	default:
+		return a, false
 	}
-	return a, false
+	p.getting = false
+	if a.closed {
+		p.told = true
+	}
+	return a, true
 }
 
 // appendBody appends the answer's payload: its packets separated by 0x1e.
@@ -367,20 +397,11 @@ func (a *pollAnswer) appendBody(dst []byte, codec Codec) []byte {
 func (c *conn) pollGet(ctx *fasthttp.RequestCtx) {
 	p := c.poll
 	c.mu.Lock()
-	switch {
-	case p.upgraded:
-		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusBadRequest, fmt.Errorf("%w: the session moved to its WebSocket", ErrPolling))
-		return
-	case p.getting:
-		c.mu.Unlock()
-		// One GET at a time, as Engine.IO has it: a second one is a broken client, whose session ends.
-		c.s.pollRefuse(ctx, fasthttp.StatusBadRequest, fmt.Errorf("%w: overlapping GET requests", ErrPolling))
-		c.closeWith(websocket.ClosePolicyViolation, "overlapping polling requests")
+	if !c.pollEnterLocked(ctx, "GET", p.getting, false) {
 		return
 	}
-	a, ok := c.pollAnswerLocked()
 	p.getting = true
+	a, ok := c.pollAnswerLocked()
 	if !ok && c.s.detach.Load() {
 		c.mu.Unlock()
 		c.parkGet(ctx)
@@ -391,10 +412,6 @@ func (c *conn) pollGet(ctx *fasthttp.RequestCtx) {
 		<-p.wake
 		c.mu.Lock()
 		a, ok = c.pollAnswerLocked()
-	}
-	p.getting = false
-	if a.closed {
-		p.told = true
 	}
 	c.mu.Unlock()
 	pollHeaders(ctx)
@@ -426,10 +443,6 @@ func (c *conn) parkGet(ctx *fasthttp.RequestCtx) {
 			p.parked, p.parkedOrigin = raw, origin
 			c.mu.Unlock()
 			return
-		}
-		p.getting = false
-		if a.closed {
-			p.told = true
 		}
 		c.mu.Unlock()
 		go c.writeParked(raw, origin, a)
@@ -489,25 +502,12 @@ func (c *conn) pollPost(ctx *fasthttp.RequestCtx) {
 	p := c.poll
 	body := ctx.PostBody()
 	c.mu.Lock()
-	switch {
-	case p.upgraded:
-		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusBadRequest, fmt.Errorf("%w: the session moved to its WebSocket", ErrPolling))
+	if !c.pollEnterLocked(ctx, "POST", p.posting, true) {
 		return
-	case c.closing:
-		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusBadRequest, fmt.Errorf("%w: the session is closed", ErrPolling))
-		return
-	case p.posting:
-		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusBadRequest, fmt.Errorf("%w: overlapping POST requests", ErrPolling))
-		c.closeWith(websocket.ClosePolicyViolation, "overlapping polling requests")
-		return
-	case int64(len(body)) > c.s.maxPayload():
-		c.mu.Unlock()
-		c.s.pollRefuse(ctx, fasthttp.StatusRequestEntityTooLarge,
-			fmt.Errorf("%w: payload larger than maxPayload", ErrPolling))
-		c.closeWith(websocket.CloseMessageTooBig, "payload too large")
+	}
+	if int64(len(body)) > c.s.maxPayload() {
+		c.pollRefuseLocked(ctx, fasthttp.StatusRequestEntityTooLarge, "payload larger than maxPayload",
+			websocket.CloseMessageTooBig, "payload too large")
 		return
 	}
 	p.posting = true

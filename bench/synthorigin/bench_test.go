@@ -12,7 +12,12 @@ import (
 func benchOriginRequest(b *testing.B, uri func(o *Origin) string) {
 	// A stopped clock: the segment a benchmark asks for stays in the window however long the run takes.
 	now := time.Unix(1_700_000_000, 0)
-	o, err := New(Config{Channels: []string{"a001", "a002"}, Variants: 2, Now: func() time.Time { return now }})
+	benchOrigin(b, Config{Channels: []string{"a001", "a002"}, Variants: 2, Now: func() time.Time { return now }}, uri)
+}
+
+// benchOrigin measures the handler of an origin with cfg answering uri.
+func benchOrigin(b *testing.B, cfg Config, uri func(o *Origin) string) {
+	o, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

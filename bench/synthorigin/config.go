@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 )
 
 // ErrInvalidConfig is wrapped by every configuration validation error of this package.
@@ -143,6 +145,10 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.SleepUntil == nil {
+		// Only LL mode sleeps, and there Validate made sure that Now is the wall clock too.
+		c.SleepUntil = clocks.Wall{}.SleepUntil
 	}
 	if c.LL && c.Parts == 0 {
 		c.Parts = defaultParts

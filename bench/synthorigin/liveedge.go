@@ -95,25 +95,6 @@ func (o *Origin) stateContext() context.Context {
 	return o.stateCtx
 }
 
-// sleepUntil waits on the configured clock until t, or until ctx is done.
-func (o *Origin) sleepUntil(ctx context.Context, t time.Time) bool {
-	if o.cfg.SleepUntil != nil {
-		return o.cfg.SleepUntil(ctx, t)
-	}
-	d := t.Sub(o.cfg.Now())
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 type holdResult int
 
 const (
@@ -152,6 +133,6 @@ func (o *Origin) waitFor(t, deadline time.Time) holdResult {
 			held = true
 			o.addHeld(1)
 		}
-		o.sleepUntil(o.stateContext(), wake)
+		o.cfg.SleepUntil(o.stateContext(), wake)
 	}
 }

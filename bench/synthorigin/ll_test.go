@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,102 +14,20 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 )
 
-// manualClock moves only when a test advances it. It counts the goroutines asleep on it (held requests), so that
-// a test can wait until the origin holds a request before it moves time on, and see that a held request went
-// back to sleep rather than answered.
-type manualClock struct {
-	mu       sync.Mutex
-	now      time.Time
-	sleepers []*sleeper
-	changed  chan struct{} // closed and replaced whenever sleepers changes
-}
-
-type sleeper struct {
-	at   time.Time
-	wake chan struct{}
-}
-
-func newManualClock(t time.Time) *manualClock {
-	return &manualClock{now: t, changed: make(chan struct{})}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) SleepUntil(ctx context.Context, t time.Time) bool {
-	c.mu.Lock()
-	if !t.After(c.now) {
-		c.mu.Unlock()
-		return ctx.Err() == nil
-	}
-	s := &sleeper{at: t, wake: make(chan struct{})}
-	c.sleepers = append(c.sleepers, s)
-	c.notifyLocked()
-	c.mu.Unlock()
-	select {
-	case <-s.wake:
-		return true
-	case <-ctx.Done():
-		c.mu.Lock()
-		if i := slices.Index(c.sleepers, s); i >= 0 {
-			c.sleepers = slices.Delete(c.sleepers, i, i+1)
-			c.notifyLocked()
-		}
-		c.mu.Unlock()
-		return false
-	}
-}
-
-// Advance moves the clock on by d and wakes the sleepers whose time has come.
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.sleepers = slices.DeleteFunc(c.sleepers, func(s *sleeper) bool {
-		if s.at.After(c.now) {
-			return false
-		}
-		close(s.wake)
-		return true
-	})
-	c.notifyLocked()
-}
-
-// AdvanceTo moves the clock to t.
-func (c *manualClock) AdvanceTo(t time.Time) { c.Advance(t.Sub(c.Now())) }
-
-func (c *manualClock) notifyLocked() {
-	close(c.changed)
-	c.changed = make(chan struct{})
-}
-
-// waitSleepers blocks until exactly n goroutines sleep on the clock, or fails the test after a safety net.
-func (c *manualClock) waitSleepers(t testing.TB, n int) {
+// waitAsleep blocks until exactly n requests sleep on clk (the origin holds them), or fails the test after a
+// safety net. Exactly: a held request that went back to sleep rather than answered counts once.
+func waitAsleep(t testing.TB, clk *clocks.Manual, n int) {
 	t.Helper()
-	timeout := time.NewTimer(30 * time.Second) // a safety net for a broken origin, not a measure
-	defer timeout.Stop()
-	for {
-		c.mu.Lock()
-		have, changed := len(c.sleepers), c.changed
-		c.mu.Unlock()
-		if have == n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("%d requests asleep on the clock, want %d", have, n)
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // a safety net for a broken origin, not a measure
+	defer cancel()
+	if have, ok := clk.WaitSleepers(func(have int) bool { return have == n }, ctx.Done()); !ok {
+		t.Fatalf("%d requests asleep on the clock, want %d", have, n)
 	}
 }
 
@@ -121,9 +38,9 @@ var llStart = time.Unix(1_700_000_002, 300_000_000)
 const llSeq = 566666667
 
 // startLL serves an LL origin on a manual clock at llStart.
-func startLL(t *testing.T, cfg Config) (*Origin, string, *manualClock) {
+func startLL(t *testing.T, cfg Config) (*Origin, string, *clocks.Manual) {
 	t.Helper()
-	clk := newManualClock(llStart)
+	clk := clocks.NewManual(llStart)
 	cfg.LL, cfg.Now, cfg.SleepUntil = true, clk.Now, clk.SleepUntil
 	if cfg.Channels == nil {
 		cfg.Channels = []string{"a001"}
@@ -215,19 +132,7 @@ func asyncGet(url string) <-chan getResult {
 }
 
 func TestOriginLLConfigValidate(t *testing.T) {
-	f := func(cfg Config, field string) {
-		t.Helper()
-		err := cfg.Validate()
-		if field == "" {
-			if err != nil {
-				t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
-			}
-			return
-		}
-		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field+"'") {
-			t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
-		}
-	}
+	f := func(cfg Config, field string) { t.Helper(); validates(t, cfg, field) }
 	ok := []string{"a001"}
 	sleep := func(context.Context, time.Time) bool { return true }
 	f(Config{Channels: ok, LL: true}, "")
@@ -458,10 +363,10 @@ func TestOriginLLBlockingReload(t *testing.T) {
 
 	t.Run("holds until the part exists", func(t *testing.T) {
 		got := asyncGet(q(llSeq, 2))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		// One nanosecond early: the request goes back to sleep instead of answering.
 		clk.AdvanceTo(o.PartAvailable(llSeq, 2).Add(-1))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.AdvanceTo(o.PartAvailable(llSeq, 2))
 		r := <-got
 		m := parseLL(t, r.body)
@@ -472,9 +377,9 @@ func TestOriginLLBlockingReload(t *testing.T) {
 
 	t.Run("a part past the segment's last is the next segment's first", func(t *testing.T) {
 		got := asyncGet(q(llSeq, 5))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.AdvanceTo(o.PartAvailable(llSeq, 4)) // the segment completes: not enough
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.AdvanceTo(o.PartAvailable(llSeq+1, 0))
 		if m := parseLL(t, (<-got).body); m.hint != o.PartName("a001", 0, llSeq+1, 1) {
 			t.Fatalf("hint %s", m.hint)
@@ -483,9 +388,9 @@ func TestOriginLLBlockingReload(t *testing.T) {
 
 	t.Run("_HLS_msn alone waits for the whole segment", func(t *testing.T) {
 		got := asyncGet(q(llSeq+1, -1))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.AdvanceTo(o.PartAvailable(llSeq+1, 3))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.AdvanceTo(o.PartAvailable(llSeq+1, 4))
 		if m := parseLL(t, (<-got).body); m.segments[len(m.segments)-1] != o.SegmentName("a001", 0, llSeq+1) {
 			t.Fatalf("segments %v", m.segments)
@@ -496,9 +401,9 @@ func TestOriginLLBlockingReload(t *testing.T) {
 		seq, parts := o.LiveEdge()
 		o.Stall()
 		got := asyncGet(q(seq, parts))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.Advance(9*time.Second - 1) // three target durations, less a nanosecond
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		clk.Advance(1)
 		r := <-got
 		if r.code != 503 || strings.Count(r.body, "\n") != 1 || o.Stats().HoldTimeouts != 1 {
@@ -513,7 +418,7 @@ func TestOriginLLBlockingReload(t *testing.T) {
 	t.Run("Resume releases a held request", func(t *testing.T) {
 		seq, parts := o.LiveEdge()
 		got := asyncGet(q(seq, parts))
-		clk.waitSleepers(t, 1)
+		waitAsleep(t, clk, 1)
 		o.Resume() // the clock is 9 s past the stall: the edge jumps there
 		if r := <-got; r.code != 200 {
 			t.Fatalf("%d %s", r.code, r.body)
@@ -567,7 +472,7 @@ func TestOriginLLHintedPartStreams(t *testing.T) {
 		resp, err := testHTTP.Get(url)
 		started <- result{resp, err}
 	}()
-	clk.waitSleepers(t, 1)
+	waitAsleep(t, clk, 1)
 	m := o.ll
 	frag := func(j int) int { i := int(floorMod(seq, loopSegments))*llFragments + j; return m.size(i, i+1) }
 	var body []byte
@@ -588,7 +493,7 @@ func TestOriginLLHintedPartStreams(t *testing.T) {
 		}
 		body = append(body, b...)
 		if j < 8 {
-			clk.waitSleepers(t, 1) // nothing more is sent until the next fragment exists
+			waitAsleep(t, clk, 1) // nothing more is sent until the next fragment exists
 		}
 	}
 	if rest, err := io.ReadAll(resp.Body); err != nil || len(rest) != 0 {
@@ -603,7 +508,7 @@ func TestOriginLLHintedPartStreams(t *testing.T) {
 	clk.AdvanceTo(o.fragDone(seq, parts*3)) // the hinted part's first fragment exists
 	o.Stall()
 	got := asyncGet(base + "/play/a001/" + o.PartName("a001", 0, seq, parts))
-	clk.waitSleepers(t, 1)
+	waitAsleep(t, clk, 1)
 	clk.Advance(9 * time.Second)
 	if r := <-got; r.err == nil {
 		t.Fatalf("a part cut by a stall read as complete: %d, %d bytes", r.code, len(r.body))
@@ -663,39 +568,9 @@ func TestOriginLLWrapIsContinuous(t *testing.T) {
 // TestOriginLLFFprobe has the real ffprobe read the LL origin over loopback on the wall clock: fMP4 parts and
 // segments that a real HLS client decodes, in both variant set-ups.
 func TestOriginLLFFprobe(t *testing.T) {
-	if _, err := exec.LookPath("ffprobe"); err != nil {
-		t.Fatalf("ffprobe is required (make deps installs it): %v", err)
-	}
-	f := func(cfg Config) {
-		t.Helper()
-		cfg.LL = true
-		_, base := startOrigin(t, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
-			"-of", "csv=p=0", base+"/play/a001/index.m3u8").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ffprobe: %v\n%s", err, out)
-		}
-		fields := strings.Fields(string(out))
-		if !slices.Contains(fields, "h264") || !slices.Contains(fields, "aac") {
-			t.Fatalf("ffprobe saw %q, want h264 and aac", out)
-		}
-	}
-	f(Config{Channels: []string{"a001"}, Now: time.Now, SleepUntil: wallSleep})
-	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Parts: 15, Now: time.Now, SleepUntil: wallSleep})
-}
-
-// wallSleep is what a nil Config.SleepUntil does; startOrigin wants a clock given.
-func wallSleep(ctx context.Context, t time.Time) bool {
-	tm := time.NewTimer(time.Until(t))
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	wall := clocks.Wall{}
+	probeOrigin(t, Config{Channels: []string{"a001"}, LL: true, Now: wall.Now, SleepUntil: wall.SleepUntil})
+	probeOrigin(t, Config{Channels: []string{"a001"}, LL: true, URIs: URIsRelative, Variants: 2, Parts: 15, Now: wall.Now, SleepUntil: wall.SleepUntil})
 }
 
 func TestOriginLLStatsJSON(t *testing.T) {
@@ -712,25 +587,8 @@ func TestOriginLLStatsJSON(t *testing.T) {
 
 // BenchmarkOriginLLPart is the cost of a complete part: a copy of its fragments with their decode times patched.
 func BenchmarkOriginLLPart(b *testing.B) {
-	clk := newManualClock(llStart)
-	o, err := New(Config{Channels: []string{"a001"}, LL: true, Now: clk.Now, SleepUntil: clk.SleepUntil})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := o.Handler()
-	u := "/play/a001/" + o.PartName("a001", 0, llSeq, 0)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		var ctx fasthttp.RequestCtx
-		for pb.Next() {
-			ctx.Request.Reset()
-			ctx.Response.Reset()
-			ctx.Request.SetRequestURI(u)
-			h(&ctx)
-			if ctx.Response.StatusCode() != 200 {
-				b.Errorf("status %d", ctx.Response.StatusCode())
-				return
-			}
-		}
+	clk := clocks.NewManual(llStart)
+	benchOrigin(b, Config{Channels: []string{"a001"}, LL: true, Now: clk.Now, SleepUntil: clk.SleepUntil}, func(o *Origin) string {
+		return "/play/a001/" + o.PartName("a001", 0, llSeq, 0)
 	})
 }

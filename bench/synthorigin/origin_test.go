@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -114,23 +115,26 @@ func parseMediaInfo(t testing.TB, body string) mediaInfo {
 	return m
 }
 
-func TestOriginConfigValidate(t *testing.T) {
-	f := func(cfg Config, field string) {
-		t.Helper()
-		err := cfg.Validate()
-		if field == "" {
-			if err != nil {
-				t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
-			}
-			return
+// validates checks that cfg is valid (field "") or that Validate and New refuse it naming field.
+func validates(t *testing.T, cfg Config, field string) {
+	t.Helper()
+	err := cfg.Validate()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("Validate(%+v) = %v, want nil", cfg, err)
 		}
-		if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field) {
-			t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
-		}
-		if _, err := New(cfg); err == nil {
-			t.Fatalf("New accepted an invalid config %+v", cfg)
-		}
+		return
 	}
+	if err == nil || !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "'"+field+"'") {
+		t.Fatalf("Validate(%+v) = %v, want an error naming '%s'", cfg, err, field)
+	}
+	if _, err := New(cfg); err == nil {
+		t.Fatalf("New accepted an invalid config %+v", cfg)
+	}
+}
+
+func TestOriginConfigValidate(t *testing.T) {
+	f := func(cfg Config, field string) { t.Helper(); validates(t, cfg, field) }
 	ok := []string{"a001"}
 	f(Config{Channels: ok}, "")
 	f(Config{Channels: ok, URIs: "path", Variants: 8, WindowSize: 6, SegmentDuration: time.Second}, "")
@@ -464,35 +468,29 @@ func TestOriginDelayReleasedByShutdown(t *testing.T) {
 // TestOriginFFprobe has the real ffprobe read the live playlist over loopback: the committed media must be real
 // H.264 + AAC MPEG-TS and the playlists valid enough for a real HLS client, in every variant and URI style.
 func TestOriginFFprobe(t *testing.T) {
+	// On the wall clock: ffprobe reads a live playlist as a player would.
+	probeOrigin(t, Config{Channels: []string{"a001"}, Now: time.Now})
+	probeOrigin(t, Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Now: time.Now})
+}
+
+// probeOrigin serves cfg and has ffprobe read channel a001's playlist: it must find H.264 and AAC.
+func probeOrigin(t *testing.T, cfg Config) {
+	t.Helper()
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatalf("ffprobe is required (make deps installs it): %v", err)
 	}
-	f := func(cfg Config) {
-		t.Helper()
-		_, base := startOrigin(t, cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
-			"-of", "csv=p=0", base+"/play/a001/index.m3u8").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ffprobe %+v: %v\n%s", cfg.URIs, err, out)
-		}
-		var h264, aac int
-		for _, l := range strings.Fields(string(out)) {
-			switch l {
-			case "h264":
-				h264++
-			case "aac":
-				aac++
-			}
-		}
-		if h264 < 1 || aac < 1 {
-			t.Fatalf("ffprobe saw %q, want h264 and aac", out)
-		}
+	_, base := startOrigin(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+		"-of", "csv=p=0", base+"/play/a001/index.m3u8").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe %+v: %v\n%s", cfg.URIs, err, out)
 	}
-	// On the wall clock: ffprobe reads a live playlist as a player would.
-	f(Config{Channels: []string{"a001"}, Now: time.Now})
-	f(Config{Channels: []string{"a001"}, URIs: URIsRelative, Variants: 2, Now: time.Now})
+	fields := strings.Fields(string(out))
+	if !slices.Contains(fields, "h264") || !slices.Contains(fields, "aac") {
+		t.Fatalf("ffprobe saw %q, want h264 and aac", out)
+	}
 }
 
 // TestOriginEndAndResume: End freezes an MPEG-TS stream and closes its playlist with EXT-X-ENDLIST; Resume lets

@@ -283,6 +283,21 @@ func (c *Client) timeout(ctx context.Context) (context.Context, context.CancelFu
 
 func noCancel() {}
 
+// hgetall reads the hash at key whole, op naming the call in errors.
+func (c *Client) hgetall(ctx context.Context, op, key string) (map[string]string, error) {
+	rc, err := c.conn()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := c.timeout(ctx)
+	defer cancel()
+	m, err := rc.Do(ctx, rc.B().Hgetall().Key(key).Build()).AsStrMap()
+	if err = c.check(ctx, op, err); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // check turns a command's error into the call's error. A Redis error reply is the caller's problem (a bug, a
 // full list); anything else (connection refused, reset, timeout) means Redis is unreachable: the member turns
 // degraded at once, so that the following calls fail fast until a ping succeeds.

@@ -122,15 +122,9 @@ func (c *Client) LookupConference(ctx context.Context, room string) ([]byte, boo
 
 // Conferences returns the whole registry, room to entry.
 func (c *Client) Conferences(ctx context.Context) (map[string][]byte, error) {
-	rc, err := c.conn()
-	if err != nil {
-		return nil, err
-	}
 	hash, _ := c.registryKeys()
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	m, err := rc.Do(ctx, rc.B().Hgetall().Key(hash).Build()).AsStrMap()
-	if err = c.check(ctx, "list conferences", err); err != nil {
+	m, err := c.hgetall(ctx, "list conferences", hash)
+	if err != nil {
 		return nil, err
 	}
 	out := make(map[string][]byte, len(m))

@@ -11,10 +11,8 @@ import (
 )
 
 func TestConferenceRegistry(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
-	events := make(chan fleet.ConferenceEvent, 8)
-	ready(t, b.SubscribeConferences(func(ev fleet.ConferenceEvent) { events <- ev }))
+	_, a, b := startTwoMembers(t)
+	events := subscribed(t, b.SubscribeConferences)
 
 	if prev, err := a.PutConference(ctx(t), "standup", []byte("run1")); err != nil || prev != nil {
 		t.Fatalf("first put: %q, %v", prev, err)
@@ -54,8 +52,7 @@ func TestConferenceRegistry(t *testing.T) {
 // A participant waits on node A; moderators on two nodes decide at once; exactly one decision lands, and
 // everyone learns it through the run's channel.
 func TestRoomWaitingAndDecisions(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
+	_, a, b := startTwoMembers(t)
 	ra, rb := a.Room("standup", "c1", 0), b.Room("standup", "c1", 0)
 	if ra.Channel() != rb.Channel() || !strings.HasPrefix(ra.Channel(), "{hlsedge:conf:standup}") {
 		t.Fatalf("channels %q %q", ra.Channel(), rb.Channel())

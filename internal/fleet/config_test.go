@@ -163,14 +163,7 @@ func TestTLS(t *testing.T) {
 	cfg.TLS = &fleet.TLSConfig{CAFile: files.CA}
 	c := newMember(t, cfg, "node-a")
 	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
-	got := make(chan string, 1)
-	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
-	if err := c.Publish(ctx(t), "events", []byte("over tls")); err != nil {
-		t.Fatal(err)
-	}
-	if v := recv(t, got); v != "over tls" {
-		t.Fatalf("got %q", v)
-	}
+	echo(t, c, events(t, c), "over tls")
 
 	// Without the CA the server's certificate is not trusted: degraded, with the reason.
 	cfg.TLS = &fleet.TLSConfig{}
@@ -191,14 +184,7 @@ func TestSentinel(t *testing.T) {
 	cfg.Sentinel = &fleet.SentinelConfig{MasterName: fleettest.SentinelMaster, Addresses: []string{sentinel.Addr}}
 	c := newMember(t, cfg, "node-a")
 	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
-	got := make(chan string, 1)
-	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
-	if err := c.Publish(ctx(t), "events", []byte("via sentinel")); err != nil {
-		t.Fatal(err)
-	}
-	if v := recv(t, got); v != "via sentinel" {
-		t.Fatalf("got %q", v)
-	}
+	echo(t, c, events(t, c), "via sentinel")
 	if _, err := c.AdmitSession(ctx(t), "alice", "tv", fleet.SessionLimit{Idle: time.Minute}, now()); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,57 @@ func startMember(t testing.TB) (*fleettest.Server, *fleet.Client) {
 	return srv, c
 }
 
+// startTwoMembers starts redis and two members on it, node-a and node-b, and waits until both are healthy.
+func startTwoMembers(t testing.TB) (*fleettest.Server, *fleet.Client, *fleet.Client) {
+	t.Helper()
+	srv, a := startMember(t)
+	b := newMember(t, testConfig(srv.Addr), "node-b")
+	waitHealth(t, b, func(h fleet.Health) bool { return !h.Degraded })
+	return srv, a, b
+}
+
+// onResync returns a channel told of every resync of c.
+func onResync(c *fleet.Client) <-chan struct{} {
+	ch := make(chan struct{}, 64)
+	c.OnResync(func(context.Context) { ch <- struct{}{} })
+	return ch
+}
+
+// events subscribes c to the channel "events" and waits until the subscription is live; the payloads arrive on
+// the channel returned.
+func events(t testing.TB, c *fleet.Client) <-chan string {
+	t.Helper()
+	got := make(chan string, 64)
+	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	return got
+}
+
+// subscribed subscribes with subscribe and waits until the subscription is live; the events arrive on the
+// channel returned.
+func subscribed[E any](t testing.TB, subscribe func(func(E)) *fleet.Subscription) <-chan E {
+	t.Helper()
+	ch := make(chan E, 64)
+	ready(t, subscribe(func(ev E) { ch <- ev }))
+	return ch
+}
+
+// publish publishes p on "events" through c.
+func publish(t testing.TB, c *fleet.Client, p string) {
+	t.Helper()
+	if err := c.Publish(ctx(t), "events", []byte(p)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echo publishes p on "events" through c and waits for it on got, what c's subscription receives.
+func echo(t testing.TB, c *fleet.Client, got <-chan string, p string) {
+	t.Helper()
+	publish(t, c, p)
+	if v := recv(t, got); v != p {
+		t.Fatalf("got %q, want %q", v, p)
+	}
+}
+
 // waitHealth waits, on health-change events, until cond holds.
 func waitHealth(t testing.TB, c *fleet.Client, cond func(fleet.Health) bool) {
 	t.Helper()

@@ -14,9 +14,7 @@ import (
 )
 
 func TestAdmitSessionFlussonicRule(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
-	waitHealth(t, b, func(h fleet.Health) bool { return !h.Degraded })
+	_, a, b := startTwoMembers(t)
 	l := fleet.SessionLimit{Limit: 2, Idle: 30 * time.Second}
 	t0 := now()
 	step := func(c *fleet.Client, member string, at time.Time, admitted bool, count int, isNew bool) {
@@ -149,9 +147,7 @@ func TestAdmitSessionExactUnderConcurrency(t *testing.T) {
 }
 
 func TestConnLimitAcrossMembers(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
-	waitHealth(t, b, func(h fleet.Health) bool { return !h.Degraded })
+	_, a, b := startTwoMembers(t)
 	ttl := 90 * time.Second
 	for i, c := range []*fleet.Client{a, b} {
 		got, err := c.AcquireConn(ctx(t), "frank", c.Node()+":1", 2, ttl, now())

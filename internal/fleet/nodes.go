@@ -22,15 +22,21 @@ type NodeInfo struct {
 
 const maxNodeInfoBytes = 64 << 10
 
-// announceScript stores one member's entry and prunes the lapsed ones (at most 1000 a call).
+// pruneLapsed starts a script on a HASH (KEYS[1]) whose entries' expiry times stand in a ZSET beside it
+// (KEYS[2]), since Redis 7.0 has no per-field expiry: it drops the entries lapsed at the Lua variable now, at most
+// 1000 a call so that no call runs long.
+const pruneLapsed = `
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, id in ipairs(old) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+`
+
+// announceScript stores one member's entry and prunes the lapsed ones.
 //
 //	KEYS: hash, expiry zset. ARGV: node, stored value, now ms, expiry ms.
-const announceScript = `
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 1000)
-for _, n in ipairs(old) do
-  redis.call('HDEL', KEYS[1], n)
-  redis.call('ZREM', KEYS[2], n)
-end
+const announceScript = `local now = ARGV[3]` + pruneLapsed + `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 1
@@ -84,15 +90,9 @@ func (c *Client) Leave(ctx context.Context) error {
 
 // Nodes lists the members whose announcement has not lapsed at now, sorted by name.
 func (c *Client) Nodes(ctx context.Context, now time.Time) ([]NodeInfo, error) {
-	rc, err := c.conn()
-	if err != nil {
-		return nil, err
-	}
 	hash, _ := c.nodesKeys()
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	m, err := rc.Do(ctx, rc.B().Hgetall().Key(hash).Build()).AsStrMap()
-	if err = c.check(ctx, "list nodes", err); err != nil {
+	m, err := c.hgetall(ctx, "list nodes", hash)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]NodeInfo, 0, len(m))

@@ -4,14 +4,10 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/hlsedge/hlsedge/internal/fleet"
 )
 
 func TestNodesAnnounced(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
-	waitHealth(t, b, func(h fleet.Health) bool { return !h.Degraded })
+	srv, a, b := startTwoMembers(t)
 	t0 := now()
 	if err := a.Announce(ctx(t), []byte(`{"sessions":3}`), 10*time.Second, t0); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,7 @@ import (
 // Two members hold one participant (two tabs on two nodes): the place is kept until neither holds it, and the
 // one sweep that finds it free takes it out.
 func TestRoomPresenceKeepsPlaceWhileHeld(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
+	srv, a, b := startTwoMembers(t)
 	ra, rb := a.Room("standup", "c1", 0), b.Room("standup", "c1", 0)
 	t0 := now()
 	lease := t0.Add(30 * time.Second)

@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -10,8 +9,7 @@ import (
 )
 
 func TestPublishReachesEveryMember(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
+	_, a, b := startTwoMembers(t)
 	got := make(chan string, 4)
 	handler := func(node string) fleet.Handler {
 		return func(p []byte) error { got <- node + ":" + string(p); return nil }
@@ -65,9 +63,7 @@ func TestUndecodableMessageIsCountedAndDropped(t *testing.T) {
 		return nil
 	}))
 	for _, m := range []string{"garbage", "boom", "fine"} {
-		if err := c.Publish(ctx(t), "events", []byte(m)); err != nil {
-			t.Fatal(err)
-		}
+		publish(t, c, m)
 	}
 	// Messages of one connection arrive in order: once "fine" is here the other two were handled.
 	if v := recv(t, got); v != "fine" {
@@ -81,11 +77,9 @@ func TestUndecodableMessageIsCountedAndDropped(t *testing.T) {
 // The subscription connection is killed by the server: the member notices, subscribes again and re-syncs.
 func TestSubscriptionKilledReconnects(t *testing.T) {
 	srv, c := startMember(t)
-	resynced := make(chan struct{}, 8)
-	c.OnResync(func(context.Context) { resynced <- struct{}{} })
+	resynced := onResync(c)
 	recv(t, resynced)
-	got := make(chan string, 4)
-	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	got := events(t, c)
 
 	if n := srv.MustDo("CLIENT", "KILL", "TYPE", "pubsub"); n != "1" {
 		t.Fatalf("killed %s pubsub connections, want 1", n)
@@ -94,12 +88,7 @@ func TestSubscriptionKilledReconnects(t *testing.T) {
 	if s := c.Stats(); s.ReconnectsLost < 1 {
 		t.Fatalf("stats %+v, want a reconnection after the connection was lost", s)
 	}
-	if err := c.Publish(ctx(t), "events", []byte("after")); err != nil {
-		t.Fatal(err)
-	}
-	if v := recv(t, got); v != "after" {
-		t.Fatalf("got %q", v)
-	}
+	echo(t, c, got, "after")
 }
 
 // The subscription stalls silently (centrifugo#1189): the connection stays open and publishes succeed, but
@@ -108,10 +97,7 @@ func TestProbeReconnectsStalledSubscription(t *testing.T) {
 	srv := fleettest.Start(t)
 	proxy := fleettest.NewProxy(t, srv.Addr)
 	c := newMember(t, testConfig(proxy.Addr), "node-a")
-	resynced := make(chan struct{}, 64)
-	c.OnResync(func(context.Context) { resynced <- struct{}{} })
-	got := make(chan string, 64)
-	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	got := events(t, c)
 	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
 
 	if n := proxy.StallSubscribers(); n != 1 {
@@ -119,13 +105,9 @@ func TestProbeReconnectsStalledSubscription(t *testing.T) {
 	}
 	before := c.Stats().ReconnectsProbe
 	// Publishing still succeeds: that is what makes the stall silent.
-	if err := c.Publish(ctx(t), "events", []byte("lost")); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, c, "lost")
 	waitStats(t, c, func(s fleet.Stats, h fleet.Health) bool { return s.ReconnectsProbe > before && !h.Degraded })
-	if err := c.Publish(ctx(t), "events", []byte("after")); err != nil {
-		t.Fatal(err)
-	}
+	publish(t, c, "after")
 	for v := recv(t, got); v != "after"; v = recv(t, got) {
 		if v != "lost" {
 			t.Fatalf("got %q", v)
@@ -140,11 +122,9 @@ func TestProbeReconnectsStalledSubscription(t *testing.T) {
 // back the subscription is live again and the resync callbacks run.
 func TestRedisRestartDegradesThenResyncs(t *testing.T) {
 	srv, c := startMember(t)
-	resynced := make(chan struct{}, 8)
-	c.OnResync(func(context.Context) { resynced <- struct{}{} })
+	resynced := onResync(c)
 	recv(t, resynced)
-	got := make(chan string, 4)
-	ready(t, c.Subscribe("events", func(p []byte) error { got <- string(p); return nil }))
+	got := events(t, c)
 
 	srv.Kill()
 	waitHealth(t, c, func(h fleet.Health) bool { return h.Degraded })
@@ -164,12 +144,7 @@ func TestRedisRestartDegradesThenResyncs(t *testing.T) {
 	if c.Degraded() {
 		t.Fatalf("still degraded after the resync: %+v", c.Health())
 	}
-	if err := c.Publish(ctx(t), "events", []byte("back")); err != nil {
-		t.Fatal(err)
-	}
-	if v := recv(t, got); v != "back" {
-		t.Fatalf("got %q", v)
-	}
+	echo(t, c, got, "back")
 	// The restarted server lost the scripts too; they are loaded again on first use.
 	if a, err := c.AdmitSession(ctx(t), "alice", "m1", fleet.SessionLimit{Limit: 1, Idle: 30e9}, now()); err != nil || !a.Admitted {
 		t.Fatalf("admit after the restart: %+v, %v", a, err)
@@ -187,8 +162,7 @@ func TestStartsDegradedWithoutRedis(t *testing.T) {
 	if !c.Degraded() {
 		t.Fatal("a member without redis must start degraded")
 	}
-	resynced := make(chan struct{}, 8)
-	c.OnResync(func(context.Context) { resynced <- struct{}{} })
+	resynced := onResync(c)
 	srv.Restart()
 	recv(t, resynced)
 	if c.Degraded() {

@@ -41,16 +41,10 @@ const (
 )
 
 // revokeScript stores a revocation and publishes it in one step, so that no member can load the set without
-// also receiving later changes. Expired entries are pruned first: Redis 7.0 has no per-field expiry, so a ZSET
-// of expiry times stands beside the HASH. One call prunes at most 1000 entries, so that no call runs long.
+// also receiving later changes. Expired entries are pruned first (pruneLapsed).
 //
 //	KEYS: hash, expiry zset. ARGV: id, expiry ms (0: never), stored value, now ms, max entries, channel, event.
-const revokeScript = `
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, 1000)
-for _, id in ipairs(old) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-end
+const revokeScript = `local now = ARGV[4]` + pruneLapsed + `
 local max = tonumber(ARGV[5])
 if max > 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= max then
   return 0
@@ -144,15 +138,9 @@ func (c *Client) Unrevoke(ctx context.Context, id string) (bool, error) {
 // Revocations loads the fleet's current set, the expired entries left out. Subscribe first (then wait for
 // Ready), load second, so that nothing falls between the two; OnResync callbacks run when that is already so.
 func (c *Client) Revocations(ctx context.Context, now time.Time) ([]Revocation, error) {
-	rc, err := c.conn()
-	if err != nil {
-		return nil, err
-	}
 	hash, _, _ := c.revokeKeys()
-	ctx, cancel := c.timeout(ctx)
-	defer cancel()
-	m, err := rc.Do(ctx, rc.B().Hgetall().Key(hash).Build()).AsStrMap()
-	if err = c.check(ctx, "load revocations", err); err != nil {
+	m, err := c.hgetall(ctx, "load revocations", hash)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]Revocation, 0, len(m))

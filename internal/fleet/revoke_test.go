@@ -11,10 +11,8 @@ import (
 )
 
 func TestRevocationsPublishedAndLoaded(t *testing.T) {
-	srv, a := startMember(t)
-	b := newMember(t, testConfig(srv.Addr), "node-b")
-	events := make(chan fleet.RevocationEvent, 8)
-	ready(t, b.SubscribeRevocations(func(ev fleet.RevocationEvent) { events <- ev }))
+	srv, a, b := startTwoMembers(t)
+	events := subscribed(t, b.SubscribeRevocations)
 
 	t0 := now()
 	ban := fleet.Revocation{ID: "ban:1", Data: []byte(`{"user":"mallory"}`), Expires: t0.Add(time.Hour)}
