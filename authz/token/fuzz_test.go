@@ -24,8 +24,8 @@ func FuzzSecureToken(f *testing.F) {
 			if !strings.EqualFold(re, string(tok)) {
 				t.Fatalf("parsed %q back as %q", tok, re)
 			}
-			if st.endN < st.startN {
-				t.Fatal("end before start accepted")
+			if st.endN <= st.startN || len(st.start) != stTimeDigits || len(st.end) != stTimeDigits {
+				t.Fatalf("window %q-%q accepted", st.start, st.end)
 			}
 		}
 		var out Verified
