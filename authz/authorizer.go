@@ -65,8 +65,9 @@ type Decision struct {
 	token  []byte            // the incoming token, request memory: valid during the handler only
 	child  string            // query value child URIs carry, already escaped
 	pass   bool              // children carry the incoming token as it came (allowed by a rule)
-	fp     token.Fingerprint // the credential, or the parent of an edge token; 0: unknown
+	fp     token.Fingerprint // the credential, or for an edge token the viewer's own (its root); 0: unknown
 	unique bool              // the backend said X-Unique: the user's newest session closes the others
+	bindIP bool              // children are bound to the client address
 	sess   Session           // the session this request was counted in
 }
 
@@ -320,6 +321,10 @@ func (a *Authorizer) verify(g *group, kind token.Kind, tok, ch []byte, ip netip.
 		return err
 	}
 	*out = c.Verified()
+	if out.Fingerprint == 0 {
+		// Minted by a tool, not derived from a viewer's token: it is its own root.
+		out.Fingerprint = token.FingerprintOf(tok)
+	}
 	return nil
 }
 
@@ -331,8 +336,10 @@ func (a *Authorizer) askBackends(g *group, tok, ch []byte, req *Request, now tim
 	q := backendQuery{
 		token: string(tok), channel: string(ch), path: string(req.Path), rawQuery: string(req.RawQuery),
 		userAgent: string(req.UserAgent), referer: string(req.Referer), host: string(req.Host),
-		ip: req.ClientIP, sessionID: a.edge.SessionID(tok, ch, req.ClientIP), renew: calls > 0, number: calls + 1,
+		ip: req.ClientIP, renew: calls > 0, number: calls + 1,
 	}
+	fp := token.FingerprintOf(tok)
+	q.sessionID = a.edge.SessionID(fp, ch, req.ClientIP)
 	hint := cacheHint{calls: q.number}
 	ans, err := g.ask(&q)
 	if err != nil {
@@ -360,7 +367,7 @@ func (a *Authorizer) askBackends(g *group, tok, ch []byte, req *Request, now tim
 	case len(ans.userID) > token.MaxUserIDBytes:
 		return deny(token.ErrUserIDTooLong, token.KindNone, g.name), hint
 	}
-	v := token.Verified{UserID: ans.userID, Fingerprint: token.FingerprintOf(tok), MaxSessions: ans.maxSessions}
+	v := token.Verified{UserID: ans.userID, Fingerprint: fp, MaxSessions: ans.maxSessions}
 	return a.allow(g, &v, ans.unique, tok, ch, req, now), hint
 }
 
@@ -378,11 +385,12 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		MaxSessions: v.MaxSessions,
 		fp:          v.Fingerprint,
 		unique:      unique,
+		bindIP:      v.IPBound || a.edgeBindIP,
 	}
 	if v.Kind != token.KindEdge {
-		// An edge token carries its session; any other token gets one stable for it on this channel from this
-		// address, across playlist refreshes and edge restarts.
-		d.SessionID = a.edge.SessionID(tok, ch, req.ClientIP)
+		// An edge token carries its session; any other token gets one stable for its credential (every spelling
+		// alike) on this channel from this address, across playlist refreshes and edge restarts.
+		d.SessionID = a.edge.SessionID(d.fp, ch, req.ClientIP)
 	}
 	switch {
 	case d.UserID != "":
@@ -401,8 +409,9 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 	if v.Expires > 0 && v.Expires < exp {
 		exp = v.Expires
 	}
-	et := token.EdgeToken{Channel: string(ch), Expires: exp, SessionID: d.SessionID, UserID: d.Owner}
-	if v.IPBound || a.edgeBindIP {
+	// The child carries the viewer's token as its root: a ban or kick of that token reaches every child.
+	et := token.EdgeToken{Channel: string(ch), Expires: exp, SessionID: d.SessionID, UserID: d.UserID, Root: d.fp}
+	if d.bindIP {
 		et.IP = req.ClientIP
 	}
 	b, err := a.edge.AppendToken(make([]byte, 0, 96), &et)

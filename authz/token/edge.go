@@ -14,22 +14,26 @@ import (
 	"time"
 )
 
-// The edge token is `e1.` + base64url(version | flags | exp u32 | session u64 | ip 0/4/16 | len channel |
-// len user | mac16). The channel and user travel in the token so that a refusal can say which check failed
-// and so that a segment check needs nothing but the token; the MAC is HMAC-SHA256 truncated to 128 bits.
+// The edge token is `e1.` + base64url(version | flags | exp u32 | session u64 | root u64 when flagged |
+// ip 0/4/16 | len channel | len user | mac16). The channel and user travel in the token so that a refusal can
+// say which check failed and so that a segment check needs nothing but the token; the root is the fingerprint
+// of the viewer's own token, so that revoking that token revokes every child minted from it. The MAC is
+// HMAC-SHA256 truncated to 128 bits.
 const (
 	edgePrefix   = "e1."
 	edgeVersion  = 1
 	edgeFlagIPv4 = 1 << 0
 	edgeFlagIPv6 = 1 << 1
+	edgeFlagRoot = 1 << 2
 	edgeMACLen   = 16
 	edgeMinRaw   = 1 + 1 + 4 + 8 + 1 + 1 + edgeMACLen
-	edgeMaxRaw   = edgeMinRaw + 16 + MaxChannelBytes + MaxUserIDBytes
+	edgeMaxRaw   = edgeMinRaw + 8 + 16 + MaxChannelBytes + MaxUserIDBytes
 	edgeMaxToken = len(edgePrefix) + (edgeMaxRaw*8+5)/6
 	sidDomain    = 0xff // first byte of session-id derivations; never a token version
 )
 
-// Strict refuses non-zero trailing bits, so each token has exactly one spelling (and one cache key).
+// Strict refuses non-zero trailing bits; Verify also refuses the CR and LF that any base64 decoder skips, so
+// each token has exactly one spelling (and one cache key).
 var edgeB64 = base64.RawURLEncoding.Strict()
 
 // EdgeToken is the content of an edge child token.
@@ -44,6 +48,9 @@ type EdgeToken struct {
 	SessionID uint64
 	// UserID is the parent token's user, at most 255 bytes.
 	UserID string
+	// Root is the fingerprint of the viewer's own token this one derives from, through any number of edge
+	// tokens; 0 for a token minted by a tool. Bans and kicks of the root reach the token.
+	Root Fingerprint
 }
 
 // EdgeClaims is a verified edge token, decoded into fixed storage so that verification allocates nothing.
@@ -54,20 +61,26 @@ type EdgeClaims struct {
 	SessionID uint64
 	// IPBound tells that the token is bound to the client address it was verified with.
 	IPBound bool
-	uidLen  int
-	uid     [MaxUserIDBytes]byte
+	// Root is the fingerprint of the viewer's own token; 0 when the token names none.
+	Root   Fingerprint
+	uidLen int
+	uid    [MaxUserIDBytes]byte
 }
 
 // UserID is the token's user; it points into c.
 func (c *EdgeClaims) UserID() []byte { return c.uid[:c.uidLen] }
 
-// Verified is c in the shape every kind shares. A user in fingerprint form (`~` and 16 hex digits) is the
-// parent's fingerprint, which the child of a token without a user carries in its place.
+// Verified is c in the shape every kind shares, its fingerprint the root's: everything keyed on a viewer
+// (bans, kicks, sessions) sees the viewer's own token. A user in fingerprint form (`~` and 16 hex digits) is
+// the root of a child minted before children carried one, in place of a user.
 func (c *EdgeClaims) Verified() Verified {
-	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound, SessionID: c.SessionID}
+	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound,
+		SessionID: c.SessionID, Fingerprint: c.Root}
 	user := string(c.UserID())
 	if fp := ParseFingerprint(user); fp != 0 {
-		v.Fingerprint = fp
+		if v.Fingerprint == 0 {
+			v.Fingerprint = fp
+		}
 	} else {
 		v.UserID = user
 	}
@@ -113,6 +126,16 @@ func (sc *edgeScratch) mac(b []byte) []byte {
 // Verify checks an edge token for a channel and client at now (unix seconds). It allocates nothing: this is
 // every segment request of a viewer who arrived with a JWT.
 func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *EdgeClaims) error {
+	return s.verify(tok, channel, ip, now, out, true)
+}
+
+// Authentic checks only that the edge token was minted with this key, whatever its channel, address and
+// expiry, and returns its claims: for the operator naming a viewer by a token copied out of a playlist.
+func (s *EdgeSigner) Authentic(tok []byte, out *EdgeClaims) bool {
+	return s.verify(tok, nil, netip.Addr{}, 0, out, false) == nil
+}
+
+func (s *EdgeSigner) verify(tok, channel []byte, ip netip.Addr, now int64, out *EdgeClaims, scoped bool) error {
 	if len(tok) <= len(edgePrefix) || len(tok) > edgeMaxToken || string(tok[:len(edgePrefix)]) != edgePrefix {
 		return ErrMalformed
 	}
@@ -123,7 +146,8 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	sc := s.pool.Get().(*edgeScratch)
 	defer s.pool.Put(sc)
 	n, err := edgeB64.Decode(sc.raw[:], enc)
-	if err != nil || n < edgeMinRaw {
+	if err != nil || n < edgeMinRaw || edgeB64.EncodedLen(n) != len(enc) {
+		// The length check refuses the CR and LF the decoder skipped: one token, one spelling.
 		return ErrMalformed
 	}
 	raw := sc.raw[:n]
@@ -133,7 +157,7 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	flags := raw[1]
 	p := 2 + 4 + 8
 	var ipLen int
-	switch flags {
+	switch flags &^ edgeFlagRoot {
 	case 0:
 	case edgeFlagIPv4:
 		ipLen = 4
@@ -141,6 +165,11 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		ipLen = 16
 	default:
 		return ErrMalformed
+	}
+	rootAt := 0
+	if flags&edgeFlagRoot != 0 {
+		rootAt = p
+		p += 8
 	}
 	if p+ipLen+2 > n-edgeMACLen {
 		return ErrMalformed
@@ -164,14 +193,14 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		return ErrSignature
 	}
 	// Authentic from here on: the remaining checks may say precisely what is wrong.
-	if string(ch) != string(channel) {
+	if scoped && string(ch) != string(channel) {
 		return ErrWrongChannel
 	}
 	exp := int64(binary.BigEndian.Uint32(raw[2:6]))
-	if now >= exp {
+	if scoped && now >= exp {
 		return ErrExpired
 	}
-	if ipLen > 0 {
+	if scoped && ipLen > 0 {
 		ip = ip.Unmap()
 		switch {
 		case ipLen == 4 && ip.Is4():
@@ -191,6 +220,12 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	out.Expires = exp
 	out.SessionID = binary.BigEndian.Uint64(raw[6:14])
 	out.IPBound = ipLen > 0
+	out.Root = 0
+	if rootAt > 0 {
+		if out.Root = Fingerprint(binary.BigEndian.Uint64(raw[rootAt : rootAt+8])); out.Root == 0 {
+			return ErrMalformed
+		}
+	}
 	out.uidLen = copy(out.uid[:], uid)
 	return nil
 }
@@ -218,10 +253,16 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	case ip.Is6():
 		flags = edgeFlagIPv6
 	}
+	if t.Root != 0 {
+		flags |= edgeFlagRoot
+	}
 	raw = append(raw, edgeVersion, flags)
 	raw = binary.BigEndian.AppendUint32(raw, uint32(exp))
 	raw = binary.BigEndian.AppendUint64(raw, t.SessionID)
-	switch flags {
+	if t.Root != 0 {
+		raw = binary.BigEndian.AppendUint64(raw, uint64(t.Root))
+	}
+	switch flags &^ edgeFlagRoot {
 	case edgeFlagIPv4:
 		a := ip.As4()
 		raw = append(raw, a[:]...)
@@ -238,15 +279,16 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	return edgeB64.AppendEncode(dst, raw), nil
 }
 
-// SessionID derives a stable id for one parent token on one channel from one address, so that every playlist
-// refresh of a viewer mints child tokens with the same session, across edge restarts too.
-func (s *EdgeSigner) SessionID(tok, channel []byte, ip netip.Addr) uint64 {
+// SessionID derives a stable id for one credential (its fingerprint, the same for every spelling) on one
+// channel from one address, so that every playlist refresh of a viewer mints child tokens with the same
+// session, across edge restarts too, and a respelled token is no new session.
+func (s *EdgeSigner) SessionID(fp Fingerprint, channel []byte, ip netip.Addr) uint64 {
 	sc := s.pool.Get().(*edgeScratch)
 	defer s.pool.Put(sc)
 	sc.h.Reset()
-	sc.h.Write([]byte{sidDomain})
-	sc.h.Write(tok)
-	sc.h.Write([]byte{0})
+	b := append(sc.raw[:0], sidDomain)
+	b = binary.BigEndian.AppendUint64(b, uint64(fp))
+	sc.h.Write(b)
 	sc.h.Write(channel)
 	a := ip.Unmap().As16()
 	sc.h.Write(a[:])
@@ -278,7 +320,7 @@ func VerifyEdgeToken(secret []byte, tok, channel string, ip netip.Addr, now time
 	if err := s.Verify([]byte(tok), []byte(channel), ip, now.Unix(), &c); err != nil {
 		return EdgeToken{}, err
 	}
-	t := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID())}
+	t := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID()), Root: c.Root}
 	if c.IPBound {
 		t.IP = ip.Unmap()
 	}

@@ -45,6 +45,7 @@ func FuzzEdgeToken(f *testing.F) {
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix()},
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, SessionID: 7, UserID: "u"},
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: netip.MustParseAddr("2001:db8::1")},
+		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, SessionID: 7, UserID: "u", Root: 0x1234567890abcdef},
 	} {
 		tok, _ := s.AppendToken(nil, &et)
 		f.Add(tok, "a001")
@@ -59,7 +60,7 @@ func FuzzEdgeToken(f *testing.F) {
 			return
 		}
 		// Anything that verifies is exactly what the signer mints for those claims.
-		et := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID())}
+		et := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID()), Root: c.Root}
 		if c.IPBound {
 			et.IP = ip
 		}

@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // the securetoken protocol is defined with SHA-1; compatibility is the point.
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"net/netip"
@@ -94,6 +95,21 @@ func parseUnix(b []byte) (int64, bool) {
 	return n, true
 }
 
+// fingerprint names the token in its one canonical spelling: the hash in lower case, the other fields as
+// parsed (they have only one spelling).
+func (st *secureToken) fingerprint() Fingerprint {
+	var buf [stMaxTokenSz]byte
+	b := hex.AppendEncode(buf[:0], st.hash[:])
+	b = append(b, '-')
+	b = append(b, st.salt...)
+	b = append(b, '-')
+	b = append(b, st.end...)
+	b = append(b, '-')
+	b = append(b, st.start...)
+	sum := sha256.Sum256(b)
+	return fingerprint(sum[:])
+}
+
 // SecureTokenVerifier recomputes Flussonic's hash with the stream name from the URL and the client's address.
 type SecureTokenVerifier struct {
 	secret      []byte
@@ -149,7 +165,7 @@ func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, 
 	}
 	*out = Verified{
 		Kind:        KindSecureToken,
-		Fingerprint: FingerprintOf(tok),
+		Fingerprint: st.fingerprint(),
 		Expires:     st.endN,
 		Until:       (st.endN + v.desync) * int64(time.Second),
 		IPBound:     !v.noCheckIP,
