@@ -68,6 +68,7 @@ type Decision struct {
 	fp     token.Fingerprint // the credential, or for an edge token the viewer's own (its root); 0: unknown
 	unique bool              // the backend said X-Unique: the user's newest session closes the others
 	bindIP bool              // children are bound to the client address
+	mint   bool              // children are edge tokens this edge mints (not the incoming token passed on)
 	sess   Session           // the session this request was counted in
 }
 
@@ -386,6 +387,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		fp:          v.Fingerprint,
 		unique:      unique,
 		bindIP:      v.IPBound || a.edgeBindIP,
+		mint:        !g.same,
 	}
 	if v.Kind != token.KindEdge {
 		// An edge token carries its session; any other token gets one stable for its credential (every spelling

@@ -99,7 +99,10 @@ type EdgeSigner struct {
 	pool sync.Pool
 }
 
-var errEdgeTooLong = errors.New("edge token field too long")
+var (
+	errEdgeTooLong  = errors.New("edge token field too long")
+	errEdgeNoExpiry = errors.New("edge token needs an expiry")
+)
 
 // NewEdgeSigner builds a signer for key; an empty key is replaced by a random one, so that tokens die with the
 // process.
@@ -232,12 +235,18 @@ func (s *EdgeSigner) verify(tok, channel []byte, ip netip.Addr, now int64, out *
 
 // AppendToken appends a minted edge token to dst.
 func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
-	if len(t.Channel) == 0 || len(t.Channel) > MaxChannelBytes || len(t.UserID) > MaxUserIDBytes {
+	return s.AppendChild(dst, []byte(t.Channel), t)
+}
+
+// AppendChild is AppendToken for a channel given as bytes (t.Channel is not read), so that the request path
+// mints children without allocating.
+func (s *EdgeSigner) AppendChild(dst, channel []byte, t *EdgeToken) ([]byte, error) {
+	if len(channel) == 0 || len(channel) > MaxChannelBytes || len(t.UserID) > MaxUserIDBytes {
 		return dst, errEdgeTooLong
 	}
 	exp := t.Expires
 	if exp <= 0 {
-		return dst, errors.New("edge token needs an expiry")
+		return dst, errEdgeNoExpiry
 	}
 	if exp > math.MaxUint32 {
 		exp = math.MaxUint32
@@ -270,8 +279,8 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 		a := ip.As16()
 		raw = append(raw, a[:]...)
 	}
-	raw = append(raw, byte(len(t.Channel)))
-	raw = append(raw, t.Channel...)
+	raw = append(raw, byte(len(channel)))
+	raw = append(raw, channel...)
 	raw = append(raw, byte(len(t.UserID)))
 	raw = append(raw, t.UserID...)
 	raw = append(raw, sc.mac(raw)[:edgeMACLen]...)
