@@ -50,7 +50,8 @@ type Decision struct {
 	Group string
 	// UserID is the token's user (JWT `sub`, edge token user), empty when unknown.
 	UserID string
-	// SessionID is stable for one token on one channel from one address, and is kept in child edge tokens.
+	// SessionID is stable for one credential (however spelled) on one channel from one address, and is kept in
+	// child edge tokens.
 	SessionID uint64
 	// Expires is the token's expiry in unix seconds; 0 when it has none.
 	Expires int64

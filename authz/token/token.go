@@ -68,8 +68,9 @@ type Verified struct {
 	Kind Kind
 	// UserID is the user the token names (the JWT user claim, an edge token's user); empty when none.
 	UserID string
-	// Fingerprint names the credential without revealing it: the token's own for a JWT or securetoken, the
-	// parent's for an edge token minted from a token without a user. 0 when unknown.
+	// Fingerprint names the credential without revealing it, the same for every spelling: the token's own
+	// for a JWT or securetoken, for an edge token its root (the viewer's own token it was minted from). 0 when
+	// unknown.
 	Fingerprint Fingerprint
 	// Expires is the expiry the token states, in unix seconds; 0 when it has none.
 	Expires int64
