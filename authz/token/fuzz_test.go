@@ -15,7 +15,10 @@ func FuzzSecureToken(f *testing.F) {
 	f.Add([]byte(goldenSTNoIP), "bbc")
 	f.Add([]byte("0000000000000000000000000000000000000000-a-2-1"), "x")
 	f.Add([]byte("--"), "")
-	v := &SecureTokenVerifier{secret: []byte(stSecret)}
+	v, err := NewSecureTokenVerifier(&SecureTokenConfig{Secret: stSecret})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, tok []byte, channel string) {
 		st, err := parseSecureToken(tok)
 		if err == nil {
