@@ -3,6 +3,8 @@ package authz
 import (
 	"fmt"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz/token"
 )
 
 // The operator's side of the viewer state, for the admin API. With authorization disabled there is none.
@@ -11,6 +13,16 @@ import (
 func (a *Authorizer) Ban(r BanRequest, now time.Time) (Ban, error) {
 	if a.state == nil {
 		return Ban{}, fmt.Errorf("authorization is disabled: %w", ErrBanRequest)
+	}
+	if r.Token != "" && token.KindOf([]byte(r.Token)) == token.KindEdge {
+		// A child token copied out of a playlist names the viewer's own token, its root: banning the child alone
+		// would leave the root, and every child minted from it, playing.
+		var c token.EdgeClaims
+		if a.edge.Authentic([]byte(r.Token), &c) {
+			if v := c.Verified(); v.Fingerprint != 0 {
+				r.Token = v.Fingerprint.String()
+			}
+		}
 	}
 	return a.state.Ban(r, now)
 }

@@ -65,15 +65,18 @@ type Decision struct {
 	// Cached tells that the decision came from the decision cache.
 	Cached bool
 
-	token  []byte            // the incoming token, request memory: valid during the handler only
-	child  string            // query value child URIs carry, already escaped
-	pass   bool              // children carry the incoming token as it came (allowed by a rule)
-	fp     token.Fingerprint // the credential, or the parent of an edge token; 0: unknown
-	unique bool              // the backend said X-Unique: the user's newest session closes the others
-	sess   Session           // the session this request was counted in
-	entry  *entry            // the cache entry the decision came from or went into; nil without one
-	key    token.KeyRef      // the key that verified the token; 0 for a middleware's decision
-	mint   token.KeyRef      // the edge key child carries a token of; 0 when child is not minted
+	token   []byte            // the incoming token, request memory: valid during the handler only
+	child   string            // query value child URIs carry, already escaped
+	pass    bool              // children carry the incoming token as it came (allowed by a rule)
+	fp      token.Fingerprint // the credential, or for an edge token the viewer's own (its root); 0: unknown
+	unique  bool              // the backend said X-Unique: the user's newest session closes the others
+	bindIP  bool              // children are bound to the client address
+	mint    bool              // children are edge tokens this edge mints (not the incoming token passed on)
+	sess    Session           // the session this request was counted in
+	entry   *entry            // the cache entry the decision came from or went into; nil without one
+	key     token.KeyRef      // the key that verified the token; 0 for a middleware's decision
+	mintKey token.KeyRef      // the edge key child carries a token of; 0 when child is not minted
+	base    uint64            // the credential's session id on this channel, which children carry (sessionid.go)
 }
 
 // Allowed reports whether the request may be served.
@@ -345,6 +348,10 @@ func (a *Authorizer) verify(g *group, kind token.Kind, tok, ch []byte, ip netip.
 		return err
 	}
 	*out = c.Verified()
+	if out.Fingerprint == 0 {
+		// Minted by a tool, not derived from a viewer's token: it is its own root.
+		out.Fingerprint = token.FingerprintOf(tok)
+	}
 	return nil
 }
 
@@ -407,12 +414,15 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		fp:          v.Fingerprint,
 		unique:      unique,
 		key:         v.Key,
+		bindIP:      v.IPBound || a.edgeBindIP,
+		// A viewer a middleware let in without a token gets an edge token even in a `child_token: same` group.
+		mint: !(g.same && len(tok) > 0),
 	}
 	if v.Kind != token.KindEdge && v.SessionID == 0 {
 		// An edge token carries its session, a middleware's decision names the one it was made for; any other
-		// token gets one stable for it on this channel from this address, across playlist refreshes and edge
-		// restarts.
-		d.SessionID = a.edge.SessionID(tok, ch, req.ClientIP)
+		// token gets one stable for its credential (every spelling alike) on this channel from this address,
+		// across playlist refreshes and edge restarts.
+		d.SessionID = a.edge.SessionID(d.fp, ch, req.ClientIP)
 	}
 	switch {
 	case d.UserID != "":
@@ -433,8 +443,9 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 	if v.Expires > 0 && v.Expires < exp {
 		exp = v.Expires
 	}
-	et := token.EdgeToken{Channel: string(ch), Expires: exp, SessionID: d.SessionID, UserID: d.Owner}
-	if v.IPBound || a.edgeBindIP {
+	// The child carries the viewer's token as its root: a ban or kick of that token reaches every child.
+	et := token.EdgeToken{Channel: string(ch), Expires: exp, SessionID: d.SessionID, UserID: d.UserID, Root: d.fp}
+	if d.bindIP {
 		et.IP = req.ClientIP
 	}
 	b, err := a.edge.AppendToken(make([]byte, 0, 96), &et)
@@ -442,7 +453,7 @@ func (a *Authorizer) allow(g *group, v *token.Verified, unique bool, tok, ch []b
 		return deny(errChildToken, v.Kind, g.name)
 	}
 	d.child = string(b)
-	d.mint = a.edge.MintKey()
+	d.mintKey = a.edge.MintKey()
 	return d
 }
 

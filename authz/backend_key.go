@@ -191,7 +191,11 @@ func (a *Authorizer) backendIdentity(g *group, tok, ch []byte, req *Request) bac
 	if p&partUA != 0 {
 		ua = req.UserAgent
 	}
-	id.base = a.edge.SessionID(cred, ch, ip)
+	credFP := id.fp
+	if len(tok) == 0 {
+		credFP = token.FingerprintOf(cred)
+	}
+	id.base = a.edge.SessionID(credFP, ch, ip)
 	id.session = sessionOf(id.base, ip, ua)
 	return id
 }

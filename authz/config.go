@@ -89,10 +89,24 @@ type EdgeConfig struct {
 	// after 'auth.edge.max_ttl'.
 	Secrets []token.SecretConfig `yaml:"secrets"`
 	// MaxTTL caps a child token's life when the parent token lives longer or has no expiry. The child never
-	// outlives its parent. Default 24h: a player keeps its media playlist URL for the whole viewing.
+	// outlives its parent. This is the life of the tokens on the media-playlist URIs of a master playlist: a
+	// player never fetches the master again and keeps reloading those URLs for the whole viewing. Default 24h.
 	MaxTTL time.Duration `yaml:"max_ttl"`
 	// BindIP binds child tokens to the viewer's IP even when the parent token was not bound.
 	BindIP bool `yaml:"bind_ip"`
+	// SegmentTTLTargets is how long the tokens on the segment, part, key and init-section URIs of a live media
+	// playlist (no EXT-X-ENDLIST) live, in target durations (EXT-X-TARGETDURATION): they are minted afresh on
+	// every reload, so a player that keeps reloading always holds live ones, while a segment URL copied out of
+	// the playlist is refused (410) once its window is over. The expiry is rounded up to a grid of half the
+	// window, so that reloads within it carry the same URLs: a window lasts between 1 and 1.5 times its
+	// length. Default 3; 0 gives these tokens max_ttl like the others. Groups with child_token: same pass the
+	// viewer's token unchanged and get no windows.
+	SegmentTTLTargets *int `yaml:"segment_ttl_targets"`
+	// SegmentTTLMin is the shortest such window, for playlists with very short target durations. Default 10s.
+	SegmentTTLMin time.Duration `yaml:"segment_ttl_min"`
+	// VODTTLMargin is added to a VOD media playlist's presentation (the sum of its EXTINF durations) to give
+	// the life of its segment tokens, for pauses and seeking: players never reload such a playlist. Default 1h.
+	VODTTLMargin time.Duration `yaml:"vod_ttl_margin"`
 }
 
 // GroupConfig is the auth policy of a set of channels.
@@ -152,6 +166,9 @@ const (
 	defaultMaxTTL        = 5 * time.Minute
 	defaultDenyTTL       = 2 * time.Second
 	defaultEdgeMaxTTL    = 24 * time.Hour
+	defaultSegTargets    = 3
+	defaultSegMin        = 10 * time.Second
+	defaultVODMargin     = time.Hour
 )
 
 // Child token modes.
@@ -191,6 +208,16 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Edge.MaxTTL == 0 {
 		c.Edge.MaxTTL = defaultEdgeMaxTTL
+	}
+	if c.Edge.SegmentTTLTargets == nil {
+		n := defaultSegTargets
+		c.Edge.SegmentTTLTargets = &n
+	}
+	if c.Edge.SegmentTTLMin == 0 {
+		c.Edge.SegmentTTLMin = defaultSegMin
+	}
+	if c.Edge.VODTTLMargin == 0 {
+		c.Edge.VODTTLMargin = defaultVODMargin
 	}
 	c.Sessions.setDefaults()
 	c.Bans.setDefaults()
@@ -319,6 +346,15 @@ func (c *Config) validate() error {
 	}
 	if c.Edge.MaxTTL < 0 {
 		return errors.New("'auth.edge.max_ttl' must be greater than zero")
+	}
+	if n := *c.Edge.SegmentTTLTargets; n < 0 || n > 100 {
+		return fmt.Errorf("'auth.edge.segment_ttl_targets' must be between 0 (off) and 100, got %d", n)
+	}
+	if c.Edge.SegmentTTLMin < time.Second || c.Edge.SegmentTTLMin > c.Edge.MaxTTL {
+		return errors.New("'auth.edge.segment_ttl_min' must be between 1s and 'auth.edge.max_ttl'")
+	}
+	if c.Edge.VODTTLMargin < 0 {
+		return errors.New("'auth.edge.vod_ttl_margin' must be greater than zero")
 	}
 	for i := range c.Groups {
 		g := &c.Groups[i]

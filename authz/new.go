@@ -25,6 +25,9 @@ type Authorizer struct {
 	edge       *token.EdgeSigner
 	edgeMaxTTL int64 // seconds
 	edgeBindIP bool
+	segTargets int64 // segment_ttl_targets; 0: segment tokens live edgeMaxTTL
+	segMin     time.Duration
+	vodMargin  time.Duration
 	denyTTL    time.Duration
 	groups     []*group
 	state      ViewerState // nil when authorization is disabled
@@ -113,6 +116,9 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 	a.maxToken = cfg.MaxTokenBytes
 	a.edgeMaxTTL = int64(cfg.Edge.MaxTTL / time.Second)
 	a.edgeBindIP = cfg.Edge.BindIP
+	a.segTargets = int64(*cfg.Edge.SegmentTTLTargets)
+	a.segMin = cfg.Edge.SegmentTTLMin
+	a.vodMargin = cfg.Edge.VODTTLMargin
 	seen := map[string]bool{}
 	for _, s := range cfg.Sources {
 		switch {

@@ -88,7 +88,9 @@ func (a *Authorizer) adopt(e *entry, g *group) bool {
 	if d.key != 0 && !g.hasKey(d.Kind, d.key, a.edge) {
 		return false
 	}
-	if minted := !g.same && d.Kind != token.KindEdge; minted != (d.mint != 0) || d.mint != 0 && d.mint != a.edge.MintKey() {
+	// (A viewer a middleware let in without a token in a `child_token: same` group is simply decided again.)
+	if d.mint == g.same || (d.mintKey != 0) != (!g.same && d.Kind != token.KindEdge) ||
+		d.mintKey != 0 && d.mintKey != a.edge.MintKey() {
 		return false
 	}
 	e.epoch.Store(a.epoch)

@@ -36,6 +36,7 @@ func sessionUA(ua []byte) []byte {
 // ownSession gives an allowed decision its viewer's own session id, and refuses it when that session was
 // kicked, or refused by the session limit since a middleware last decided.
 func (a *Authorizer) ownSession(d Decision, g *group, req *Request, rev *Revocations, now int64) Decision {
+	d.base = d.SessionID
 	d.SessionID = sessionOf(d.SessionID, req.ClientIP, req.UserAgent)
 	if rev.sessionKicked(d.SessionID, now) {
 		return deny(ErrKicked, d.Kind, g.name)

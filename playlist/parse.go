@@ -40,6 +40,7 @@ func (r *Rewriter) Parse(src []byte) (*Template, error) {
 		i = next
 	}
 	p.t.body = append(p.t.body, src[p.last:]...)
+	p.t.timing.Live = p.t.timing.Media && !p.ended
 	if p.overflow || uint64(len(p.t.body)) > maxBody {
 		return nil, fmt.Errorf("rewritten body exceeds %d bytes: %w", maxBody, ErrTooLarge)
 	}
@@ -71,6 +72,11 @@ type parser struct {
 	overflow bool
 	// defines are the EXT-X-DEFINE NAME/VALUE pairs seen so far, to see through {$name} references.
 	defines []define
+	// media is the class of the URI place being parsed: a segment, part, key or init section (true), or a
+	// playlist or other resource (false). streamInf is set between an EXT-X-STREAM-INF and its URI line.
+	media, streamInf bool
+	// ended is set by EXT-X-ENDLIST or EXT-X-PLAYLIST-TYPE:VOD: players do not reload the playlist.
+	ended bool
 }
 
 type define struct{ name, value []byte }
@@ -89,6 +95,9 @@ func (p *parser) line(s, e int) {
 		for isSpace(src[e-1]) {
 			e--
 		}
+		// A URI line is a variant playlist after EXT-X-STREAM-INF, a segment everywhere else.
+		p.media = !p.streamInf
+		p.streamInf = false
 		p.uri(s, e)
 		return
 	}
@@ -97,17 +106,27 @@ func (p *parser) line(s, e int) {
 	}
 	colon := bytes.IndexByte(src[s:e], ':')
 	if colon < 0 {
+		p.timingTag(src[s:e], nil)
 		return
 	}
 	colon += s
-	switch string(src[s:colon]) {
-	case "#EXT-X-MEDIA", "#EXT-X-I-FRAME-STREAM-INF", "#EXT-X-KEY", "#EXT-X-SESSION-KEY", "#EXT-X-MAP",
-		"#EXT-X-SESSION-DATA", "#EXT-X-PART", "#EXT-X-PRELOAD-HINT", "#EXT-X-RENDITION-REPORT":
+	switch tag := string(src[s:colon]); tag {
+	case "#EXT-X-KEY", "#EXT-X-SESSION-KEY", "#EXT-X-MAP", "#EXT-X-PART", "#EXT-X-PRELOAD-HINT":
+		p.media = true
+		p.attrURIs(colon+1, e, "URI")
+	case "#EXT-X-MEDIA", "#EXT-X-I-FRAME-STREAM-INF", "#EXT-X-SESSION-DATA", "#EXT-X-RENDITION-REPORT":
+		// Renditions and rendition reports name playlists, which players reload.
+		p.media = false
 		p.attrURIs(colon+1, e, "URI")
 	case "#EXT-X-CONTENT-STEERING":
+		p.media = false
 		p.attrURIs(colon+1, e, "SERVER-URI")
 	case "#EXT-X-DEFINE":
 		p.define(colon+1, e)
+	case "#EXT-X-STREAM-INF":
+		p.streamInf = true
+	default:
+		p.timingTag(src[s:colon], src[colon+1:e])
 	}
 }
 

@@ -14,6 +14,8 @@ type Template struct {
 	foreign []string
 	// disguised are the foreign URIs whose spelling hides their host (see Disguised).
 	disguised []string
+	// timing is what the playlist says about how long it and its segments are used (see Timing).
+	timing Timing
 }
 
 // point is one URI place: the query goes at body[off], after sep.
@@ -22,6 +24,8 @@ type point struct {
 	// sep is '&' when the URI already has a query and '?' otherwise. It is always written, even after a
 	// URI that ends in '?' or '&', so that the inserted bytes can be told apart from the input.
 	sep byte
+	// media marks a segment, part, key or init-section URI, which AppendMedia gives its own query.
+	media bool
 }
 
 // maxForeign bounds Foreign so that a hostile playlist cannot flood the proxy's log.
@@ -32,24 +36,43 @@ const maxForeign = 16
 // AppendQueryParam) and must not contain '"', '#', CR or LF; a leading '?' or '&' is ignored.
 // An empty query still yields the host rewriting. Append does not allocate when cap(dst) has room for Size.
 func (t *Template) Append(dst []byte, query []byte) []byte {
+	return t.AppendMedia(dst, query, query)
+}
+
+// AppendMedia is Append with its own query for the segment, part, key and init-section URIs (EXTINF lines,
+// EXT-X-PART, EXT-X-PRELOAD-HINT, EXT-X-KEY, EXT-X-SESSION-KEY, EXT-X-MAP), and query for the rest (variant
+// and rendition playlists, rendition reports, session data, steering): the edge gives segments of a live
+// playlist short-lived tokens, minted again on every reload, and playlists the viewer's lifetime.
+func (t *Template) AppendMedia(dst []byte, query, media []byte) []byte {
 	if t == nil {
 		return dst
 	}
-	for len(query) > 0 && (query[0] == '?' || query[0] == '&') {
-		query = query[1:]
-	}
-	if len(query) == 0 || len(t.points) == 0 {
+	query, media = trimSep(query), trimSep(media)
+	if len(t.points) == 0 || len(query) == 0 && len(media) == 0 {
 		return append(dst, t.body...)
 	}
-	dst = slices.Grow(dst, len(t.body)+len(t.points)*(len(query)+1))
+	dst = slices.Grow(dst, len(t.body)+len(t.points)*(max(len(query), len(media))+1))
 	prev := uint32(0)
 	for _, p := range t.points {
 		dst = append(dst, t.body[prev:p.off]...)
-		dst = append(dst, p.sep)
-		dst = append(dst, query...)
+		q := query
+		if p.media {
+			q = media
+		}
+		if len(q) > 0 {
+			dst = append(dst, p.sep)
+			dst = append(dst, q...)
+		}
 		prev = p.off
 	}
 	return append(dst, t.body[prev:]...)
+}
+
+func trimSep(q []byte) []byte {
+	for len(q) > 0 && (q[0] == '?' || q[0] == '&') {
+		q = q[1:]
+	}
+	return q
 }
 
 // Size is the length of Append's output for a query of queryLen bytes, for sizing buffers up front.

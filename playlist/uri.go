@@ -83,7 +83,7 @@ func (p *parser) uri(s, e int) {
 	if uint64(len(body)) > maxBody {
 		p.overflow = true // offsets are uint32; Parse reports ErrTooLarge
 	}
-	p.t.points = append(p.t.points, point{off: uint32(len(body)), sep: sep})
+	p.t.points = append(p.t.points, point{off: uint32(len(body)), sep: sep, media: p.media})
 	p.t.body = body
 	p.last = f
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/playlist"
 )
 
 // requestCarrier lets authz read the token sources straight out of fasthttp's parsed request. It lives in the
@@ -81,6 +82,16 @@ func (s *Server) childQuery(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) []
 	// Kept in the scratch so the buffer grows once and is reused by later requests.
 	sc.child = s.auth.AppendChildQuery(sc.child[:0], &sc.areq, &sc.decision, sc.now)
 	return sc.child
+}
+
+// mediaQuery is the query of the segment, part, key and init-section URIs of this viewer's playlist: in a live
+// media playlist, a short-lived token minted for this reload; q, the playlists' query, everywhere else.
+func (s *Server) mediaQuery(q []byte, sc *scratch, pl playlist.Timing) []byte {
+	if len(q) == 0 || !pl.Media {
+		return q
+	}
+	sc.mediaChild = s.auth.AppendMediaQuery(sc.mediaChild[:0], &sc.areq, &sc.decision, sc.now, pl)
+	return sc.mediaChild
 }
 
 func logAuthStart(log *slog.Logger, a *authz.Authorizer) {

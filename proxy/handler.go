@@ -20,6 +20,7 @@ type scratch struct {
 	key        []byte
 	query      []byte
 	child      []byte
+	mediaChild []byte
 	body       []byte
 	now        time.Time
 
@@ -139,7 +140,8 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 			s.failOrigin(ctx, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin sent an invalid playlist", Err: err})
 			return
 		}
-		sc.body = tmpl.Append(sc.body[:0], s.childQuery(ctx, rt, sc))
+		q := s.childQuery(ctx, rt, sc)
+		sc.body = tmpl.AppendMedia(sc.body[:0], q, s.mediaQuery(q, sc, tmpl.Timing()))
 		// SetBody copies, so the pooled buffer can go back to the pool when the handler returns.
 		ctx.Response.SetBody(sc.body)
 		return

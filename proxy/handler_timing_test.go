@@ -54,8 +54,9 @@ func BenchmarkServeCachedPlaylistRewrite(b *testing.B) {
 	benchHandler(b, "/play/a001/index.m3u8?token=abcdef0123456789")
 }
 
-// The authorized variants add the decision cache hit (and, for playlists, minting nothing: the child token is
-// part of the cached decision) to the paths above.
+// The authorized variants add the decision cache hit to the paths above; the playlist, a live media playlist,
+// also mints its segments' short-lived token (one HMAC, no allocation), while its other children's token is
+// part of the cached decision.
 func BenchmarkServeAuthorizedCachedSegment(b *testing.B) {
 	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
 	benchHandler(b, "/play/a001/seg7.ts?token="+tok, withAuth)

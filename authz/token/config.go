@@ -37,7 +37,8 @@ type JWTConfig struct {
 	Issuer string `yaml:"issuer"`
 	// Audience, when set, must be one of the `aud` claim's values.
 	Audience string `yaml:"audience"`
-	// Leeway absorbs clock skew between the issuer and the edge for `exp` and `nbf`. Default 30s.
+	// Leeway absorbs clock skew between the issuer and the edge for `exp`, `nbf` and `iat` (a token issued
+	// further in the future than this is refused). Default 30s.
 	Leeway *time.Duration `yaml:"leeway"`
 }
 
@@ -94,6 +95,20 @@ type SecureTokenConfig struct {
 	// Desync is the allowed clock difference with the website, applied to both ends of the window. Default 0,
 	// because the reference PHP already starts the window 300s early.
 	Desync time.Duration `yaml:"desync"`
+	// MaxLifetime refuses a token whose window (end - start) is longer, whatever its hash says: the hash runs
+	// the fields together, so a respelled token could otherwise stretch its own window. Default 24h; set it to
+	// the longest link the website mints (its lifetime plus the 300 s it starts early).
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+}
+
+// DefaultSecureTokenMaxLifetime is securetoken.max_lifetime when it is not set.
+const DefaultSecureTokenMaxLifetime = 24 * time.Hour
+
+func (c *SecureTokenConfig) maxLifetime() time.Duration {
+	if c.MaxLifetime == 0 {
+		return DefaultSecureTokenMaxLifetime
+	}
+	return c.MaxLifetime
 }
 
 // Limits and defaults.
@@ -213,6 +228,9 @@ func (c *SecureTokenConfig) Validate(f string) error {
 	}
 	if c.Desync < 0 || c.Desync > time.Hour {
 		return fmt.Errorf("'%s.desync' must be between 0 and 1h", f)
+	}
+	if c.MaxLifetime != 0 && (c.MaxLifetime < time.Minute || c.MaxLifetime > 366*24*time.Hour) {
+		return fmt.Errorf("'%s.max_lifetime' must be between 1m and 8784h (366 days)", f)
 	}
 	_, err := c.Keys(f)
 	return err

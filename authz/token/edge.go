@@ -14,25 +14,28 @@ import (
 	"time"
 )
 
-// The edge token is `e1.` + base64url(version | [len kid | kid] | flags | exp u32 | session u64 | ip 0/4/16 |
-// len channel | len user | mac16). Version 1 names no key and is tried with every key; version 2, minted with a
-// key that has an id, carries that id and is checked with that key only. The channel and user travel in the
-// token so that a refusal can say which check failed and so that a segment check needs nothing but the token;
-// the MAC is HMAC-SHA256 truncated to 128 bits.
+// The edge token is `e1.` + base64url(version | [len kid | kid] | flags | exp u32 | session u64 |
+// root u64 when flagged | ip 0/4/16 | len channel | len user | mac16). Version 1 names no key and is tried with
+// every key; version 2, minted with a key that has an id, carries that id and is checked with that key only. The
+// channel and user travel in the token so that a refusal can say which check failed and so that a segment check
+// needs nothing but the token; the root is the fingerprint of the viewer's own token, so that revoking that token
+// revokes every child minted from it. The MAC is HMAC-SHA256 truncated to 128 bits.
 const (
 	edgePrefix     = "e1."
 	edgeVersion    = 1
 	edgeVersionKID = 2
 	edgeFlagIPv4   = 1 << 0
 	edgeFlagIPv6   = 1 << 1
+	edgeFlagRoot   = 1 << 2
 	edgeMACLen     = 16
 	edgeMinRaw     = 1 + 1 + 4 + 8 + 1 + 1 + edgeMACLen
-	edgeMaxRaw     = edgeMinRaw + 1 + maxKeyIDBytes + 16 + MaxChannelBytes + MaxUserIDBytes
+	edgeMaxRaw     = edgeMinRaw + 1 + maxKeyIDBytes + 8 + 16 + MaxChannelBytes + MaxUserIDBytes
 	edgeMaxToken   = len(edgePrefix) + (edgeMaxRaw*8+5)/6
 	sidDomain      = 0xff // first byte of session-id derivations; never a token version
 )
 
-// Strict refuses non-zero trailing bits, so each token has exactly one spelling (and one cache key).
+// Strict refuses non-zero trailing bits; Verify also refuses the CR and LF that any base64 decoder skips, so
+// each token has exactly one spelling (and one cache key).
 var edgeB64 = base64.RawURLEncoding.Strict()
 
 // EdgeToken is the content of an edge child token.
@@ -47,6 +50,9 @@ type EdgeToken struct {
 	SessionID uint64
 	// UserID is the parent token's user, at most 255 bytes.
 	UserID string
+	// Root is the fingerprint of the viewer's own token this one derives from, through any number of edge
+	// tokens; 0 for a token minted by a tool. Bans and kicks of the root reach the token.
+	Root Fingerprint
 }
 
 // EdgeClaims is a verified edge token, decoded into fixed storage so that verification allocates nothing.
@@ -57,22 +63,27 @@ type EdgeClaims struct {
 	SessionID uint64
 	// IPBound tells that the token is bound to the client address it was verified with.
 	IPBound bool
-	uidLen  int
-	uid     [MaxUserIDBytes]byte
-	key     KeyRef
+	// Root is the fingerprint of the viewer's own token; 0 when the token names none.
+	Root   Fingerprint
+	uidLen int
+	uid    [MaxUserIDBytes]byte
+	key    KeyRef
 }
 
 // UserID is the token's user; it points into c.
 func (c *EdgeClaims) UserID() []byte { return c.uid[:c.uidLen] }
 
-// Verified is c in the shape every kind shares. A user in fingerprint form (`~` and 16 hex digits) is the
-// parent's fingerprint, which the child of a token without a user carries in its place.
+// Verified is c in the shape every kind shares, its fingerprint the root's: everything keyed on a viewer
+// (bans, kicks, sessions) sees the viewer's own token. A user in fingerprint form (`~` and 16 hex digits) is
+// the root of a child minted before children carried one, in place of a user.
 func (c *EdgeClaims) Verified() Verified {
 	v := Verified{Kind: KindEdge, Expires: c.Expires, Until: c.Expires * int64(time.Second), IPBound: c.IPBound,
-		SessionID: c.SessionID, Key: c.key}
+		SessionID: c.SessionID, Key: c.key, Fingerprint: c.Root}
 	user := string(c.UserID())
 	if fp := ParseFingerprint(user); fp != 0 {
-		v.Fingerprint = fp
+		if v.Fingerprint == 0 {
+			v.Fingerprint = fp
+		}
 	} else {
 		v.UserID = user
 	}
@@ -123,7 +134,10 @@ type EdgeSigner struct {
 	bufs sync.Pool
 }
 
-var errEdgeTooLong = errors.New("edge token field too long")
+var (
+	errEdgeTooLong  = errors.New("edge token field too long")
+	errEdgeNoExpiry = errors.New("edge token needs an expiry")
+)
 
 // NewEdgeSigner builds a signer for one key without an id; an empty key is replaced by a random one, so that
 // tokens die with the process.
@@ -180,6 +194,17 @@ func (s *EdgeSigner) MintKey() KeyRef { return s.keys[0].ref }
 // Verify checks an edge token for a channel and client at now (unix seconds). It allocates nothing: this is
 // every segment request of a viewer who arrived with a JWT.
 func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *EdgeClaims) error {
+	return s.verify(tok, channel, ip, now, out, true)
+}
+
+// Authentic checks only that the edge token was minted with one of this signer's keys, whatever its channel,
+// address and expiry, and returns its claims: for the operator naming a viewer by a token copied out of a
+// playlist.
+func (s *EdgeSigner) Authentic(tok []byte, out *EdgeClaims) bool {
+	return s.verify(tok, nil, netip.Addr{}, 0, out, false) == nil
+}
+
+func (s *EdgeSigner) verify(tok, channel []byte, ip netip.Addr, now int64, out *EdgeClaims, scoped bool) error {
 	if len(tok) <= len(edgePrefix) || len(tok) > edgeMaxToken || string(tok[:len(edgePrefix)]) != edgePrefix {
 		return ErrMalformed
 	}
@@ -190,7 +215,8 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	sc := s.bufs.Get().(*edgeScratch)
 	defer s.bufs.Put(sc)
 	n, err := edgeB64.Decode(sc.raw[:], enc)
-	if err != nil || n < edgeMinRaw {
+	if err != nil || n < edgeMinRaw || edgeB64.EncodedLen(n) != len(enc) {
+		// The length check refuses the CR and LF the decoder skipped: one token, one spelling.
 		return ErrMalformed
 	}
 	raw := sc.raw[:n]
@@ -212,7 +238,7 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	expAt := p + 1
 	p += 1 + 4 + 8
 	var ipLen int
-	switch flags {
+	switch flags &^ edgeFlagRoot {
 	case 0:
 	case edgeFlagIPv4:
 		ipLen = 4
@@ -220,6 +246,11 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		ipLen = 16
 	default:
 		return ErrMalformed
+	}
+	rootAt := 0
+	if flags&edgeFlagRoot != 0 {
+		rootAt = p
+		p += 8
 	}
 	if p+ipLen+2 > n-edgeMACLen {
 		return ErrMalformed
@@ -258,14 +289,14 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 		return ErrSignature
 	}
 	// Authentic from here on: the remaining checks may say precisely what is wrong.
-	if string(ch) != string(channel) {
+	if scoped && string(ch) != string(channel) {
 		return ErrWrongChannel
 	}
 	exp := int64(binary.BigEndian.Uint32(raw[expAt : expAt+4]))
-	if now >= exp {
+	if scoped && now >= exp {
 		return ErrExpired
 	}
-	if ipLen > 0 {
+	if scoped && ipLen > 0 {
 		ip = ip.Unmap()
 		switch {
 		case ipLen == 4 && ip.Is4():
@@ -285,6 +316,12 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 	out.Expires = exp
 	out.SessionID = binary.BigEndian.Uint64(raw[expAt+4 : expAt+12])
 	out.IPBound = ipLen > 0
+	out.Root = 0
+	if rootAt > 0 {
+		if out.Root = Fingerprint(binary.BigEndian.Uint64(raw[rootAt : rootAt+8])); out.Root == 0 {
+			return ErrMalformed
+		}
+	}
 	out.uidLen = copy(out.uid[:], uid)
 	out.key = key.ref
 	return nil
@@ -292,12 +329,18 @@ func (s *EdgeSigner) Verify(tok, channel []byte, ip netip.Addr, now int64, out *
 
 // AppendToken appends a minted edge token to dst.
 func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
-	if len(t.Channel) == 0 || len(t.Channel) > MaxChannelBytes || len(t.UserID) > MaxUserIDBytes {
+	return s.AppendChild(dst, []byte(t.Channel), t)
+}
+
+// AppendChild is AppendToken for a channel given as bytes (t.Channel is not read), so that the request path
+// mints children without allocating.
+func (s *EdgeSigner) AppendChild(dst, channel []byte, t *EdgeToken) ([]byte, error) {
+	if len(channel) == 0 || len(channel) > MaxChannelBytes || len(t.UserID) > MaxUserIDBytes {
 		return dst, errEdgeTooLong
 	}
 	exp := t.Expires
 	if exp <= 0 {
-		return dst, errors.New("edge token needs an expiry")
+		return dst, errEdgeNoExpiry
 	}
 	if exp > math.MaxUint32 {
 		exp = math.MaxUint32
@@ -313,6 +356,9 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	case ip.Is6():
 		flags = edgeFlagIPv6
 	}
+	if t.Root != 0 {
+		flags |= edgeFlagRoot
+	}
 	k := s.keys[0]
 	if k.id == "" {
 		raw = append(raw, edgeVersion)
@@ -323,7 +369,10 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	raw = append(raw, flags)
 	raw = binary.BigEndian.AppendUint32(raw, uint32(exp))
 	raw = binary.BigEndian.AppendUint64(raw, t.SessionID)
-	switch flags {
+	if t.Root != 0 {
+		raw = binary.BigEndian.AppendUint64(raw, uint64(t.Root))
+	}
+	switch flags &^ edgeFlagRoot {
 	case edgeFlagIPv4:
 		a := ip.As4()
 		raw = append(raw, a[:]...)
@@ -331,8 +380,8 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 		a := ip.As16()
 		raw = append(raw, a[:]...)
 	}
-	raw = append(raw, byte(len(t.Channel)))
-	raw = append(raw, t.Channel...)
+	raw = append(raw, byte(len(channel)))
+	raw = append(raw, channel...)
 	raw = append(raw, byte(len(t.UserID)))
 	raw = append(raw, t.UserID...)
 	raw = k.appendMAC(raw, raw)
@@ -340,19 +389,21 @@ func (s *EdgeSigner) AppendToken(dst []byte, t *EdgeToken) ([]byte, error) {
 	return edgeB64.AppendEncode(dst, raw), nil
 }
 
-// SessionID derives a stable id for one parent token on one channel from one address, so that every playlist
-// refresh of a viewer mints child tokens with the same session, across edge restarts too.
+// SessionID derives a stable id for one credential (its fingerprint, the same for every spelling) on one
+// channel from one address, so that every playlist refresh of a viewer mints child tokens with the same
+// session, across edge restarts too, and a respelled token is no new session.
 //
 // It is derived with the minting key: sessions are keyed by viewer, not by this id, so a rotation that changes
 // it costs nothing but a second id in the session's list.
-func (s *EdgeSigner) SessionID(tok, channel []byte, ip netip.Addr) uint64 {
+func (s *EdgeSigner) SessionID(fp Fingerprint, channel []byte, ip netip.Addr) uint64 {
 	k := s.keys[0]
 	m := k.macs.Get().(*edgeMAC)
 	defer k.macs.Put(m)
 	m.h.Reset()
-	m.h.Write([]byte{sidDomain})
-	m.h.Write(tok)
-	m.h.Write([]byte{0})
+	var b [9]byte
+	b[0] = sidDomain
+	binary.BigEndian.PutUint64(b[1:], uint64(fp))
+	m.h.Write(b[:])
 	m.h.Write(channel)
 	a := ip.Unmap().As16()
 	m.h.Write(a[:])
@@ -384,7 +435,7 @@ func VerifyEdgeToken(secret []byte, tok, channel string, ip netip.Addr, now time
 	if err := s.Verify([]byte(tok), []byte(channel), ip, now.Unix(), &c); err != nil {
 		return EdgeToken{}, err
 	}
-	t := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID())}
+	t := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID()), Root: c.Root}
 	if c.IPBound {
 		t.IP = ip.Unmap()
 	}

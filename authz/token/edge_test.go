@@ -39,6 +39,34 @@ func TestEdgeTokenRoundTrip(t *testing.T) {
 	f(EdgeToken{Channel: "a001", Expires: exp, IP: clientIP, SessionID: 1<<63 + 5, UserID: "user-42"})
 	f(EdgeToken{Channel: "sport/tennis", Expires: exp, IP: netip.MustParseAddr("2001:db8::7"), UserID: strings.Repeat("u", 255)})
 	f(EdgeToken{Channel: strings.Repeat("c", 255), Expires: exp})
+	f(EdgeToken{Channel: "a001", Expires: exp, IP: clientIP, SessionID: 3, UserID: "user-42", Root: 0xfedcba9876543211})
+	f(EdgeToken{Channel: strings.Repeat("c", 255), Expires: exp, IP: netip.MustParseAddr("2001:db8::7"), UserID: strings.Repeat("u", 255), Root: 1})
+}
+
+// A child names the viewer's own token, its root, and the operator may name a viewer by any child they copied:
+// Authentic checks the key alone, whatever the channel, address and expiry.
+func TestEdgeTokenRootAndAuthentic(t *testing.T) {
+	s, _ := NewEdgeSigner([]byte(edgeSecret))
+	tok, _ := s.AppendToken(nil, &EdgeToken{Channel: "a001", Expires: testNow.Unix() + 10, IP: clientIP, UserID: "user-42", Root: 0x77})
+	var c EdgeClaims
+	if !s.Authentic(tok, &c) || c.Root != 0x77 || string(c.UserID()) != "user-42" {
+		t.Fatalf("authentic: %+v", c)
+	}
+	if v := c.Verified(); v.Fingerprint != 0x77 || v.UserID != "user-42" {
+		t.Fatalf("verified %+v: the fingerprint is the root's", v)
+	}
+	other, _ := NewEdgeSigner([]byte("another-edge-secret-0123456789abcdef"))
+	if other.Authentic(tok, &c) {
+		t.Fatal("a token of another key is not authentic")
+	}
+	// A child minted before children carried a root names it in place of a user.
+	old, _ := s.AppendToken(nil, &EdgeToken{Channel: "a001", Expires: testNow.Unix() + 10, UserID: Fingerprint(0x99).String()})
+	if !s.Authentic(old, &c) {
+		t.Fatal("old child")
+	}
+	if v := c.Verified(); v.Fingerprint != 0x99 || v.UserID != "" {
+		t.Fatalf("old child verified %+v", v)
+	}
 }
 
 func TestEdgeTokenRefusals(t *testing.T) {

@@ -27,6 +27,8 @@ var (
 	ErrNoIP            = errors.New("token not bound to a client ip")
 	ErrClaim           = errors.New("malformed claim")
 	ErrUserIDTooLong   = errors.New("user id too long")
+	ErrIssuedInFuture  = errors.New("token issued in the future")
+	ErrLifetime        = errors.New("token window longer than max_lifetime")
 )
 
 // Status maps a verification error onto the HTTP status a viewer gets: 401 when nothing was presented, 410 when

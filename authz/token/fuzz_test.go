@@ -15,7 +15,10 @@ func FuzzSecureToken(f *testing.F) {
 	f.Add([]byte(goldenSTNoIP), "bbc")
 	f.Add([]byte("0000000000000000000000000000000000000000-a-2-1"), "x")
 	f.Add([]byte("--"), "")
-	v := &SecureTokenVerifier{keys: []Key{{Secret: []byte(stSecret), Ref: RefOf([]byte(stSecret))}}}
+	v, err := NewSecureTokenVerifier(&SecureTokenConfig{Secret: stSecret})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, tok []byte, channel string) {
 		st, err := parseSecureToken(tok)
 		if err == nil {
@@ -24,8 +27,8 @@ func FuzzSecureToken(f *testing.F) {
 			if !strings.EqualFold(re, string(tok)) {
 				t.Fatalf("parsed %q back as %q", tok, re)
 			}
-			if st.endN < st.startN {
-				t.Fatal("end before start accepted")
+			if st.endN <= st.startN || len(st.start) != stTimeDigits || len(st.end) != stTimeDigits {
+				t.Fatalf("window %q-%q accepted", st.start, st.end)
 			}
 		}
 		var out Verified
@@ -45,6 +48,7 @@ func FuzzEdgeToken(f *testing.F) {
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix()},
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, SessionID: 7, UserID: "u"},
 		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: netip.MustParseAddr("2001:db8::1")},
+		{Channel: "a001", Expires: testNow.Add(time.Hour).Unix(), IP: clientIP, SessionID: 7, UserID: "u", Root: 0x1234567890abcdef},
 	} {
 		tok, _ := s.AppendToken(nil, &et)
 		f.Add(tok, "a001")
@@ -59,7 +63,7 @@ func FuzzEdgeToken(f *testing.F) {
 			return
 		}
 		// Anything that verifies is exactly what the signer mints for those claims.
-		et := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID())}
+		et := EdgeToken{Channel: channel, Expires: c.Expires, SessionID: c.SessionID, UserID: string(c.UserID()), Root: c.Root}
 		if c.IPBound {
 			et.IP = ip
 		}

@@ -16,7 +16,7 @@ import (
 
 // rawJWT builds a token from an arbitrary header and claims, signed with method and key (nil key: empty
 // signature), so that tests can forge what a library would refuse to produce.
-func rawJWT(t *testing.T, header, claims map[string]any, method jwt.SigningMethod, key any) string {
+func rawJWT(t testing.TB, header, claims map[string]any, method jwt.SigningMethod, key any) string {
 	t.Helper()
 	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(claims)
@@ -145,6 +145,9 @@ func TestJWTVerifier(t *testing.T) {
 	f("no exp", rawJWT(t, hs, with(baseClaims(), "exp", nil), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "no expiry")
 	f("exp a string", rawJWT(t, hs, with(baseClaims(), "exp", "tomorrow"), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "malformed claim")
 	f("nbf future", rawJWT(t, hs, with(baseClaims(), "nbf", testNow.Add(time.Minute).Unix()), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "not valid yet")
+	f("iat a year ahead", rawJWT(t, hs, with(baseClaims(), "iat", testNow.AddDate(1, 0, 0).Unix(), "exp", testNow.AddDate(1, 0, 1).Unix()), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "issued in the future")
+	f("iat a string", rawJWT(t, hs, with(baseClaims(), "iat", "now"), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "malformed claim")
+	f("iat past", rawJWT(t, hs, with(baseClaims(), "iat", testNow.Add(-time.Hour).Unix()), jwt.SigningMethodHS256, hmacSecret), "a001", ok, "ok")
 	f("wrong iss", rawJWT(t, hs, with(baseClaims(), "iss", "https://evil.example"), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "wrong issuer")
 	f("no iss", rawJWT(t, hs, with(baseClaims(), "iss", nil), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "wrong issuer")
 	f("wrong aud", rawJWT(t, hs, with(baseClaims(), "aud", "socketio"), jwt.SigningMethodHS256, hmacSecret), "a001", forbidden, "wrong audience")
@@ -211,6 +214,9 @@ func TestJWTLeeway(t *testing.T) {
 	f("expired past leeway", with(baseClaims(), "exp", testNow.Add(-31*time.Second).Unix()), http.StatusGone)
 	f("nbf within leeway", with(baseClaims(), "nbf", testNow.Add(10*time.Second).Unix()), http.StatusOK)
 	f("nbf past leeway", with(baseClaims(), "nbf", testNow.Add(31*time.Second).Unix()), http.StatusForbidden)
+	// RFC 8725: a token issued in the future beyond the clock skew is refused, like one not yet valid.
+	f("iat within leeway", with(baseClaims(), "iat", testNow.Add(30*time.Second).Unix()), http.StatusOK)
+	f("iat past leeway", with(baseClaims(), "iat", testNow.Add(31*time.Second).Unix()), http.StatusForbidden)
 }
 
 func TestJWTWeakRSAKeyRefused(t *testing.T) {

@@ -3,6 +3,7 @@ package token
 import (
 	"crypto/rand"
 	"crypto/sha1" //nolint:gosec // the securetoken protocol is defined with SHA-1; compatibility is the point.
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"net/netip"
@@ -14,8 +15,9 @@ import (
 const (
 	stHashLen    = 40
 	stMaxSalt    = 64
-	stMaxDigits  = 12 // unix seconds up to the year 33658
-	stMaxTokenSz = stHashLen + 1 + stMaxSalt + 1 + stMaxDigits + 1 + stMaxDigits
+	stTimeDigits = 10 // unix seconds from 2001-09-09 (1e9) to 2286-11-20 (1e10-1)
+	stMaxTokenSz = stHashLen + 1 + stMaxSalt + 1 + stTimeDigits + 1 + stTimeDigits
+	stMinTokenSz = stHashLen + 1 + 1 + 1 + stTimeDigits + 1 + stTimeDigits
 )
 
 // secureToken is a parsed `HASH-SALT-END-START`. The digit strings are kept as sent because the hash covers
@@ -28,10 +30,14 @@ type secureToken struct {
 	startN     int64
 }
 
-// parseSecureToken is strict: exactly four fields, 40 hex digits, an alphanumeric salt, and timestamps of plain
-// decimal digits without sign or leading zero, so that one window has one spelling.
+// parseSecureToken is strict: exactly four fields, 40 hex digits, an alphanumeric salt, and start and end of
+// exactly ten decimal digits (no sign, no leading zero) with start before end. Flussonic's hash runs
+// stream, ip, start and end together without separators, so a digit could otherwise move across a boundary
+// without changing the hash: from the end of the address into start (a link for x.y.z.1 used from x.y.z.11)
+// or between start and end (a one-hour window rewritten into one of centuries). With both times of a fixed
+// width, where the address ends and where start and end meet is fixed by the length of the whole.
 func parseSecureToken(tok []byte) (st secureToken, err error) {
-	if len(tok) > stMaxTokenSz || len(tok) < stHashLen+6 || tok[stHashLen] != '-' {
+	if len(tok) > stMaxTokenSz || len(tok) < stMinTokenSz || tok[stHashLen] != '-' {
 		return st, ErrMalformed
 	}
 	if _, err := hex.Decode(st.hash[:], tok[:stHashLen]); err != nil {
@@ -68,14 +74,15 @@ func parseSecureToken(tok []byte) (st secureToken, err error) {
 	if st.startN, ok = parseUnix(st.start); !ok {
 		return st, ErrMalformed
 	}
-	if st.endN < st.startN {
+	if st.startN >= st.endN {
 		return st, ErrMalformed
 	}
 	return st, nil
 }
 
+// parseUnix reads a time of exactly stTimeDigits decimal digits, the first not 0.
 func parseUnix(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > stMaxDigits || b[0] == '0' {
+	if len(b) != stTimeDigits || b[0] == '0' {
 		return 0, false
 	}
 	var n int64
@@ -88,12 +95,28 @@ func parseUnix(b []byte) (int64, bool) {
 	return n, true
 }
 
+// fingerprint names the token in its one canonical spelling: the hash in lower case, the other fields as
+// parsed (they have only one spelling).
+func (st *secureToken) fingerprint() Fingerprint {
+	var buf [stMaxTokenSz]byte
+	b := hex.AppendEncode(buf[:0], st.hash[:])
+	b = append(b, '-')
+	b = append(b, st.salt...)
+	b = append(b, '-')
+	b = append(b, st.end...)
+	b = append(b, '-')
+	b = append(b, st.start...)
+	sum := sha256.Sum256(b)
+	return fingerprint(sum[:])
+}
+
 // SecureTokenVerifier recomputes Flussonic's hash with the stream name from the URL and the client's address.
 // With several keys (a rotation) the token is accepted when the hash of any of them matches.
 type SecureTokenVerifier struct {
-	keys      []Key
-	noCheckIP bool
-	desync    int64 // seconds
+	keys        []Key
+	noCheckIP   bool
+	desync      int64 // seconds
+	maxLifetime int64 // seconds
 }
 
 // NewSecureTokenVerifier reads the keys; cfg has had Validate.
@@ -105,7 +128,8 @@ func NewSecureTokenVerifier(cfg *SecureTokenConfig) (*SecureTokenVerifier, error
 	if len(keys) == 0 {
 		return nil, ErrNoKey
 	}
-	return &SecureTokenVerifier{keys: keys, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second)}, nil
+	return &SecureTokenVerifier{keys: keys, noCheckIP: cfg.NoCheckIP, desync: int64(cfg.Desync / time.Second),
+		maxLifetime: int64(cfg.maxLifetime() / time.Second)}, nil
 }
 
 // HasKey reports whether ref names one of the verifier's keys.
@@ -119,7 +143,7 @@ func (v *SecureTokenVerifier) HasKey(ref KeyRef) bool {
 }
 
 // Verify checks one token for one stream and client at now. The hash is checked first, so only an authentic
-// token learns that it expired.
+// token learns that its window is wrong.
 func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, now time.Time, out *Verified) error {
 	st, err := parseSecureToken(tok)
 	if err != nil {
@@ -151,6 +175,9 @@ func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, 
 		// A wrong IP, stream, salt or key all look alike here: the hash is all there is.
 		return ErrSignature
 	}
+	if st.endN-st.startN > v.maxLifetime {
+		return ErrLifetime
+	}
 	t := now.Unix()
 	if t < st.startN-v.desync {
 		return ErrNotYetValid
@@ -160,7 +187,7 @@ func (v *SecureTokenVerifier) Verify(tok []byte, channel []byte, ip netip.Addr, 
 	}
 	*out = Verified{
 		Kind:        KindSecureToken,
-		Fingerprint: FingerprintOf(tok),
+		Fingerprint: st.fingerprint(),
 		Expires:     st.endN,
 		Until:       (st.endN + v.desync) * int64(time.Second),
 		IPBound:     !v.noCheckIP,

@@ -113,6 +113,9 @@ func TestSecureTokenVerifier(t *testing.T) {
 		strings.Replace(goldenST, "-1699999700", "-", 1),
 		strings.Replace(goldenST, "-1700010500-", "-1600000000-", 1), // end before start
 		strings.Replace(goldenST, "-1700010500-", "-99999999999999-", 1),
+		strings.Replace(goldenST, "-1700010500-", "-1699999700-", 1),  // start == end
+		strings.Replace(goldenST, "-1699999700", "-999999999", 1),     // before 2001-09-09
+		strings.Replace(goldenST, "-1700010500-", "-10000000000-", 1), // after 2286
 		goldenST + " ",
 	} {
 		if bad == "" {
@@ -135,4 +138,71 @@ func TestSecureTokenDesync(t *testing.T) {
 	f(testNow.Add(2*time.Second), http.StatusOK)          // start 28 s ahead, within the minute of desync
 	f(testNow.Add(149*time.Second), http.StatusOK)        // end+desync not reached
 	f(testNow.Add(150*time.Second), http.StatusGone)      // end+desync
+}
+
+// Flussonic's hash runs stream, ip, start and end together without separators. The formula stays, byte for
+// byte; the fields are held to one spelling and a plausible window instead, so that moving a digit across a
+// boundary, which keeps the hash, no longer makes another valid token.
+func TestSecureTokenFieldBoundaries(t *testing.T) {
+	v := newST(t, SecureTokenConfig{Secret: stSecret})
+	noIP := newST(t, SecureTokenConfig{Secret: stSecret, NoCheckIP: true})
+	at := testNow.Add(time.Minute)
+	start, end := testNow.Unix()-299, testNow.Unix()-299+3600 // start ends in a non-zero digit
+	f := func(name string, v *SecureTokenVerifier, tok, channel, ip string, status int, reason string) {
+		t.Helper()
+		if _, st, got := verifyST(v, tok, channel, netip.MustParseAddr(ip), at); st != status || !strings.Contains(got, reason) {
+			t.Errorf("%s: got %d %q, want %d %q", name, st, got, status, reason)
+		}
+	}
+	// A link bound to 203.0.113.1 hashes "...203.0.113.1" + "1699999701": the same bytes as address
+	// 203.0.113.11 followed by start 699999701 (1992).
+	bound := MintSecureToken(stSecret, "bbc", "203.0.113.1", start, end, goldenSalt)
+	free := MintSecureToken(stSecret, "a001", "", start, end, goldenSalt)
+	// sameHash checks that a respelling keeps the original's hash: the website never minted it, yet before
+	// these checks it verified.
+	sameHash := func(respelled string) string {
+		t.Helper()
+		if respelled[:stHashLen] != bound[:stHashLen] && respelled[:stHashLen] != free[:stHashLen] {
+			t.Fatalf("%q does not keep the hash", respelled)
+		}
+		return respelled
+	}
+	f("its own address", v, bound, "bbc", "203.0.113.1", http.StatusOK, "ok")
+	shifted := sameHash(MintSecureToken(stSecret, "bbc", "203.0.113.11", start-1_000_000_000, end, goldenSalt))
+	f("a digit of start moved into the address", v, shifted, "bbc", "203.0.113.11", http.StatusForbidden, "malformed")
+
+	// start+end "1699999701"+"1700003301": the last digit of start moved in front of end hashes alike and
+	// turns a one-hour window into one ending in the year 2340.
+	centuries := sameHash(MintSecureToken(stSecret, "bbc", "203.0.113.1", start/10, (start%10)*10_000_000_000+end, goldenSalt))
+	f("a digit of start moved into end", v, centuries, "bbc", "203.0.113.1", http.StatusForbidden, "malformed")
+
+	// Without the address, the stream name meets start: "a001"+"1699999701" is "a0011"+"699999701".
+	f("no_check_ip: its own stream", noIP, free, "a001", "198.51.100.9", http.StatusOK, "ok")
+	intoStream := sameHash(MintSecureToken(stSecret, "a0011", "", start-1_000_000_000, end, goldenSalt))
+	f("no_check_ip: a digit of start moved into the stream", noIP, intoStream, "a0011", "198.51.100.9", http.StatusForbidden, "malformed")
+
+	// An authentic window longer than max_lifetime (default 24h) is refused whatever its hash says.
+	long := MintSecureToken(stSecret, "bbc", clientIP.String(), start, start+25*3600, goldenSalt)
+	f("window over the default max_lifetime", v, long, "bbc", clientIP.String(), http.StatusForbidden, "longer than max_lifetime")
+	day := MintSecureToken(stSecret, "bbc", clientIP.String(), start, start+24*3600, goldenSalt)
+	f("window of exactly max_lifetime", v, day, "bbc", clientIP.String(), http.StatusOK, "ok")
+	week := newST(t, SecureTokenConfig{Secret: stSecret, MaxLifetime: 7 * 24 * time.Hour})
+	f("window under a configured max_lifetime", week, long, "bbc", clientIP.String(), http.StatusOK, "ok")
+	forged := MintSecureToken("OTHERKEY", "bbc", clientIP.String(), start, start+25*3600, goldenSalt)
+	f("a forged long window learns nothing of the limit", v, forged, "bbc", clientIP.String(), http.StatusForbidden, "bad signature")
+}
+
+func TestSecureTokenMaxLifetimeConfig(t *testing.T) {
+	f := func(d time.Duration, ok bool) {
+		t.Helper()
+		err := (&SecureTokenConfig{Secret: "k", MaxLifetime: d}).Validate("auth.securetoken")
+		if (err == nil) != ok || err != nil && !strings.Contains(err.Error(), "'auth.securetoken.max_lifetime'") {
+			t.Errorf("max_lifetime %v: %v", d, err)
+		}
+	}
+	f(0, true)
+	f(time.Hour, true)
+	f(-time.Hour, false)
+	f(time.Second, false)
+	f(400*24*time.Hour, false)
 }

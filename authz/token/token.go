@@ -1,7 +1,9 @@
 package token
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 )
@@ -66,8 +68,9 @@ type Verified struct {
 	Kind Kind
 	// UserID is the user the token names (the JWT user claim, an edge token's user); empty when none.
 	UserID string
-	// Fingerprint names the credential without revealing it: the token's own for a JWT or securetoken, the
-	// parent's for an edge token minted from a token without a user. 0 when unknown.
+	// Fingerprint names the credential without revealing it, the same for every spelling: the token's own
+	// for a JWT or securetoken, for an edge token its root (the viewer's own token it was minted from). 0 when
+	// unknown.
 	Fingerprint Fingerprint
 	// Expires is the expiry the token states, in unix seconds; 0 when it has none.
 	Expires int64
@@ -85,14 +88,70 @@ type Verified struct {
 	Key KeyRef
 }
 
-// Fingerprint names a token without revealing it: the first 8 bytes of its SHA-256. It is stable across
-// restarts and nodes, so a ban or a session limit follows the token, and it is never 0.
+// Fingerprint names a credential without revealing it: the first 8 bytes of the SHA-256 of its canonical form
+// (see FingerprintOf). It is stable across restarts and nodes and the same for every spelling of one credential,
+// so that a ban, a kick or a session limit follows the credential rather than its text; it is never 0.
 type Fingerprint uint64
 
-// FingerprintOf computes tok's fingerprint.
+// jwtDomain separates a JWT's fingerprint, taken over its signing input, from that of a token whose text
+// happens to equal that input.
+const jwtDomain = "jwt\x00"
+
+// FingerprintOf computes the fingerprint of tok's credential, so that every spelling a verifier accepts names
+// the same one:
+//   - a JWT (a JSON header, two dots): its signing input, header.payload, as it was signed. The signature is
+//     left out: its last base64url character has unused bits, the decoder skips CR and LF, an ECDSA signature
+//     (r, s) also verifies as (r, n-s), and PSS signs the same claims differently each time;
+//   - a securetoken: its fields with the hash in lower case (hex is accepted in either case; the other fields
+//     have one spelling, which the parser enforces);
+//   - anything else (an edge token, whose base64url the verifier takes in one spelling only, or a middleware's
+//     token, whose equivalences only the middleware knows): its text.
+//
+// It does not verify: a forged token gets the fingerprint of the credential it imitates, and is refused anyway.
 func FingerprintOf(tok []byte) Fingerprint {
+	switch KindOf(tok) {
+	case KindJWT:
+		if in, ok := jwtSigningInput(tok); ok {
+			h := sha256.New()
+			h.Write([]byte(jwtDomain))
+			h.Write(in)
+			var sum [sha256.Size]byte
+			return fingerprint(h.Sum(sum[:0]))
+		}
+	case KindSecureToken:
+		if st, err := parseSecureToken(tok); err == nil {
+			return st.fingerprint()
+		}
+	}
 	sum := sha256.Sum256(tok)
-	return Fingerprint(binary.BigEndian.Uint64(sum[:8]) | 1)
+	return fingerprint(sum[:])
+}
+
+func fingerprint(sum []byte) Fingerprint { return Fingerprint(binary.BigEndian.Uint64(sum[:8]) | 1) }
+
+// jwtSigningInput returns header.payload of a token shaped like a JWT whose header decodes to a JSON object;
+// false for anything else, which keeps a middleware's dotted token of another shape on its own text.
+func jwtSigningInput(tok []byte) ([]byte, bool) {
+	first := bytes.IndexByte(tok, '.')
+	last := bytes.LastIndexByte(tok, '.')
+	if first <= 0 || last == first {
+		return nil, false
+	}
+	var small [512]byte
+	hdr := tok[:first]
+	buf := small[:]
+	if n := base64.RawURLEncoding.DecodedLen(len(hdr)); n > len(buf) {
+		buf = make([]byte, n) // a header with a certificate chain (x5c)
+	}
+	n, err := base64.RawURLEncoding.Decode(buf, hdr)
+	if err != nil {
+		return nil, false
+	}
+	j := bytes.TrimLeft(buf[:n], " \t\r\n")
+	if len(j) == 0 || j[0] != '{' {
+		return nil, false
+	}
+	return tok[:last], true
 }
 
 // String is how sessions and bans show a token: `~` and 16 hex digits.

@@ -22,7 +22,10 @@ func BenchmarkEdgeTokenVerify(b *testing.B) {
 }
 
 func BenchmarkSecureTokenVerify(b *testing.B) {
-	v := &SecureTokenVerifier{keys: []Key{{Secret: []byte(stSecret), Ref: RefOf([]byte(stSecret))}}}
+	v, err := NewSecureTokenVerifier(&SecureTokenConfig{Secret: stSecret})
+	if err != nil {
+		b.Fatal(err)
+	}
 	tok, ch := []byte(goldenST), []byte("bbc")
 	var out Verified
 	b.ReportAllocs()
