@@ -204,12 +204,14 @@ func TestKeyRotationByTheProcedureNeverRefusesAValidToken(t *testing.T) {
 	jwtNew := token.SecretConfig{KeyID: "j2", Secret: "website-key-two-0123456789abcdef-0123456"}
 	edgeOld := token.SecretConfig{KeyID: "e1", Secret: "edge-key-one-0123456789abcdef-0123456789"}
 	edgeNew := token.SecretConfig{KeyID: "e2", Secret: "edge-key-two-0123456789abcdef-0123456789"}
+	noWindows := 0
 	cfg := func(jwtKeys []token.SecretConfig, edgeKeys ...token.SecretConfig) *Config {
 		zero := time.Duration(0)
 		c := &Config{Origins: []OriginConfig{{URL: o.url}}}
 		c.Auth = authz.Config{
 			JWT:  &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secrets: jwtKeys, Leeway: &zero}},
-			Edge: authz.EdgeConfig{Secrets: edgeKeys, MaxTTL: 30 * time.Minute},
+			// Children live as long as their parent here (short segment windows off): this test is about keys.
+			Edge: authz.EdgeConfig{Secrets: edgeKeys, MaxTTL: 30 * time.Minute, SegmentTTLTargets: &noWindows},
 		}
 		return c
 	}
