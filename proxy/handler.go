@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -152,7 +153,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 	h := &ctx.Response.Header
 	h.SetContentType(o.contentType)
 	if o.kind == kindPlaylist {
-		h.Set(fasthttp.HeaderCacheControl, s.playlistCacheControl())
+		setCanonical(h, fasthttp.HeaderCacheControl, s.playlistCacheControl())
 		tmpl, err := o.template(s.rewriter)
 		if err != nil {
 			// The leader already refused bad playlists; this only guards objects cached before a config change.
@@ -160,13 +161,13 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 			s.failOrigin(ctx, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin sent an invalid playlist", Err: err})
 			return
 		}
-		sc.body = tmpl.Append(sc.body[:0], s.childQuery(ctx, rt, sc))
-		// SetBody copies, so the pooled buffer can go back to the pool when the handler returns.
-		ctx.Response.SetBody(sc.body)
+		// The rewritten body is handed to the response instead of copied into it, and the response's previous
+		// buffer comes back to the scratch for the next viewer: the buffers circulate between the two pools.
+		sc.body = ctx.Response.SwapBody(tmpl.Append(sc.body[:0], s.childQuery(ctx, rt, sc)))
 		return
 	}
-	h.Set(fasthttp.HeaderCacheControl, s.segmentCacheControl())
-	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	setCanonical(h, fasthttp.HeaderCacheControl, s.segmentCacheControl())
+	setCanonical(h, fasthttp.HeaderAcceptRanges, "bytes")
 	body := o.body
 	if rng := ctx.Request.Header.Peek(fasthttp.HeaderRange); len(rng) > 0 {
 		start, end, ok := parseRange(rng, len(body))
@@ -191,6 +192,14 @@ func (s *Server) playlistCacheControl() string {
 }
 
 func (s *Server) segmentCacheControl() string { return s.segmentCC }
+
+// setCanonical sets a response header whose name is already in canonical form (the fasthttp.Header* constants).
+// ResponseHeader.Set copies and normalises the name on every call, which cost more than the rest of the header
+// work on the playlist path; SetCanonical copies key and value into the header and keeps neither, so the
+// strings are handed over without the copy a []byte conversion would make.
+func setCanonical(h *fasthttp.ResponseHeader, key, value string) {
+	h.SetCanonical(unsafe.Slice(unsafe.StringData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)))
+}
 
 // fail answers with a status and a one-line reason the viewer (or the person debugging their player) can read.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, reason string) {

@@ -84,12 +84,16 @@ func (s *Server) setCORS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
-	origin := ctx.Request.Header.Peek("Origin")
 	allowed := ""
+	var origin []byte
 	for _, o := range c.AllowOrigins {
 		if o == "*" {
 			allowed = "*"
 			break
+		}
+		if origin == nil {
+			// Only a list of origins needs the request's: "*", the default, is answered without the header lookup.
+			origin = ctx.Request.Header.Peek("Origin")
 		}
 		if len(origin) > 0 && o == string(origin) {
 			allowed = o
@@ -100,10 +104,10 @@ func (s *Server) setCORS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if allowed != "*" {
-		h.Set(fasthttp.HeaderVary, "Origin")
+		setCanonical(h, fasthttp.HeaderVary, "Origin")
 	}
-	h.Set(fasthttp.HeaderAccessControlAllowOrigin, allowed)
-	h.Set(fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range")
+	setCanonical(h, fasthttp.HeaderAccessControlAllowOrigin, allowed)
+	setCanonical(h, fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range")
 	if string(ctx.Method()) == fasthttp.MethodOptions {
 		h.Set(fasthttp.HeaderAccessControlAllowMethods, "GET, HEAD, OPTIONS")
 		h.Set(fasthttp.HeaderAccessControlAllowHeaders, "Range, Authorization")

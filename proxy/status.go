@@ -161,7 +161,8 @@ func (p *statusPage) observe(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) {
 	if !ip.IsValid() {
 		ip = p.srv.clientIP(ctx)
 	}
-	p.viewers.observe(rt.channel, ip, sc.decision.SessionID, p.srv.now())
+	// The request's own clock reading: another read per playlist costs as much as the lookup it stamps.
+	p.viewers.observe(rt.channel, ip, sc.decision.SessionID, sc.now)
 }
 
 // snapshot gathers the figures; it walks the cache under each shard's lock, which is fine for a page an operator
