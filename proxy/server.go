@@ -189,7 +189,8 @@ func (s *Server) Serve(ln, adminLn net.Listener) error {
 	s.lifeMu.Unlock()
 
 	errc := make(chan error, 2)
-	go func() { errc <- s.public.Serve(ln) }()
+	// The public listener's deadlines are armed lazily: fasthttp sets three per request (see lazyDeadlines).
+	go func() { errc <- s.public.Serve(lazyDeadlines(ln)) }()
 	n := 1
 	if serveAdmin {
 		n++
