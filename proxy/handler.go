@@ -103,7 +103,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 
 	// The cache key is the origin path plus the query the origin needs (LL-HLS _HLS_msn and the like), without any
 	// token parameter, so every viewer of a segment shares one entry.
-	sc.query = appendOriginQuery(sc.query[:0], ctx.URI().QueryArgs(), s.isTokenParam)
+	sc.query = sc.query[:0]
+	if !onlyTokenArgs(ctx.URI().QueryString(), s.isTokenParam) {
+		// Slow path: arguments for the origin (or encoded ones) need fasthttp's parsed QueryArgs.
+		sc.query = appendOriginQuery(sc.query, ctx.URI().QueryArgs(), s.isTokenParam)
+	}
 	sc.key = append(append(sc.key[:0], sc.originPath...), sc.query...)
 
 	o := s.cache.Get(sc.key, sc.now)
