@@ -13,9 +13,17 @@ import (
 // pooled scratch so that handing it over as an interface does not allocate.
 type requestCarrier struct{ ctx *fasthttp.RequestCtx }
 
-func (c *requestCarrier) QueryArg(name string) []byte { return c.ctx.QueryArgs().Peek(name) }
-func (c *requestCarrier) Cookie(name string) []byte   { return c.ctx.Request.Header.Cookie(name) }
-func (c *requestCarrier) Header(name string) []byte   { return c.ctx.Request.Header.Peek(name) }
+func (c *requestCarrier) Cookie(name string) []byte { return c.ctx.Request.Header.Cookie(name) }
+func (c *requestCarrier) Header(name string) []byte { return c.ctx.Request.Header.Peek(name) }
+
+// QueryArg reads the raw query when it can, so that a request carrying only its token never has its arguments
+// parsed (see peekQueryArg).
+func (c *requestCarrier) QueryArg(name string) []byte {
+	if v, ok := peekQueryArg(c.ctx.URI().QueryString(), name); ok {
+		return v
+	}
+	return c.ctx.QueryArgs().Peek(name)
+}
 
 // authorize is the one place authorization plugs into the request path, before any origin work. It answers the
 // viewer itself and returns false when the request is refused.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -103,10 +104,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 
 	// The cache key is the origin path plus the query the origin needs (LL-HLS _HLS_msn and the like), without any
 	// token parameter, so every viewer of a segment shares one entry.
-	sc.query = appendOriginQuery(sc.query[:0], ctx.URI().QueryArgs(), s.isTokenParam)
-	// LL-HLS delivery directives: one spelling per playlist version, 400 for those the spec refuses (llhls.go).
-	if rt.kind == kindPlaylist && !s.llDirectives(ctx, sc) {
-		return rt.kind, ""
+	sc.query = sc.query[:0]
+	if !onlyTokenArgs(ctx.URI().QueryString(), s.isTokenParam) {
+		// Slow path: arguments for the origin (or encoded ones) need fasthttp's parsed QueryArgs.
+		sc.query = appendOriginQuery(sc.query, ctx.URI().QueryArgs(), s.isTokenParam)
+		// LL-HLS delivery directives: one spelling per playlist version, 400 for those the spec refuses (llhls.go).
+		// They are origin arguments, so only this path can carry them.
+		if rt.kind == kindPlaylist && !s.llDirectives(ctx, sc) {
+			return rt.kind, ""
+		}
 	}
 	sc.key = append(append(sc.key[:0], sc.originPath...), sc.query...)
 
@@ -131,7 +137,7 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 	h := &ctx.Response.Header
 	h.SetContentType(o.contentType)
 	if o.kind == kindPlaylist {
-		h.Set(fasthttp.HeaderCacheControl, s.playlistCacheControl())
+		setCanonical(h, fasthttp.HeaderCacheControl, s.playlistCacheControl())
 		setAge(h, o, sc.now)
 		tmpl, err := o.template(s.rewriter)
 		if err != nil {
@@ -141,13 +147,13 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 			return
 		}
 		q := s.childQuery(ctx, rt, sc)
-		sc.body = tmpl.AppendMedia(sc.body[:0], q, s.mediaQuery(q, sc, tmpl.Timing()))
-		// SetBody copies, so the pooled buffer can go back to the pool when the handler returns.
-		ctx.Response.SetBody(sc.body)
+		// The rewritten body is handed to the response instead of copied into it, and the response's previous
+		// buffer comes back to the scratch for the next viewer: the buffers circulate between the two pools.
+		sc.body = ctx.Response.SwapBody(tmpl.AppendMedia(sc.body[:0], q, s.mediaQuery(q, sc, tmpl.Timing())))
 		return
 	}
-	h.Set(fasthttp.HeaderCacheControl, s.segmentCacheControl())
-	h.Set(fasthttp.HeaderAcceptRanges, "bytes")
+	setCanonical(h, fasthttp.HeaderCacheControl, s.segmentCacheControl())
+	setCanonical(h, fasthttp.HeaderAcceptRanges, "bytes")
 	body := o.body
 	if rng := ctx.Request.Header.Peek(fasthttp.HeaderRange); len(rng) > 0 {
 		start, end, ok := parseRange(rng, len(body))
@@ -172,6 +178,14 @@ func (s *Server) playlistCacheControl() string {
 }
 
 func (s *Server) segmentCacheControl() string { return s.segmentCC }
+
+// setCanonical sets a response header whose name is already in canonical form (the fasthttp.Header* constants).
+// ResponseHeader.Set copies and normalises the name on every call, which cost more than the rest of the header
+// work on the playlist path; SetCanonical copies key and value into the header and keeps neither, so the
+// strings are handed over without the copy a []byte conversion would make.
+func setCanonical(h *fasthttp.ResponseHeader, key, value string) {
+	h.SetCanonical(unsafe.Slice(unsafe.StringData(key), len(key)), unsafe.Slice(unsafe.StringData(value), len(value)))
+}
 
 // fail is the viewer listener's one way to refuse: a status and a one-line reason the viewer (or the person
 // debugging their player) can read.

@@ -84,12 +84,16 @@ func (s *Server) setCORS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
-	origin := ctx.Request.Header.Peek("Origin")
 	allowed := ""
+	var origin []byte
 	for _, o := range c.AllowOrigins {
 		if o == "*" {
 			allowed = "*"
 			break
+		}
+		if origin == nil {
+			// Only a list of origins needs the request's: "*", the default, is answered without the header lookup.
+			origin = ctx.Request.Header.Peek("Origin")
 		}
 		if len(origin) > 0 && o == string(origin) {
 			allowed = o
@@ -100,11 +104,11 @@ func (s *Server) setCORS(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if allowed != "*" {
-		h.Set(fasthttp.HeaderVary, "Origin")
+		setCanonical(h, fasthttp.HeaderVary, "Origin")
 	}
-	h.Set(fasthttp.HeaderAccessControlAllowOrigin, allowed)
+	setCanonical(h, fasthttp.HeaderAccessControlAllowOrigin, allowed)
 	// Age too: hls.js reads it to aim its LL-HLS blocking reloads, and a cross-origin page sees only what is exposed.
-	h.Set(fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range, Age")
+	setCanonical(h, fasthttp.HeaderAccessControlExposeHeaders, "Content-Length, Content-Range, Age")
 	if string(ctx.Method()) == fasthttp.MethodOptions {
 		h.Set(fasthttp.HeaderAccessControlAllowMethods, "GET, HEAD, OPTIONS")
 		h.Set(fasthttp.HeaderAccessControlAllowHeaders, "Range, Authorization")

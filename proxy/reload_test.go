@@ -209,7 +209,7 @@ func TestKeyRotationByTheProcedureNeverRefusesAValidToken(t *testing.T) {
 		zero := time.Duration(0)
 		c := &Config{Origins: []OriginConfig{{URL: o.url}}}
 		c.Auth = authz.Config{
-			JWT:  &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secrets: jwtKeys, Leeway: &zero}},
+			JWT: &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secrets: jwtKeys, Leeway: &zero}},
 			// Children live as long as their parent here (short segment windows off): this test is about keys.
 			Edge: authz.EdgeConfig{Secrets: edgeKeys, MaxTTL: 30 * time.Minute, SegmentTTLTargets: &noWindows},
 		}

@@ -235,7 +235,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lifeMu.Unlock()
 	// The cache's expiry sweeps run while the listener serves; Shutdown stops them.
 	s.cache.startJanitor(s.now)
-	return s.public.Serve(ln)
+	// The public listener's deadlines are armed lazily: fasthttp sets three per request (see lazyDeadlines).
+	return s.public.Serve(lazyDeadlines(ln))
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.

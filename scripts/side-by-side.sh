@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench-anchors/nginx-side-by-side.sh with hlsedge as the candidate, all on loopback.
 # The anchor starts nginx as the origin on 127.0.0.1:18000; the edge is started here in front of it.
-#   scripts/side-by-side.sh [--auth] [anchor args...]
+#   scripts/side-by-side.sh [--auth] [--limit] [anchor args...]
 # --auth protects the edge with an HS256 JWT and measures the authorized, per-viewer rewritten playlist.
+# --limit also runs the anchor's ceiling server (../shared/bench-anchors/limit) holding the edge's own response
+# bytes, so the edge is measured against this machine's HTTP capacity in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 anchor=${ANCHOR:-../shared/bench-anchors/nginx-side-by-side.sh}
-auth=0
-if [ "${1:-}" = "--auth" ]; then auth=1; shift; fi
+auth=0 limit=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --auth) auth=1; shift;; --limit) limit=1; shift;; *) break;;
+  esac
+done
 make -s build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -35,5 +41,12 @@ else
 fi
 ./bin/hlsedge serve --config "$cfg" 2>"$WORK/edge.log" &
 sleep 1
+pl="http://127.0.0.1:18090/play/a001/index.m3u8$q" seg="http://127.0.0.1:18090/play/a001/seg003.ts$q"
+if [ "$limit" = 1 ]; then
+  # The ceiling copies the edge's answers on its first request for each, which the anchor's URL check makes.
+  (cd "$(dirname "$anchor")/limit" && go build -o "$WORK/limit" .)
+  "$WORK/limit" --playlist "$pl" --segment "$seg" --listen 127.0.0.1:18095 2>"$WORK/limit.log" &
+  set -- --limit http://127.0.0.1:18095 "$@"
+fi
 # The anchor writes its origin files on first run; the candidate URLs are checked with curl after nginx starts.
-"$anchor" --playlist "http://127.0.0.1:18090/play/a001/index.m3u8$q" --segment "http://127.0.0.1:18090/play/a001/seg003.ts$q" "$@"
+"$anchor" --playlist "$pl" --segment "$seg" "$@"
