@@ -413,8 +413,10 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	// refresh is refused and the page must say why. On the edge's clock, not the wall clock: a loaded machine
 	// can take longer than any short token lifetime to start Chromium playing.
 	short := token.MintSecureToken(playerSTSecret, "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+600, token.NewSalt())
+	// Its own edge: a clock moved on changes every time the edge tells (cache freshness, Age), not only tokens.
+	ex := startPlayerEdge(t, PlayerConfig{}, patient, origin)
 	var skew atomic.Int64
-	e.srv.clock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	ex.srv.clock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	expire := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		skew.Store(int64(20 * time.Minute))
 	}))
@@ -424,7 +426,7 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	shot := func(name string) string { return filepath.Join(art, "embed-"+name+".png") }
 
 	cases := []browserCase{
-		{Name: "expires-while-playing", URL: e.base + "/a001/embed.html?engine=hlsjs&token=" + short, Wait: "play-then-error", OnPlayed: expire.URL, TimeoutMS: 60000, Screenshot: shot("expired-while-playing")},
+		{Name: "expires-while-playing", URL: ex.base + "/a001/embed.html?engine=hlsjs&token=" + short, Wait: "play-then-error", OnPlayed: expire.URL, TimeoutMS: 60000, Screenshot: shot("expired-while-playing")},
 		{Name: "play", URL: e.base + "/a001/embed.html?token=" + good, Wait: "play", MinTime: 4, TimeoutMS: 40000, Screenshot: shot("play")},
 		{Name: "play-hlsjs", URL: e.base + "/a001/embed.html?engine=hlsjs&token=" + good, Wait: "play", MinTime: 4, TimeoutMS: 40000, Screenshot: shot("play-hlsjs")},
 		{Name: "denied", URL: e.base + "/a001/embed.html?token=" + forged, Wait: "error", TimeoutMS: 15000, Screenshot: shot("denied")},
