@@ -155,8 +155,8 @@ func clientOption(cfg *Config, node string) (rueidis.ClientOption, error) {
 		ForceSingleClient: cfg.Sentinel == nil,
 	}
 	var err error
-	if opt.Password, err = readSecretFile(cfg.PasswordFile); err != nil {
-		return opt, fmt.Errorf("'redis.password_file': %w", err)
+	if opt.Password, err = readSecret("redis.password", cfg.PasswordFile, cfg.PasswordEnv); err != nil {
+		return opt, err
 	}
 	if cfg.TLS != nil {
 		host := cfg.Address
@@ -177,11 +177,31 @@ func clientOption(cfg *Config, node string) (rueidis.ClientOption, error) {
 			// Reconciles with the sentinels even if a +switch-master event was missed.
 			TopologyRefreshInterval: 5 * time.Second,
 		}
-		if opt.Sentinel.Password, err = readSecretFile(s.PasswordFile); err != nil {
-			return opt, fmt.Errorf("'redis.sentinel.password_file': %w", err)
+		if opt.Sentinel.Password, err = readSecret("redis.sentinel.password", s.PasswordFile, s.PasswordEnv); err != nil {
+			return opt, err
 		}
 	}
 	return opt, nil
+}
+
+// readSecret reads a password from its file or its environment variable (field names the pair). The errors
+// never carry the value, nor the variable's name or the file's content.
+func readSecret(field, file, env string) (string, error) {
+	switch {
+	case file != "" && env != "":
+		return "", fmt.Errorf("'%s_file' and '%s_env' are both set; use one", field, field)
+	case env != "":
+		v := strings.TrimSpace(os.Getenv(env))
+		if v == "" {
+			return "", fmt.Errorf("'%s_env': the variable is unset or empty", field)
+		}
+		return v, nil
+	}
+	v, err := readSecretFile(file)
+	if err != nil {
+		return "", fmt.Errorf("'%s_file': %w", field, err)
+	}
+	return v, nil
 }
 
 func readSecretFile(path string) (string, error) {

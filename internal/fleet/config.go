@@ -19,6 +19,9 @@ type Config struct {
 	// PasswordFile holds the password (AUTH), surrounding whitespace trimmed. Empty: no AUTH. The password is
 	// never accepted inline, so that it cannot end up in a config that is pasted somewhere.
 	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding the password instead (systemd's EnvironmentFile, a
+	// container's secrets). At most one of password_file and password_env.
+	PasswordEnv string `yaml:"password_env"`
 	// DB is the database number (SELECT). Default 0.
 	DB int `yaml:"db"`
 	// Prefix starts every key and channel, so that several fleets or applications can share one Redis.
@@ -64,6 +67,8 @@ type SentinelConfig struct {
 	Addresses []string `yaml:"addresses"`
 	// PasswordFile holds the sentinels' own password, surrounding whitespace trimmed. Empty: no AUTH.
 	PasswordFile string `yaml:"password_file"`
+	// PasswordEnv names an environment variable holding it instead; at most one of the two.
+	PasswordEnv string `yaml:"password_env"`
 }
 
 // Defaults.
@@ -124,6 +129,12 @@ func (c *Config) validate() error {
 				return fmt.Errorf("'redis.sentinel.addresses[%d]' must be host:port: %w", i, err)
 			}
 		}
+	}
+	if c.PasswordFile != "" && c.PasswordEnv != "" {
+		return errors.New("'redis.password_file' and 'redis.password_env' are both set; use one")
+	}
+	if s := c.Sentinel; s != nil && s.PasswordFile != "" && s.PasswordEnv != "" {
+		return errors.New("'redis.sentinel.password_file' and 'redis.sentinel.password_env' are both set; use one")
 	}
 	if c.DB < 0 || c.DB > 65535 {
 		return fmt.Errorf("'redis.db' must be between 0 and 65535, got %d", c.DB)

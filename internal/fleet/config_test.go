@@ -113,6 +113,8 @@ func TestNewRefusesUnreadableFiles(t *testing.T) {
 	}
 	f(fleet.Config{PasswordFile: filepath.Join(dir, "missing")}, "'redis.password_file'")
 	f(fleet.Config{PasswordFile: empty}, "'redis.password_file': file is empty")
+	f(fleet.Config{PasswordEnv: "HLSEDGE_TEST_UNSET_PASSWORD"}, "'redis.password_env': the variable is unset or empty")
+	f(fleet.Config{PasswordFile: empty, PasswordEnv: "X"}, "'redis.password_file' and 'redis.password_env' are both set")
 	f(fleet.Config{TLS: &fleet.TLSConfig{CAFile: empty}}, "'redis.tls.ca_file' holds no PEM certificate")
 	f(fleet.Config{TLS: &fleet.TLSConfig{CertFile: empty, KeyFile: empty}}, "'redis.tls.cert_file'")
 }
@@ -138,6 +140,13 @@ func TestPasswordFile(t *testing.T) {
 	if _, err := c.AdmitSession(ctx(t), "u", "m", fleet.SessionLimit{Idle: time.Minute}, now()); err != nil {
 		t.Fatal(err)
 	}
+
+	// The same password from an environment variable.
+	t.Setenv("HLSEDGE_TEST_REDIS_PASSWORD", secret)
+	envCfg := testConfig(srv.Addr)
+	envCfg.PasswordEnv = "HLSEDGE_TEST_REDIS_PASSWORD"
+	e := newMember(t, envCfg, "node-e")
+	waitHealth(t, e, func(h fleet.Health) bool { return !h.Degraded })
 
 	var logs bytes.Buffer
 	cfg.PasswordFile = bad
