@@ -86,7 +86,10 @@ func (l *lockedBuffer) String() string {
 func withSecureToken(c *Config) {
 	c.Auth = authz.Config{
 		SecureToken: &token.SecureTokenConfig{Secret: playerSTSecret},
-		Edge:        authz.EdgeConfig{Secret: "player-edge-secret-0123456789abcdef01"},
+		// Segment windows of two minutes: these tests are about the player page, and a Chromium slowed by a loaded
+		// machine can fetch a segment long after the playlist that listed it. The short windows are tested, with
+		// hls.js too, in segment_window_test.go, which sets its own.
+		Edge: authz.EdgeConfig{Secret: "player-edge-secret-0123456789abcdef01", SegmentTTLMin: 2 * time.Minute},
 	}
 }
 
