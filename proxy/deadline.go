@@ -3,61 +3,140 @@ package proxy
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// lazyDeadlines wraps the public listener so that the three deadlines fasthttp sets on every keep-alive request
-// (idle, read, write) cost a compare instead of a runtime timer update each. Under load those updates cost more
-// than the whole authorized playlist handler: each one re-sorts a timer heap, and one that moves a timer earlier
-// wakes the network poller with a syscall.
+// The public listener's connections time themselves out. fasthttp would read the clock and set a deadline three
+// times per keep-alive request (idle, read, write), and each deadline is a runtime timer update; one that moves
+// a timer earlier (idle 60s, then read 10s) also wakes the network poller with a syscall. Measured on the
+// authorized playlist under wrk, that cost about as much as the decision cache hit. So fasthttp gets no timeouts,
+// and the connection applies the configured ones from what it sees of the request cycle:
 //
-// The deadlines keep their meaning exactly: a deadline that moves later is only recorded, and the timer armed
-// for the earlier one, when it fires, finds the wanted deadline still ahead and is re-armed for it before the
-// blocked Read or Write carries on; a deadline that moves earlier is armed at once. So an operation fails at the
-// deadline last set, never later, and a busy connection touches the timer about once per read_timeout.
-func lazyDeadlines(ln net.Listener) net.Listener { return lazyListener{ln} }
-
-type lazyListener struct{ net.Listener }
-
-func (l lazyListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &lazyConn{Conn: c}, nil
+//   - the first read after a response starts the wait for the next request: idle_timeout;
+//   - a new connection, and the first bytes of a request, start reading it: read_timeout;
+//   - the first write after reading starts the response: write_timeout.
+//
+// The clock for those is a coarse one the listener advances every clockTick, so a deadline may fall up to that
+// much early, never late. Deadlines are armed lazily (see lazyDeadline). Once anything sets a deadline itself
+// (fasthttp when it hands a connection to a WebSocket), the connection stops timing itself and keeps exactly the
+// deadlines it is given.
+func timedListener(ln net.Listener, read, idle, write time.Duration) net.Listener {
+	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{})}
+	l.now.Store(time.Now().UnixNano())
+	go l.tick()
+	return l
 }
 
-// lazyConn is a connection with lazily armed deadlines; see lazyDeadlines.
-type lazyConn struct {
+const clockTick = 100 * time.Millisecond
+
+type connListener struct {
+	net.Listener
+	read, idle, write time.Duration
+	// now is the coarse clock, unix nanoseconds.
+	now      atomic.Int64
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+func (l *connListener) tick() {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			l.now.Store(time.Now().UnixNano())
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			l.stopOnce.Do(func() { close(l.stop) })
+		}
+		return nil, err
+	}
+	tc := &timedConn{Conn: c, l: l, peer: netip.IPv4Unspecified()}
+	tc.auto.Store(true)
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			tc.peer = ip.Unmap()
+		}
+	}
+	tc.rd.setLocked(l.deadline(l.read), tc.Conn.SetReadDeadline)
+	return tc, nil
+}
+
+func (l *connListener) Close() error {
+	l.stopOnce.Do(func() { close(l.stop) })
+	return l.Listener.Close()
+}
+
+// deadline is d from the coarse now; 0 (none) when d is not positive.
+func (l *connListener) deadline(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return l.now.Load() + int64(d)
+}
+
+// timedConn is a public connection that times itself out; see timedListener.
+type timedConn struct {
 	net.Conn
+	l *connListener
+	// peer is the remote address, parsed once per connection rather than per request.
+	peer netip.Addr
+	// auto is true while the connection applies the timeouts itself. While it is, one goroutine (fasthttp's)
+	// uses the connection, so phase and the deadlines need no lock.
+	auto   atomic.Bool
+	phase  connPhase
 	rd, wd lazyDeadline
 }
 
-// lazyDeadline is one direction's deadline. mu is uncontended for fasthttp, which reads, writes and sets deadlines
-// from one goroutine; a hijacked WebSocket reads and writes from two, one per direction.
-type lazyDeadline struct {
-	mu sync.Mutex
-	// want is the deadline last set, armed the one the runtime's timer holds; unix nanoseconds, 0 for none.
-	want, armed int64
-}
+type connPhase uint8
 
-func (c *lazyConn) Read(p []byte) (int, error) {
+const (
+	phaseRequest  connPhase = iota // reading a request
+	phaseResponse                  // writing its response
+	phaseIdle                      // waiting for the next request
+)
+
+func (c *timedConn) Read(p []byte) (int, error) {
+	auto := c.auto.Load()
+	if auto && c.phase == phaseResponse {
+		c.phase = phaseIdle
+		c.rd.setLocked(c.l.deadline(c.l.idle), c.Conn.SetReadDeadline)
+	}
 	for {
 		n, err := c.Conn.Read(p)
-		if n > 0 || err == nil || !c.rd.rearm(err, c.Conn.SetReadDeadline) {
+		if n > 0 && auto && c.phase == phaseIdle {
+			c.phase = phaseRequest
+			c.rd.setLocked(c.l.deadline(c.l.read), c.Conn.SetReadDeadline)
+		}
+		if n > 0 || err == nil || !c.rd.rearm(err, c.Conn.SetReadDeadline, !auto) {
 			return n, err
 		}
 	}
 }
 
-func (c *lazyConn) Write(p []byte) (int, error) {
+func (c *timedConn) Write(p []byte) (int, error) {
+	auto := c.auto.Load()
+	if auto && c.phase != phaseResponse {
+		c.phase = phaseResponse
+		c.wd.setLocked(c.l.deadline(c.l.write), c.Conn.SetWriteDeadline)
+	}
 	written := 0
 	for {
 		n, err := c.Conn.Write(p)
 		written += n
-		if err == nil || !c.wd.rearm(err, c.Conn.SetWriteDeadline) {
+		if err == nil || !c.wd.rearm(err, c.Conn.SetWriteDeadline, !auto) {
 			return written, err
 		}
 		// A timeout may end a write part way; the rest goes out under the re-armed deadline.
@@ -65,17 +144,37 @@ func (c *lazyConn) Write(p []byte) (int, error) {
 	}
 }
 
-func (c *lazyConn) SetDeadline(t time.Time) error {
+func (c *timedConn) SetDeadline(t time.Time) error {
+	c.auto.Store(false)
 	if err := c.rd.set(t, c.Conn.SetReadDeadline); err != nil {
 		return err
 	}
 	return c.wd.set(t, c.Conn.SetWriteDeadline)
 }
 
-func (c *lazyConn) SetReadDeadline(t time.Time) error  { return c.rd.set(t, c.Conn.SetReadDeadline) }
-func (c *lazyConn) SetWriteDeadline(t time.Time) error { return c.wd.set(t, c.Conn.SetWriteDeadline) }
+func (c *timedConn) SetReadDeadline(t time.Time) error {
+	c.auto.Store(false)
+	return c.rd.set(t, c.Conn.SetReadDeadline)
+}
 
-// set records t and arms the timer only when t comes before the armed deadline (or none is armed).
+func (c *timedConn) SetWriteDeadline(t time.Time) error {
+	c.auto.Store(false)
+	return c.wd.set(t, c.Conn.SetWriteDeadline)
+}
+
+// lazyDeadline is one direction's deadline, armed lazily: a deadline that moves later is only recorded, and the
+// timer armed for the earlier one, when it fires, finds the wanted deadline still ahead and is re-armed for it
+// before the blocked Read or Write carries on; a deadline that moves earlier is armed at once. So an operation
+// fails at the deadline last set, never later, and a busy connection touches the timer about once per timeout.
+//
+// mu is taken once the connection's deadlines are set from outside: a hijacked WebSocket reads and writes from
+// two goroutines, one per direction, and may set deadlines from a third.
+type lazyDeadline struct {
+	mu sync.Mutex
+	// want is the deadline last set, armed the one the runtime's timer holds; unix nanoseconds, 0 for none.
+	want, armed int64
+}
+
 func (d *lazyDeadline) set(t time.Time, arm func(time.Time) error) error {
 	want := int64(0)
 	if !t.IsZero() {
@@ -83,23 +182,30 @@ func (d *lazyDeadline) set(t time.Time, arm func(time.Time) error) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.setLocked(want, arm)
+}
+
+// setLocked records want and arms the timer only when want comes before the armed deadline (or none is armed).
+func (d *lazyDeadline) setLocked(want int64, arm func(time.Time) error) error {
 	d.want = want
 	if want == 0 || (d.armed != 0 && d.armed <= want) {
 		// Fast path: the armed timer fires no later than wanted; rearm moves it on when it does.
 		return nil
 	}
 	d.armed = want
-	return arm(t)
+	return arm(time.Unix(0, want))
 }
 
 // rearm is called when an operation failed. It reports whether the failure was an armed deadline that fired
 // before the wanted one, in which case it arms the wanted one (or clears it) and the operation is retried.
-func (d *lazyDeadline) rearm(err error, arm func(time.Time) error) bool {
+func (d *lazyDeadline) rearm(err error, arm func(time.Time) error, lock bool) bool {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if lock {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+	}
 	var t time.Time
 	if d.want != 0 {
 		t = time.Unix(0, d.want)

@@ -49,6 +49,10 @@ func (s *Server) trusted(a netip.Addr) bool {
 }
 
 func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if c, ok := ctx.Conn().(*timedConn); ok {
+		// Fast path: parsed when the connection was accepted.
+		return c.peer
+	}
 	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
 			return a.Unmap()
