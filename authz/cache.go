@@ -37,6 +37,8 @@ type entry struct {
 	// blockBanned, blockKicked). A hit re-checks only when the generation moved.
 	gen   atomic.Uint64
 	block atomic.Uint32
+	// child is the segment-window child last minted for this entry's viewer (children.go); nil: none yet.
+	child atomic.Pointer[childMemo]
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision, and in a group with middlewares whatever

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz/token"
@@ -17,7 +18,8 @@ import (
 // AppendMediaQuery appends `param=value` for the segment, part, key and init-section URIs of an allowed
 // playlist whose timing is pl (playlist.Template.AppendMedia puts it there). In edge mode it mints a child
 // that lives for the playlist's window (see EdgeConfig.SegmentTTLTargets); otherwise, and for master
-// playlists, it appends what AppendChildQuery does. It allocates nothing: it runs on every playlist request.
+// playlists, it appends what AppendChildQuery does. It runs on every playlist request, so it mints (an HMAC and
+// one allocation) only once per viewer and grid cell; the other reloads in the cell reuse the child.
 func (a *Authorizer) AppendMediaQuery(dst []byte, req *Request, d *Decision, now time.Time, pl playlist.Timing) []byte {
 	ttl, ok := a.mediaTTL(pl)
 	if !ok || !d.Allowed() || d.pass || !d.mint {
@@ -27,15 +29,16 @@ func (a *Authorizer) AppendMediaQuery(dst []byte, req *Request, d *Decision, now
 	if len(ch) == 0 {
 		ch = a.channelFromPath(req.Path)
 	}
-	// Fast path: no allocation.
-	exp := now.Add(ttl + time.Second - 1).Unix() // whole seconds, never short of ttl
+	// Unix seconds from one read of now: Time.Add and a second Unix call cost more than the rest of a memo hit.
+	nowSec, nowNano := now.Unix(), int64(now.Nanosecond())
+	exp := nowSec + (nowNano+int64(ttl)+int64(time.Second)-1)/int64(time.Second) // whole seconds, never short of ttl
 	if pl.Live {
 		// Rounded up to a grid of half the window, so that the reloads within one cell carry byte-identical
 		// URLs: players cache keys and init sections by URL, and the decision cache keys on the token's text.
 		grid := max(int64(ttl/2/time.Second), 1)
 		exp = (exp + grid - 1) / grid * grid
 	}
-	if limit := now.Unix() + a.edgeMaxTTL; exp > limit {
+	if limit := nowSec + a.edgeMaxTTL; exp > limit {
 		exp = limit
 	}
 	if d.Expires > 0 && d.Expires < exp {
@@ -53,12 +56,34 @@ func (a *Authorizer) AppendMediaQuery(dst []byte, req *Request, d *Decision, now
 	n := len(dst)
 	dst = append(dst, a.childParam...)
 	dst = append(dst, '=')
+	e := d.entry
+	if e != nil {
+		if m := e.child.Load(); m != nil && m.edge == a.edge && m.exp == exp && m.sid == sid && m.ip == et.IP {
+			// Fast path: this viewer's last reload fell in the same grid cell and minted these very bytes.
+			return append(dst, m.value...)
+		}
+	}
+	// Slow path: an HMAC, once per viewer and grid cell.
 	out, err := a.edge.AppendChild(dst, ch, &et)
 	if err != nil {
 		// The decision was made for this channel, so it fits; should it not, the viewer's lifetime will do.
 		return a.AppendChildQuery(dst[:n], req, d, now)
 	}
+	if e != nil {
+		e.child.Store(&childMemo{edge: a.edge, exp: exp, sid: sid, ip: et.IP, value: string(out[len(dst):])})
+	}
 	return out
+}
+
+// childMemo is the segment-window child last minted for a decision cache entry. The entry fixes the token,
+// channel, user and root; the memo holds what may still differ between two requests of the entry (the window's
+// expiry, the session id, the bound address) and the signer, which a reload may replace.
+type childMemo struct {
+	edge  *token.EdgeSigner
+	exp   int64
+	sid   uint64
+	ip    netip.Addr
+	value string
 }
 
 // mediaTTL is how long the segment tokens of a media playlist with timing pl live; false for a master

@@ -178,3 +178,46 @@ func TestSegmentWindowConfig(t *testing.T) {
 	f(func(e *EdgeConfig) { e.SegmentTTLMin = 48 * time.Hour }, "'auth.edge.segment_ttl_min'")
 	f(func(e *EdgeConfig) { e.VODTTLMargin = -time.Second }, "'auth.edge.vod_ttl_margin'")
 }
+
+// A viewer's reloads within one grid cell reuse the child minted for the first of them (childMemo). Whatever the
+// memo answers must be what minting would: across cells, for another session of the same token, after a
+// viewer-expiry cap, and after a reload that rotates the edge key.
+func TestMemoizedChildrenAreWhatMintingGives(t *testing.T) {
+	cfg := hsConfig()
+	r := newReloader(t, cfg)
+	parent := mintHS(t, []string{"a001"}, time.Hour)
+	check := func(a *Authorizer, rq *Request, at time.Time) string {
+		t.Helper()
+		d := a.Authorize(rq, q(parent), at)
+		if !d.Allowed() || d.entry == nil {
+			t.Fatalf("at +%v: %d %q (cached entry %v)", at.Sub(testNow), d.Status, d.Reason, d.entry != nil)
+		}
+		a.cache.c.Wait()
+		got := string(a.AppendMediaQuery(nil, rq, &d, at, liveTiming))
+		d.entry.child.Store(nil)
+		if want := string(a.AppendMediaQuery(nil, rq, &d, at, liveTiming)); got != want {
+			t.Fatalf("at +%v: memoized %q, minted %q", at.Sub(testNow), got, want)
+		}
+		return got
+	}
+	tv, phone := viewer("a001", clientIP, "TV"), viewer("a001", clientIP, "Phone")
+	var cells []string
+	for at := time.Duration(0); at < 30*time.Second; at += 700 * time.Millisecond {
+		c := check(r.cur, tv, testNow.Add(at))
+		check(r.cur, phone, testNow.Add(at))
+		if len(cells) == 0 || cells[len(cells)-1] != c {
+			cells = append(cells, c)
+		}
+	}
+	if len(cells) < 5 {
+		t.Fatalf("30 s of 5 s cells minted %d distinct children", len(cells))
+	}
+
+	rotated := cfg
+	rotated.Edge = EdgeConfig{Secrets: []token.SecretConfig{{KeyID: "new", Secret: strings.Repeat("n", 32)}, {KeyID: "old", Secret: edgeSecret}}}
+	before := check(r.cur, tv, testNow)
+	r.reload(rotated)
+	if after := check(r.cur, tv, testNow); after == before {
+		t.Fatal("after the edge key rotated, the memo still hands out the old key's child")
+	}
+}
