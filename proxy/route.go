@@ -52,26 +52,25 @@ func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
 		// A directory is never an HLS resource, and an origin may answer it with a listing.
 		return route{}, errNoRoute
 	}
-	for _, c := range raw {
+	// One pass over the path: every byte allowed, and no segment empty, "." or "..".
+	seg := 1 // where the current segment starts
+	for i := 1; i < len(raw); i++ {
+		c := raw[i]
 		if c <= 0x20 || c >= 0x7f || c == '\\' || c == '%' || c == '#' || c == '?' {
 			// Percent-encoding has no legitimate use in Astra or Flussonic HLS paths; refusing it outright
 			// closes every encoded traversal (%2e%2e, %2f, overlong forms) in one place.
 			return route{}, errBadPath
 		}
+		if c == '/' {
+			if i == seg || dotSegment(raw[seg:i]) {
+				return route{}, errBadPath
+			}
+			seg = i + 1
+		}
 	}
-	for seg := raw[1:]; ; {
-		i := bytes.IndexByte(seg, '/')
-		s := seg
-		if i >= 0 {
-			s = seg[:i]
-		}
-		if bytes.Equal(s, dot) || bytes.Equal(s, dotdot) || (len(s) == 0 && i >= 0) {
-			return route{}, errBadPath
-		}
-		if i < 0 {
-			break
-		}
-		seg = seg[i+1:]
+	if dotSegment(raw[seg:]) {
+		// (The last segment is not empty: a path ending in '/' was refused above.)
+		return route{}, errBadPath
 	}
 	for i := range routes {
 		r := &routes[i]
@@ -95,10 +94,9 @@ func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
 	return route{}, errNoRoute
 }
 
-var (
-	dot    = []byte(".")
-	dotdot = []byte("..")
-)
+func dotSegment(s []byte) bool {
+	return len(s) == 1 && s[0] == '.' || len(s) == 2 && s[0] == '.' && s[1] == '.'
+}
 
 func validChannel(ch []byte) bool {
 	if len(ch) == 0 || len(ch) > 128 {
