@@ -376,3 +376,19 @@ func TestAuthorizeConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// The proxy looks up Referer, Origin and Host only when ReadsPageHeaders says a decision may read them: a group
+// with rules or middlewares. Saying false for such a group would turn a domain lock off.
+func TestReadsPageHeaders(t *testing.T) {
+	f := func(name string, cfg Config, want bool) {
+		t.Helper()
+		if got := newAuthz(t, cfg).ReadsPageHeaders(); got != want {
+			t.Errorf("%s: ReadsPageHeaders %v, want %v", name, got, want)
+		}
+	}
+	f("tokens only", hsConfig(), false)
+	domains := hsConfig()
+	domains.Groups = []GroupConfig{{Name: "default", Rules: RulesConfig{Domains: []string{"tv.example.com"}}}}
+	f("domain lock", domains, true)
+	f("middleware", backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: "http://127.0.0.1:1/check"}), true)
+}

@@ -30,9 +30,12 @@ type Authorizer struct {
 	vodMargin  time.Duration
 	denyTTL    time.Duration
 	groups     []*group
-	state      ViewerState // nil when authorization is disabled
-	flights    flight.Group[flightKey, Decision]
-	closers    []func()
+	// pageHeaders tells that some group has rules or middlewares, the only readers of a request's Referer,
+	// Origin and Host (ReadsPageHeaders).
+	pageHeaders bool
+	state       ViewerState // nil when authorization is disabled
+	flights     flight.Group[flightKey, Decision]
+	closers     []func()
 	// counts tells a Flussonic middleware how many are watching (clients.go).
 	counts clientCounts
 }
@@ -210,6 +213,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 			log.Warn("authz: default is allow: requests without a token are served unless a rule refuses them", "group", g.name)
 		}
 		a.groups = append(a.groups, g)
+		a.pageHeaders = a.pageHeaders || g.rules != nil || len(g.backends) > 0
 	}
 	if err := a.takeCache(cfg.Cache, o.prev); err != nil {
 		return nil, fmt.Errorf("'auth.cache': %w", err)
@@ -237,6 +241,10 @@ func (a *Authorizer) Close() {
 		a.store = nil
 	}
 }
+
+// ReadsPageHeaders reports whether a decision may read Request.Referer, Origin or Host: only rules and
+// middlewares do, so that without them the caller need not look those headers up on every request.
+func (a *Authorizer) ReadsPageHeaders() bool { return a.pageHeaders }
 
 // Disabled reports whether authorization is off.
 func (a *Authorizer) Disabled() bool { return a.disabled }

@@ -43,10 +43,13 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 		Channel:   rt.channel,
 		ClientIP:  s.clientIP(ctx),
 		UserAgent: ctx.Request.Header.UserAgent(),
-		Referer:   ctx.Request.Header.Referer(),
-		Origin:    ctx.Request.Header.Peek(fasthttp.HeaderOrigin),
-		Host:      ctx.Request.Header.Host(),
 		RawQuery:  ctx.URI().QueryString(),
+	}
+	if s.auth.ReadsPageHeaders() {
+		// Slow path: rules or middlewares read these; each is a scan of the request headers.
+		sc.areq.Referer = ctx.Request.Header.Referer()
+		sc.areq.Origin = ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
+		sc.areq.Host = ctx.Request.Header.Host()
 	}
 	sc.decision = s.auth.Authorize(&sc.areq, &sc.carrier, sc.now)
 	sc.carrier.ctx = nil
