@@ -42,9 +42,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	go origin.Serve(oln)
 	defer origin.Shutdown()
+	ch := strings.Split(*channels, ",")[0]
+	d := &demoNodes{configPath: *configPath, listen: *listen, admin: *admin, stderr: stderr}
 	if *nodes > 1 {
-		return runDemoFleet(ctx, *nodes, *configPath, *listen, "http://"+oln.Addr().String(), *admin,
-			strings.Split(*channels, ",")[0], stdout, stderr)
+		return runDemoFleet(ctx, *nodes, d, "http://"+oln.Addr().String(), ch, stdout)
 	}
 
 	cfg, err := loadEdgeConfig(*configPath, *listen, "http://"+oln.Addr().String(), *admin)
@@ -60,7 +61,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The addresses the listeners got, which differ from the config's when it asks for port 0.
 	edgeAddr := n.ln.Addr().String()
 	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), edgeAddr, n.adminAddr())
-	if err := printDemoLinks(stdout, cfg, edgeAddr, strings.Split(*channels, ",")[0]); err != nil {
+	if err := printDemoLinks(stdout, cfg, edgeAddr, ch); err != nil {
 		_ = n.stop(context.Background())
 		return err
 	}
