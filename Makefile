@@ -21,7 +21,7 @@ NPM     ?= npm
 # hls.js is pinned in package-lock.json and embedded in the binary by proxy/web; the copy is not committed.
 HLSJS   := proxy/web/assets/hls.min.js
 
-.PHONY: build run run-fleet test deps node-deps bench fuzz vet clean
+.PHONY: build run run-fleet run-tiers test deps node-deps bench fuzz vet clean
 
 build: $(HLSJS)
 	$(GO) build -o $(BIN) ./cmd/hlsedge
@@ -44,6 +44,11 @@ run-fleet: build
 	@missing=""; command -v redis-server >/dev/null 2>&1 || missing=" redis-server"; \
 	$(APT_INSTALL)
 	./$(BIN) demo --nodes 2
+
+# run-tiers is the demo in tiers: the origin as the headend, a shield in front of it (8280/8290) and two edges
+# whose origin is the shield (8080/8090 and 8180/8190); it prints the headend's stats URL to count its fetches.
+run-tiers: build
+	./$(BIN) demo --tiers
 
 # deps installs the Debian packages the tests need when they are missing and we are root (CI, fresh machines).
 deps: node-deps

@@ -15,7 +15,8 @@ import (
 )
 
 // runDemo is what `make run` starts: the synthetic origin and the edge in one process, on the embedded config.
-// With --nodes 2 or more (`make run-fleet`) it also starts redis-server and runs that many edges as a fleet.
+// With --nodes 2 or more (`make run-fleet`) it also starts redis-server and runs that many edges as a fleet; with
+// --tiers (`make run-tiers`) it runs two edges behind one shield instead.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,11 +27,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "", "edge address, overrides the config's 'listen'")
 	admin := fs.String("admin", "", "admin address, overrides the config's 'admin.listen'")
 	nodes := fs.Int("nodes", 1, "edges to run; 2 or more form a fleet on a redis-server the demo starts (node k listens on the ports plus 100*(k-1))")
+	tiers := fs.Bool("tiers", false, "run two edges behind one shield in front of the origin (edges on the ports plus 0 and 100, the shield plus 200)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *nodes < 1 || *nodes > 9 {
 		return fmt.Errorf("--nodes must be between 1 and 9, got %d", *nodes)
+	}
+	if *tiers && *nodes > 1 {
+		return fmt.Errorf("--tiers runs its own edges: it does not take --nodes %d", *nodes)
 	}
 	origin, err := synthorigin.New(synthorigin.Config{Channels: strings.Split(*channels, ","), URIs: synthorigin.URIsAbsolute, Variants: *variants})
 	if err != nil {
@@ -42,9 +47,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	go origin.Serve(oln)
 	defer origin.Shutdown()
-	if *nodes > 1 {
-		return runDemoFleet(ctx, *nodes, *configPath, *listen, "http://"+oln.Addr().String(), *admin,
-			strings.Split(*channels, ",")[0], stdout, stderr)
+	ch := strings.Split(*channels, ",")[0]
+	d := &demoNodes{configPath: *configPath, listen: *listen, admin: *admin, stderr: stderr}
+	switch {
+	case *tiers:
+		return runDemoTiers(ctx, d, "http://"+oln.Addr().String(), ch, stdout)
+	case *nodes > 1:
+		return runDemoFleet(ctx, *nodes, d, "http://"+oln.Addr().String(), ch, stdout)
 	}
 
 	cfg, err := loadEdgeConfig(*configPath, *listen, "http://"+oln.Addr().String(), *admin)
@@ -60,7 +69,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The addresses the listeners got, which differ from the config's when it asks for port 0.
 	edgeAddr := n.ln.Addr().String()
 	fmt.Fprintf(stdout, "hlsedge demo: origin http://%s, edge http://%s, admin http://%s\n", oln.Addr(), edgeAddr, n.adminAddr())
-	if err := printDemoLinks(stdout, cfg, edgeAddr, strings.Split(*channels, ",")[0]); err != nil {
+	if err := printDemoLinks(stdout, cfg, edgeAddr, ch); err != nil {
 		_ = n.stop(context.Background())
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/hlsedge/hlsedge/internal/fleet"
+	"github.com/hlsedge/hlsedge/proxy"
 )
 
 // demoRedis is the redis-server `hlsedge demo --nodes N` runs for its fleet: Debian's binary, on a free
@@ -124,91 +125,40 @@ func (r *demoRedis) stop() {
 // runDemoFleet is `hlsedge demo --nodes N`: redis-server, the origin (already started by runDemo) and N edges
 // sharing bans, kicks, session limits and conferences through it. Node k listens on the configured ports plus
 // 100*(k-1) (8080, 8180... and 8090, 8190...), or on port 0 when so asked.
-func runDemoFleet(ctx context.Context, nodes int, configPath, listen, originURL, adminAddr, channel string, stdout, stderr io.Writer) error {
+func runDemoFleet(ctx context.Context, nodes int, d *demoNodes, originURL, channel string, stdout io.Writer) error {
 	rs, err := startDemoRedis()
 	if err != nil {
 		return err
 	}
 	defer rs.stop()
-	var started []*node
-	stopAll := func() {
-		for _, n := range started {
-			_ = n.stop(context.Background())
-		}
-	}
 	for k := 1; k <= nodes; k++ {
-		cfg, err := loadEdgeConfig(configPath, listen, originURL, adminAddr)
-		if err != nil {
-			stopAll()
+		if _, err := d.start("node"+strconv.Itoa(k), k-1, originURL, func(cfg *proxy.Config) {
+			cfg.Redis = &fleet.Config{Address: rs.addr}
+		}); err != nil {
+			d.stop()
 			return err
 		}
-		cfg.Node = "node" + strconv.Itoa(k)
-		cfg.Redis = &fleet.Config{Address: rs.addr}
-		if cfg.Listen, err = shiftPort(cfg.Listen, 100*(k-1)); err == nil && cfg.Admin.Enabled() {
-			var a string
-			a, err = shiftPort(cfg.Admin.Addr(), 100*(k-1))
-			cfg.Admin.Listen = &a
-		}
-		if err == nil {
-			err = cfg.Validate()
-		}
-		if err != nil {
-			stopAll()
-			return fmt.Errorf("node %d: invalid config: %w", k, err)
-		}
-		log, _ := newLevelLogger(cfg, stderr)
-		n, err := startNode(cfg, log, nil)
-		if err != nil {
-			stopAll()
-			return fmt.Errorf("node %d: %w", k, err)
-		}
-		started = append(started, n)
 	}
 	fmt.Fprintf(stdout, "hlsedge demo: origin %s, redis %s, %d edges sharing bans, kicks, session limits and conferences\n",
 		originURL, rs.addr, nodes)
-	for _, n := range started {
-		fmt.Fprintf(stdout, "%s: edge http://%s, admin http://%s\n", n.name, n.ln.Addr(), n.adminAddr())
-		if err := printDemoLinks(stdout, n.cfg, n.ln.Addr().String(), channel); err != nil {
-			stopAll()
+	for _, n := range d.started {
+		if err := d.printLinks(stdout, n, channel); err != nil {
+			d.stop()
 			return err
 		}
 	}
-	if err := printConferenceLinks(stdout, started); err != nil {
-		stopAll()
+	if err := printConferenceLinks(stdout, d.started); err != nil {
+		d.stop()
 		return err
 	}
-	if len(started) > 1 && started[0].adminAddr() != "" {
-		a, b := started[0], started[1]
+	if len(d.started) > 1 && d.started[0].adminAddr() != "" {
+		a, b := d.started[0], d.started[1]
 		fmt.Fprintf(stdout, "kick:  play on %s, then find the session with curl http://%s/api/sessions (node column) and\n"+
 			"       curl -X DELETE -H 'Content-Type: application/json' http://%s/api/sessions/ID on %s: %s stops the viewer\n",
 			b.name, a.adminAddr(), a.adminAddr(), a.name, b.name)
 	}
 	fmt.Fprintln(stdout, "stop with Ctrl-C")
-	errc := make(chan error, len(started))
-	for _, n := range started {
-		go func() { errc <- n.serve(ctx) }()
-	}
-	var errs []error
-	for range started {
-		errs = append(errs, <-errc)
-	}
-	return errors.Join(errs...)
-}
-
-// shiftPort adds d to addr's port unless it is 0 (any free port).
-func shiftPort(addr string, d int) (string, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", err
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		return "", err
-	}
-	if port == 0 || d == 0 {
-		return addr, nil
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port+d)), nil
+	return d.serve(ctx)
 }
 
 // printConferenceLinks prints one conference room reachable on every node: the moderator on the first node,
