@@ -1,5 +1,6 @@
 # hlsedge: `make run` starts the demo origin and the edge; `make run-fleet` the same with two edges sharing bans,
-# kicks and limits through a redis-server it starts; `make test` installs what the tests need and runs them.
+# kicks and limits through a redis-server it starts; `make run-tiers` two edges behind one shield; `make test`
+# installs what the tests need and runs them.
 GO      ?= go
 BIN     := bin/hlsedge
 # Debian packages the tests drive for real: ffmpeg/ffprobe as the HLS client, chromium for the player test,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,8 +75,7 @@ func TestDemoTiersCostTheHeadendOneFetchPerSegment(t *testing.T) {
 		}
 		return us
 	}
-	// Both players load their media playlists first, one right after the other, so that they list the same live
-	// segments; then each fetches its segments.
+	// Both players load their media playlists first; then each fetches its segments.
 	type player struct {
 		edge     string
 		playlist *url.URL
@@ -98,6 +98,17 @@ func TestDemoTiersCostTheHeadendOneFetchPerSegment(t *testing.T) {
 			t.Fatalf("media playlist through %s lists no segment:\n%s", e[1], media)
 		}
 		players = append(players, player{edge: e[1], playlist: pl, segments: segs})
+	}
+	// The second player also asks its edge for the first player's segments (with its own token), so that the
+	// shield is tested on segments both edges want whatever moved in the live window between the two playlist
+	// loads.
+	p2 := &players[1]
+	_, q2, _ := strings.Cut(p2.segments[0], "?")
+	for _, s := range players[0].segments {
+		name, _, _ := strings.Cut(s, "?")
+		if ref := name + "?" + q2; !slices.Contains(p2.segments, ref) {
+			p2.segments = append(p2.segments, ref)
+		}
 	}
 	played := map[string]map[string]bool{} // segment path -> edges that played it
 	for _, p := range players {
