@@ -165,56 +165,73 @@ var (
 // decision cache, or on a miss the local verifier and then the middlewares; the bans and kicks in force; the
 // session. The fast path (a cached decision of a known session) allocates nothing.
 func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision {
+	var d Decision
+	a.AuthorizeTo(&d, req, c, now)
+	return d
+}
+
+// AuthorizeTo is Authorize writing the decision into d, which it overwrites whole: a caller that keeps d in its
+// per-request scratch saves the copies of a 200-byte struct that returning it costs.
+func (a *Authorizer) AuthorizeTo(d *Decision, req *Request, c Carrier, now time.Time) {
 	if a.disabled {
-		return allowDisabled
+		*d = allowDisabled
+		return
 	}
 	at := now.UnixNano()
 	// Extract.
 	ch := req.Channel
 	if len(ch) == 0 {
 		if ch = a.channelFromPath(req.Path); len(ch) == 0 {
-			return deny(ErrNoChannel, token.KindNone, "")
+			*d = deny(ErrNoChannel, token.KindNone, "")
+			return
 		}
 	}
 	g := a.groupFor(ch)
 	if g == nil {
-		return deny(ErrNoGroup, token.KindNone, "")
+		*d = deny(ErrNoGroup, token.KindNone, "")
+		return
 	}
 	rev := a.state.Revocations()
 	if rev.ipBanned(req.ClientIP, at) {
-		return deny(ErrBanned, token.KindNone, g.name)
+		*d = deny(ErrBanned, token.KindNone, g.name)
+		return
 	}
 	if g.public {
-		d := allowPublic
+		*d = allowPublic
 		d.Group = g.name
-		return d
+		return
 	}
 	tok := a.extract(c)
 	if len(tok) > a.maxToken {
-		return deny(ErrTokenTooLong, token.KindNone, g.name)
+		*d = deny(ErrTokenTooLong, token.KindNone, g.name)
+		return
 	}
 
 	// Rules, on every request: they read what the cache key leaves out (user agent, referer).
 	if g.rules != nil {
 		if decided, rule, err := g.rules.eval(tok, req); decided {
 			if err != nil {
-				return deny(err, token.KindNone, g.name)
+				*d = deny(err, token.KindNone, g.name)
+				return
 			}
-			return allowUnverified(g, tok, rule, rev, at)
+			*d = allowUnverified(g, tok, rule, rev, at)
+			return
 		}
 	}
 	if len(tok) == 0 && len(g.backends) == 0 {
 		// A group with middlewares asks them for requests without a token too, as Astra does.
 		if g.defaultAllow {
-			return allowUnverified(g, nil, "group default", rev, at)
+			*d = allowUnverified(g, nil, "group default", rev, at)
+			return
 		}
-		return deny(token.ErrNoToken, token.KindNone, g.name)
+		*d = deny(token.ErrNoToken, token.KindNone, g.name)
+		return
 	}
 
 	// Cache, verifiers, middlewares, bans and kicks.
-	d := a.decision(g, tok, ch, req, rev, now)
+	a.decision(d, g, tok, ch, req, rev, now)
 	if d.Allowed() && d.Owner != "" {
-		d = a.ownSession(d, g, req, rev, at)
+		a.ownSession(d, g, req, rev, at)
 	}
 
 	// Session.
@@ -225,13 +242,13 @@ func (a *Authorizer) Authorize(req *Request, c Carrier, now time.Time) Decision 
 			UserAgent: req.UserAgent,
 		}, at)
 		if err != nil {
-			holdRefusal(&d, err)
-			return deny(err, d.Kind, g.name)
+			holdRefusal(d, err)
+			*d = deny(err, d.Kind, g.name)
+			return
 		}
 		d.sess = s
 	}
 	d.token = tok
-	return d
 }
 
 // flightKey is what one decision is made for: the request material itself, so that no two viewers share a
@@ -244,14 +261,14 @@ type flightKey struct {
 
 // decision answers from the decision cache, or decides and caches. With middlewares, one request per key asks
 // them and the others with that key wait for its answer. Bans and kicks apply to the outcome either way.
-func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revocations, now time.Time) Decision {
+func (a *Authorizer) decision(d *Decision, g *group, tok, ch []byte, req *Request, rev *Revocations, now time.Time) {
 	at := now.UnixNano()
 	if a.cache == nil {
-		d, _ := a.decide(g, tok, ch, req, now, nil)
-		if !d.Allowed() {
-			return d
+		*d, _ = a.decide(g, tok, ch, req, now, nil)
+		if d.Allowed() {
+			*d = blocked(*d, g, rev.check(d, ch, req.ClientIP, at))
 		}
-		return blocked(d, g, rev.check(&d, ch, req.ClientIP, at))
+		return
 	}
 	key := a.cache.lookup(g, tok, ch, req)
 	e, fresh := a.cache.get(key, tok, ch, at)
@@ -268,26 +285,28 @@ func (a *Authorizer) decision(g *group, tok, ch []byte, req *Request, rev *Revoc
 			e.gen.Store(rev.gen)
 		}
 		if b := e.block.Load(); b != blockNone {
-			return deny(blockErrs[b], e.d.Kind, g.name)
+			*d = deny(blockErrs[b], e.d.Kind, g.name)
+			return
 		}
-		d := e.d
+		*d = e.d
 		d.Cached = true
 		d.entry = e
-		return d
+		return
 	}
 	// Slow path.
 	if len(g.backends) == 0 {
-		return a.decideAndCache(g, key, tok, ch, req, rev, now, e)
+		*d = a.decideAndCache(g, key, tok, ch, req, rev, now, e)
+		return
 	}
-	d, err, _ := a.flights.Do(flightKey{string(tok), string(ch), key.ip, key.aux}, func() (Decision, error) {
+	var err error
+	*d, err, _ = a.flights.Do(flightKey{string(tok), string(ch), key.ip, key.aux}, func() (Decision, error) {
 		return a.decideAndCache(g, key, tok, ch, req, rev, now, e), nil
 	})
 	if err != nil {
 		// Only a panic gets here; every waiter is refused with the leader.
 		a.log.Error("authz: deciding with the middlewares failed", "group", g.name, "err", err)
-		return deny(ErrBackendDown, token.KindNone, g.name)
+		*d = deny(ErrBackendDown, token.KindNone, g.name)
 	}
-	return d
 }
 
 // decideAndCache decides, checks the outcome against the bans and kicks of rev, and caches both: the entry

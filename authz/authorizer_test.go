@@ -3,6 +3,7 @@ package authz
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"strings"
@@ -391,4 +392,33 @@ func TestReadsPageHeaders(t *testing.T) {
 	domains.Groups = []GroupConfig{{Name: "default", Rules: RulesConfig{Domains: []string{"tv.example.com"}}}}
 	f("domain lock", domains, true)
 	f("middleware", backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: "http://127.0.0.1:1/check"}), true)
+}
+
+// An entry answers its first viewer's session id from a memo; whatever it answers must be sessionOf's, for that
+// viewer and for the others sharing the entry.
+func TestEntrySessionOfIsSessionOf(t *testing.T) {
+	e := &entry{}
+	ip4, ip6 := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")
+	long := strings.Repeat("u", 3*maxSessionUA)
+	f := func(base uint64, ip netip.Addr, ua string) {
+		t.Helper()
+		if got, want := e.sessionOf(base, ip, []byte(ua)), sessionOf(base, ip, []byte(ua)); got != want {
+			t.Errorf("sessionOf(%d, %v, %.20q): memo %x, hash %x", base, ip, ua, got, want)
+		}
+	}
+	for range 2 {
+		f(1, ip4, "TV")
+		f(1, ip4, "Phone")
+		f(2, ip4, "TV")
+		f(1, ip6, "TV")
+		f(1, ip4, long)
+		f(1, ip4, long+"x") // differs past the part sessions keep
+		var nilEntry *entry
+		if nilEntry.sessionOf(1, ip4, []byte("TV")) != sessionOf(1, ip4, []byte("TV")) {
+			t.Error("an entry-less decision hashes")
+		}
+	}
+	if m := e.sess.Load(); m == nil || m.ua != "TV" {
+		t.Errorf("the memo is the first viewer's: %+v", m)
+	}
 }

@@ -39,6 +39,8 @@ type entry struct {
 	block atomic.Uint32
 	// child is the segment-window child last minted for this entry's viewer (children.go); nil: none yet.
 	child atomic.Pointer[childMemo]
+	// sess is the session id of the entry's first viewer (sessionid.go); nil: none yet.
+	sess atomic.Pointer[sessionMemo]
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision, and in a group with middlewares whatever

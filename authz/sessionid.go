@@ -35,16 +35,45 @@ func sessionUA(ua []byte) []byte {
 
 // ownSession gives an allowed decision its viewer's own session id, and refuses it when that session was
 // kicked, or refused by the session limit since a middleware last decided.
-func (a *Authorizer) ownSession(d Decision, g *group, req *Request, rev *Revocations, now int64) Decision {
+func (a *Authorizer) ownSession(d *Decision, g *group, req *Request, rev *Revocations, now int64) {
 	d.base = d.SessionID
-	d.SessionID = sessionOf(d.SessionID, req.ClientIP, req.UserAgent)
+	d.SessionID = d.entry.sessionOf(d.SessionID, req.ClientIP, req.UserAgent)
 	if rev.sessionKicked(d.SessionID, now) {
-		return deny(ErrKicked, d.Kind, g.name)
+		*d = deny(ErrKicked, d.Kind, g.name)
+		return
 	}
 	if e := d.entry; e != nil && e.backend && e.refused.Load() == d.SessionID {
-		return deny(ErrSessionLimit, d.Kind, g.name)
+		*d = deny(ErrSessionLimit, d.Kind, g.name)
 	}
-	return d
+}
+
+// sessionMemo is the session id an entry's first viewer got: most entries (a token on a channel from an address)
+// only ever see one user agent, so their requests compare it instead of hashing it twice.
+type sessionMemo struct {
+	base uint64
+	ip   netip.Addr
+	ua   string
+	id   uint64
+}
+
+// sessionOf is sessionOf, answered from the entry's memo when the request is its first viewer's. The memo is
+// written once, by the entry's first viewer: an entry shared by many user agents (a middleware's backend_key)
+// hashes for the others rather than allocate a memo per request. e may be nil.
+func (e *entry) sessionOf(base uint64, ip netip.Addr, ua []byte) uint64 {
+	if e == nil {
+		return sessionOf(base, ip, ua)
+	}
+	ua = sessionUA(ua)
+	if m := e.sess.Load(); m != nil {
+		if m.base == base && m.ip == ip && m.ua == string(ua) {
+			// Fast path: the entry's own viewer.
+			return m.id
+		}
+		return sessionOf(base, ip, ua)
+	}
+	id := sessionOf(base, ip, ua)
+	e.sess.CompareAndSwap(nil, &sessionMemo{base: base, ip: ip, ua: string(ua), id: id})
+	return id
 }
 
 // holdRefusal keeps a session the limit refused refused until the middleware that let its viewer in is asked

@@ -51,7 +51,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 		sc.areq.Origin = ctx.Request.Header.Peek(fasthttp.HeaderOrigin)
 		sc.areq.Host = ctx.Request.Header.Host()
 	}
-	sc.decision = s.auth.Authorize(&sc.areq, &sc.carrier, sc.now)
+	s.auth.AuthorizeTo(&sc.decision, &sc.areq, &sc.carrier, sc.now)
 	sc.carrier.ctx = nil
 	if sc.decision.Allowed() {
 		return true
