@@ -74,6 +74,44 @@ func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan in
 	}
 }
 
+// startDemo runs `hlsedge demo` with args and every listener on port 0 until the test ends; then it cancels the
+// demo, as SIGTERM does, and expects it to exit 0. It returns what the demo prints and where its exit code
+// arrives, for waitFor.
+func startDemo(t *testing.T, args ...string) (*lockedBuffer, <-chan int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedBuffer
+	args = append(append([]string{"demo"}, args...), "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0")
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, &out, &errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("demo exited %d after SIGTERM-like cancel; stderr: %s", code, errOut.String())
+			}
+		case <-time.After(guard):
+			t.Errorf("demo did not shut down within %v", guard)
+		}
+	})
+	return &out, done
+}
+
+// refusesToServe runs serve on yaml and expects it to exit non-zero naming want.
+func refusesToServe(t *testing.T, yaml, want string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "edge.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut lockedBuffer
+	code := run(context.Background(), []string{"serve", "--config", path}, &out, &errOut)
+	if code == 0 || !strings.Contains(errOut.String(), want) {
+		t.Fatalf("exit %d, stderr %q; want non-zero and %s", code, errOut.String(), want)
+	}
+}
+
 const testJWTSecret = "cmd-jwt-secret-0123456789abcdef0123"
 
 // TestServeRequiresAConfig: the embedded demo config's secrets are published, so serve never falls back on it.
@@ -86,18 +124,7 @@ func TestServeRequiresAConfig(t *testing.T) {
 }
 
 func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
-	f := func(yaml, want string) {
-		t.Helper()
-		path := filepath.Join(t.TempDir(), "edge.yaml")
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var out, errOut lockedBuffer
-		code := run(context.Background(), []string{"serve", "--config", path}, &out, &errOut)
-		if code == 0 || !strings.Contains(errOut.String(), want) {
-			t.Fatalf("exit %d, stderr %q; want non-zero and %s", code, errOut.String(), want)
-		}
-	}
+	f := func(yaml, want string) { t.Helper(); refusesToServe(t, yaml, want) }
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nupstream: {timeout: -1s}\n", "'upstream.timeout' must be greater than zero")
 	f("origins: []\nauth: {disabled: true}\n", "'origins' must list at least one origin")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: short}}\n", "'auth.jwt.secret'")
@@ -118,23 +145,7 @@ func TestDemoPrintsAPlayableURL(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("demo exited %d after SIGTERM-like cancel; stderr: %s", code, errOut.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("demo did not shut down within 15 s")
-		}
-	}()
+	out, done := startDemo(t)
 	url := out.waitFor(t, regexp.MustCompile(`play:\s+ffplay '([^']+)'`), done)[1]
 	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer pcancel()

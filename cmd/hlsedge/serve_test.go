@@ -18,6 +18,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -76,25 +77,11 @@ func (s *stopLog) get() []string {
 
 var httpClient = &http.Client{Timeout: 20 * time.Second}
 
+// fetch sends a GET; hdr is name, value pairs.
 func fetch(t *testing.T, url string, hdr ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	code, _, b := testkit.Do(t, httpClient, http.MethodGet, url, "", hdr...)
+	return code, string(b)
 }
 
 // TestNodeWiresEverythingAndStopsItAll runs the composition root: a viewer plays through the edge, the admin
