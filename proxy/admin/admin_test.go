@@ -52,19 +52,22 @@ func serveAdmin(t *testing.T, cfg *proxy.Config, rl admin.Reloader) (string, *ad
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Signaling and the edge share one metrics set, as cmd/hlsedge wires them, so that /metrics carries both.
+	ms := metrics.NewSet()
+	var sig *signaling.Server
+	if cfg.Signaling != nil {
+		s, err := signaling.New(*cfg.Signaling, log, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		sig = s
+	}
 	auth, err := authz.New(cfg.Auth, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.Close)
-	ms := metrics.NewSet()
-	var sig *signaling.Server
-	if cfg.Signaling != nil {
-		if sig, err = signaling.New(*cfg.Signaling, log, ms); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(sig.Close)
-	}
 	edge, err := proxy.New(cfg, proxy.Options{Log: log, Auth: auth, Signaling: sig, Metrics: ms})
 	if err != nil {
 		t.Fatal(err)
