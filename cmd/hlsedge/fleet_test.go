@@ -22,9 +22,6 @@ import (
 	"github.com/hlsedge/hlsedge/proxy/admin"
 )
 
-// guard only turns a hang into a failure; no test waits on it to make progress.
-const guard = 30 * time.Second
-
 const fleetConfig = `
 listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0, token: admin-token}

@@ -12,13 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
-	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -56,33 +54,6 @@ auth:
 signaling:
   jwt: {secret: cmd-signaling-secret-0123456789abcdef}
 `
-
-// stopLog records the parts a node releases, in order.
-type stopLog struct {
-	mu    sync.Mutex
-	parts []string
-}
-
-func (s *stopLog) stopped(part string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.parts = append(s.parts, part)
-}
-
-func (s *stopLog) get() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.parts)
-}
-
-var httpClient = &http.Client{Timeout: 20 * time.Second}
-
-// fetch sends a GET; hdr is name, value pairs.
-func fetch(t *testing.T, url string, hdr ...string) (int, string) {
-	t.Helper()
-	code, _, b := testkit.Do(t, httpClient, http.MethodGet, url, "", hdr...)
-	return code, string(b)
-}
 
 // TestNodeWiresEverythingAndStopsItAll runs the composition root: a viewer plays through the edge, the admin
 // listener sees that viewer's session (authorizer shared) and one /metrics carries the edge's, signaling's and the
