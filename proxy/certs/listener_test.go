@@ -39,9 +39,9 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// loopbackTLS serves a certificate for 127.0.0.1 from a fresh CA through m's Listener over a loopback TCP
-// listener, which wrap (when set) wraps, as the edge's own listener wrappers do; logs receives m's log. It
-// returns the TLS listener, the TCP address and the CA.
+// loopbackTLS makes a manager m serving a certificate for 127.0.0.1 from a fresh CA, logging to logs, and puts
+// m's Listener over a loopback TCP listener that wrap (when set) wraps first. It returns m, its listener (closed
+// when the test ends), the TCP address to dial and the CA.
 func loopbackTLS(t *testing.T, logs io.Writer, wrap func(net.Listener) net.Listener) (*Manager, net.Listener, string, *certtest.CA) {
 	t.Helper()
 	ca := certtest.NewCA(t, "test CA")
