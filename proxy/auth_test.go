@@ -1,19 +1,18 @@
 package proxy
 
 import (
-	"bytes"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 )
 
 const (
@@ -23,22 +22,7 @@ const (
 )
 
 // syncBuffer collects log output from the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 func withAuth(c *Config) {
 	c.Routes = []RouteConfig{{Prefix: "/play/"}, {Prefix: "/", OriginPrefix: "/play/"}}

@@ -17,10 +17,9 @@ import (
 // never would: cut a chunked body between two chunks, close short of its Content-Length, hang, or close without
 // answering. It keeps connections alive as long as the handler says so, and counts what it is asked.
 type rawOrigin struct {
-	url  string
-	ln   net.Listener
-	mu   sync.Mutex
-	uris map[string]int
+	uriCounter
+	url string
+	ln  net.Listener
 	// arrived receives each request's URI as the origin reads it, for tests that wait for a request.
 	arrived chan string
 	handle  func(w *bufio.Writer, c net.Conn, r *http.Request) (keepAlive bool)
@@ -33,8 +32,8 @@ func startRawOrigin(t testing.TB, handle func(w *bufio.Writer, c net.Conn, r *ht
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &rawOrigin{url: "http://" + ln.Addr().String(), ln: ln, uris: map[string]int{}, handle: handle,
-		arrived: make(chan string, 4096)}
+	o := &rawOrigin{uriCounter: uriCounter{uris: map[string]int{}}, url: "http://" + ln.Addr().String(), ln: ln,
+		handle: handle, arrived: make(chan string, 4096)}
 	var open sync.Map
 	go func() {
 		for {
@@ -80,22 +79,6 @@ func (o *rawOrigin) serve(c net.Conn) {
 			return
 		}
 	}
-}
-
-func (o *rawOrigin) count(uri string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.uris[uri]
-}
-
-func (o *rawOrigin) total() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n := 0
-	for _, c := range o.uris {
-		n += c
-	}
-	return n
 }
 
 // writeHead writes a 200's status line and headers; length < 0 means chunked.

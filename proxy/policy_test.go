@@ -14,6 +14,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 )
 
@@ -41,21 +42,12 @@ func withPolicy(limit int, soft bool) func(*Config) {
 // callAdmin asks the admin API as the operator's script does: with the admin token and, for a body, as JSON.
 func callAdmin(t *testing.T, srv *Server, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, adminURL(srv)+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	hdr := []string{"Authorization", "Bearer " + testAdminToken}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		hdr = append(hdr, "Content-Type", "application/json")
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	code, _, b := testkit.Do(t, client, method, adminURL(srv)+path, body, hdr...)
+	return code, b
 }
 
 var childTokenRe = regexp.MustCompile(`(?m)^seg7\.ts\?token=(\S+)$`)

@@ -19,18 +19,40 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/hlsedge/hlsedge/authz"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
 )
 
 // testOrigin is a real HTTP origin on loopback whose behaviour each test sets, and which counts what it is asked.
 type testOrigin struct {
+	uriCounter
 	url     string
 	srv     *http.Server
-	mu      sync.Mutex
-	uris    map[string]int
-	headers []http.Header
+	headers []http.Header // under mu
 	handler http.HandlerFunc
+}
+
+// uriCounter counts what a test origin is asked, by request URI.
+type uriCounter struct {
+	mu   sync.Mutex
+	uris map[string]int
+}
+
+func (o *uriCounter) count(uri string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.uris[uri]
+}
+
+func (o *uriCounter) total() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, c := range o.uris {
+		n += c
+	}
+	return n
 }
 
 func startOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
@@ -39,7 +61,7 @@ func startOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &testOrigin{url: "http://" + ln.Addr().String(), uris: map[string]int{}, handler: h}
+	o := &testOrigin{uriCounter: uriCounter{uris: map[string]int{}}, url: "http://" + ln.Addr().String(), handler: h}
 	o.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o.mu.Lock()
 		o.uris[r.RequestURI]++
@@ -50,22 +72,6 @@ func startOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
 	go o.srv.Serve(ln)
 	t.Cleanup(func() { o.srv.Close() })
 	return o
-}
-
-func (o *testOrigin) count(uri string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.uris[uri]
-}
-
-func (o *testOrigin) total() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n := 0
-	for _, c := range o.uris {
-		n += c
-	}
-	return n
 }
 
 func (o *testOrigin) allURIs() []string {
@@ -181,25 +187,10 @@ func buildEdge(t testing.TB, cfg *Config, opts Options) *Server {
 
 var client = &http.Client{Timeout: 20 * time.Second}
 
+// get sends a GET; hdr is name, value pairs.
 func get(t *testing.T, url string, hdr ...string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return testkit.Do(t, client, http.MethodGet, url, "", hdr...)
 }
 
 // rawGet sends the request line exactly as given, so that paths reach the edge without any client clean-up.

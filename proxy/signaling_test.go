@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -33,16 +34,56 @@ func confToken(t *testing.T, email, room, contentID string, moderator bool) stri
 	return tok
 }
 
+// withConferences turns signaling on for pages of https://conf.example.com and tokens of the conference backend.
+func withConferences(c *Config) {
+	c.Signaling = &signaling.Config{
+		AllowedOrigins: []string{"https://conf.example.com"},
+		JWT:            token.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
+	}
+}
+
+// dialConference opens the WebSocket at wsURL as email, a moderator or not, of conference 77 from a page of
+// origin; tc is the client's TLS config for wss.
+func dialConference(t *testing.T, wsURL, email string, moderator bool, origin string, tc *tls.Config) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	h := http.Header{}
+	h.Set("Origin", origin)
+	h.Set("Cookie", "socket_io_token_77="+confToken(t, email, "standup", "77", moderator))
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: tc}
+	return d.Dial(wsURL, h)
+}
+
+// awaitWaitingGuest has guest join the waiting room and reads mod's events until one names the guest.
+func awaitWaitingGuest(t *testing.T, mod, guest *websocket.Conn) {
+	t.Helper()
+	if err := guest.WriteJSON(map[string]any{"event": "join_waiting_room", "data": map[string]any{"room_name": "standup"}}); err != nil {
+		t.Fatal(err)
+	}
+	mod.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var ev struct {
+			Event string          `json:"event"`
+			Data  json.RawMessage `json:"data"`
+		}
+		if err := mod.ReadJSON(&ev); err != nil {
+			t.Fatalf("moderator never heard of the guest: %v", err)
+		}
+		// The moderator's registration and the guest's join race: the guest arrives either as an event or in the
+		// list the moderator gets on connect.
+		if (ev.Event == "waiting_participant_joined" || ev.Event == "waiting_room_list") &&
+			strings.Contains(string(ev.Data), "guest@example.com") {
+			return
+		}
+	}
+}
+
 // TestSignalingMountedOnTheEdge checks the wiring: the WebSocket on the public listener, the conference registry
 // behind the admin bearer token, and a waiting-room round trip through both.
 func TestSignalingMountedOnTheEdge(t *testing.T) {
 	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
 	base, srv := startEdge(t, func(c *Config) {
 		c.Admin.Token = "admin-token"
-		c.Signaling = &signaling.Config{
-			AllowedOrigins: []string{"https://conf.example.com"},
-			JWT:            token.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
-		}
+		withConferences(c)
 	}, o.url)
 	admin := adminURL(srv)
 
@@ -64,11 +105,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws?room=standup"
 	dial := func(email string, moderator bool, origin string) (*websocket.Conn, *http.Response, error) {
-		h := http.Header{}
-		h.Set("Origin", origin)
-		h.Set("Cookie", "socket_io_token_77="+confToken(t, email, "standup", "77", moderator))
-		d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-		return d.Dial(wsURL, h)
+		return dialConference(t, wsURL, email, moderator, origin, nil)
 	}
 	if _, resp, err := dial("eve@example.com", false, "https://evil.example.com"); err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("cross-site upgrade: %v, want 403 before the upgrade", err)
@@ -83,25 +120,7 @@ func TestSignalingMountedOnTheEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer guest.Close()
-	if err := guest.WriteJSON(map[string]any{"event": "join_waiting_room", "data": map[string]any{"room_name": "standup"}}); err != nil {
-		t.Fatal(err)
-	}
-	mod.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var ev struct {
-			Event string          `json:"event"`
-			Data  json.RawMessage `json:"data"`
-		}
-		if err := mod.ReadJSON(&ev); err != nil {
-			t.Fatalf("moderator never heard of the guest: %v", err)
-		}
-		// The moderator's registration and the guest's join race: the guest arrives either as an event or in the
-		// list the moderator gets on connect.
-		if (ev.Event == "waiting_participant_joined" || ev.Event == "waiting_room_list") &&
-			strings.Contains(string(ev.Data), "guest@example.com") {
-			break
-		}
-	}
+	awaitWaitingGuest(t, mod, guest)
 	// The Socket.IO endpoint is routed too, long polling included (socket.io-client's default), and announces the
 	// upgrade to a WebSocket; a socket.io-client 2.x is told which versions are served.
 	if code, _, body := get(t, base+"/socket.io/?EIO=4&transport=polling&room=standup",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -18,10 +17,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 
-	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/proxy/certs"
 	"github.com/hlsedge/hlsedge/proxy/certs/certtest"
-	"github.com/hlsedge/hlsedge/signaling"
 )
 
 // tlsEdge is a player edge on https with a certificate from a CA the test makes.
@@ -242,20 +239,11 @@ func TestTLSConfigParses(t *testing.T) {
 // The conference WebSocket works over wss: the upgraded connection is the TLS one, hijacked from the HTTP server.
 func TestTLSSignalingOverWSS(t *testing.T) {
 	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })
-	e := startTLSEdge(t, func(c *Config) {
-		c.Signaling = &signaling.Config{
-			AllowedOrigins: []string{"https://conf.example.com"},
-			JWT:            token.JWTConfig{Secret: testSigSecret, Issuer: "conf-backend"},
-		}
-	}, o.url)
+	e := startTLSEdge(t, withConferences, o.url)
 	wsURL := "wss" + strings.TrimPrefix(e.base, "https") + "/ws?room=standup"
 	dial := func(email string, moderator bool) *websocket.Conn {
 		t.Helper()
-		h := http.Header{}
-		h.Set("Origin", "https://conf.example.com")
-		h.Set("Cookie", "socket_io_token_77="+confToken(t, email, "standup", "77", moderator))
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{RootCAs: e.ca.Pool()}}
-		c, _, err := d.Dial(wsURL, h)
+		c, _, err := dialConference(t, wsURL, email, moderator, "https://conf.example.com", &tls.Config{RootCAs: e.ca.Pool()})
 		if err != nil {
 			t.Fatalf("wss dial for %s: %v", email, err)
 		}
@@ -264,21 +252,5 @@ func TestTLSSignalingOverWSS(t *testing.T) {
 	}
 	mod := dial("mod@example.com", true)
 	guest := dial("guest@example.com", false)
-	if err := guest.WriteJSON(map[string]any{"event": "join_waiting_room", "data": map[string]any{"room_name": "standup"}}); err != nil {
-		t.Fatal(err)
-	}
-	mod.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var ev struct {
-			Event string          `json:"event"`
-			Data  json.RawMessage `json:"data"`
-		}
-		if err := mod.ReadJSON(&ev); err != nil {
-			t.Fatalf("moderator never heard of the guest over wss: %v", err)
-		}
-		if (ev.Event == "waiting_participant_joined" || ev.Event == "waiting_room_list") &&
-			strings.Contains(string(ev.Data), "guest@example.com") {
-			break
-		}
-	}
+	awaitWaitingGuest(t, mod, guest)
 }

@@ -18,11 +18,9 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/internal/fleet/fleettest"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 )
-
-// guard only turns a hang into a failure; no test waits on it to make progress.
-const guard = 30 * time.Second
 
 const fleetConfig = `
 listen: 127.0.0.1:0
@@ -122,24 +120,12 @@ func (fn *fleetNode) waitFleet(t *testing.T, degraded bool) {
 // adminDo calls the admin API with the admin token.
 func adminDo(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer admin-token")
+	hdr := []string{"Authorization", "Bearer admin-token"}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		hdr = append(hdr, "Content-Type", "application/json")
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	code, _, b := testkit.Do(t, httpClient, method, url, body, hdr...)
+	return code, string(b)
 }
 
 var childURI = regexp.MustCompile(`(?m)^(seg7\.ts\?token=\S+)$`)
@@ -284,23 +270,7 @@ func TestDemoFleetKickOnOneNodeStopsAViewerOnTheOther(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--nodes", "2", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("demo exited %d after cancel; stderr: %s", code, errOut.String())
-			}
-		case <-time.After(guard):
-			t.Error("demo did not shut down")
-		}
-	}()
+	out, done := startDemo(t, "--nodes", "2")
 	out.waitFor(t, regexp.MustCompile(`stop with Ctrl-C`), done)
 	printed := out.String()
 	nodes := regexp.MustCompile(`(?m)^(node\d): edge (\S+), admin (\S+)\nplay:\s+ffplay '([^']+)'`).FindAllStringSubmatch(printed, -1)
@@ -343,18 +313,7 @@ func TestDemoFleetKickOnOneNodeStopsAViewerOnTheOther(t *testing.T) {
 
 // A bad 'node' or 'redis' section stops serve with the field named, before anything connects.
 func TestFleetConfigErrorsNameTheField(t *testing.T) {
-	f := func(yaml, want string) {
-		t.Helper()
-		path := t.TempDir() + "/edge.yaml"
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var out, errOut lockedBuffer
-		code := run(context.Background(), []string{"serve", "--config", path}, &out, &errOut)
-		if code == 0 || !strings.Contains(errOut.String(), want) {
-			t.Fatalf("exit %d, stderr %q; want non-zero and %s", code, errOut.String(), want)
-		}
-	}
+	f := func(yaml, want string) { t.Helper(); refusesToServe(t, yaml, want) }
 	const base = "origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: " + testJWTSecret + "}, edge: {secret: cmd-edge-secret-0123456789abcdef0123}}\n"
 	f(base+"node: 'a b'\n", "'node' must be 1 to 64 letters")
 	f(base+"redis: {address: nohost}\n", "'redis.address' must be host:port")

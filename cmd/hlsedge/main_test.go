@@ -1,80 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
 )
-
-// lockedBuffer is written by the command's goroutine while the test reads it; every write is signalled, so a
-// test waits for output instead of polling.
-type lockedBuffer struct {
-	mu      sync.Mutex
-	b       bytes.Buffer
-	written chan struct{}
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.written == nil {
-		l.written = make(chan struct{}, 1)
-	}
-	select {
-	case l.written <- struct{}{}:
-	default:
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) writes() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.written == nil {
-		l.written = make(chan struct{}, 1)
-	}
-	return l.written
-}
-
-// waitFor returns the first match of re in what was written, waiting for writes until the command exits. The
-// deadline only keeps a hung command from hanging the test run.
-func (l *lockedBuffer) waitFor(t *testing.T, re *regexp.Regexp, exited <-chan int) []string {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(l.String()); m != nil {
-			return m
-		}
-		select {
-		case <-l.writes():
-		case code := <-exited:
-			t.Fatalf("the command exited (%d) before printing %s; it printed %q", code, re, l.String())
-		case <-deadline:
-			t.Fatalf("nothing matching %s after 60 s; printed %q", re, l.String())
-		}
-	}
-}
-
-const testJWTSecret = "cmd-jwt-secret-0123456789abcdef0123"
 
 // TestServeRequiresAConfig: the embedded demo config's secrets are published, so serve never falls back on it.
 func TestServeRequiresAConfig(t *testing.T) {
@@ -86,18 +25,7 @@ func TestServeRequiresAConfig(t *testing.T) {
 }
 
 func TestServeRefusesABadConfigNamingTheField(t *testing.T) {
-	f := func(yaml, want string) {
-		t.Helper()
-		path := filepath.Join(t.TempDir(), "edge.yaml")
-		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		var out, errOut lockedBuffer
-		code := run(context.Background(), []string{"serve", "--config", path}, &out, &errOut)
-		if code == 0 || !strings.Contains(errOut.String(), want) {
-			t.Fatalf("exit %d, stderr %q; want non-zero and %s", code, errOut.String(), want)
-		}
-	}
+	f := func(yaml, want string) { t.Helper(); refusesToServe(t, yaml, want) }
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {disabled: true}\nupstream: {timeout: -1s}\n", "'upstream.timeout' must be greater than zero")
 	f("origins: []\nauth: {disabled: true}\n", "'origins' must list at least one origin")
 	f("origins: [{url: 'http://127.0.0.1:1'}]\nauth: {jwt: {algorithms: [HS256], secret: short}}\n", "'auth.jwt.secret'")
@@ -118,23 +46,7 @@ func TestDemoPrintsAPlayableURL(t *testing.T) {
 	if _, err := exec.LookPath("ffprobe"); err != nil {
 		t.Fatal("ffprobe is missing: `make test` installs ffmpeg")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("demo exited %d after SIGTERM-like cancel; stderr: %s", code, errOut.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("demo did not shut down within 15 s")
-		}
-	}()
+	out, done := startDemo(t)
 	url := out.waitFor(t, regexp.MustCompile(`play:\s+ffplay '([^']+)'`), done)[1]
 	pctx, pcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer pcancel()

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,47 +54,6 @@ auth:
 signaling:
   jwt: {secret: cmd-signaling-secret-0123456789abcdef}
 `
-
-// stopLog records the parts a node releases, in order.
-type stopLog struct {
-	mu    sync.Mutex
-	parts []string
-}
-
-func (s *stopLog) stopped(part string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.parts = append(s.parts, part)
-}
-
-func (s *stopLog) get() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.parts)
-}
-
-var httpClient = &http.Client{Timeout: 20 * time.Second}
-
-func fetch(t *testing.T, url string, hdr ...string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
 
 // TestNodeWiresEverythingAndStopsItAll runs the composition root: a viewer plays through the edge, the admin
 // listener sees that viewer's session (authorizer shared) and one /metrics carries the edge's, signaling's and the

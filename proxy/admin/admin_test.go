@@ -16,6 +16,7 @@ import (
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy"
 	"github.com/hlsedge/hlsedge/proxy/admin"
 	"github.com/hlsedge/hlsedge/signaling"
@@ -38,27 +39,40 @@ func startAdmin(t *testing.T, mutate func(*proxy.Config)) string {
 	if mutate != nil {
 		mutate(cfg)
 	}
+	base, _, _ := serveAdmin(t, cfg, nil)
+	return base
+}
+
+// serveAdmin builds a real edge from cfg (with signaling when cfg has it) and serves its admin listener, with rl
+// as its Reloader, on loopback until the test ends.
+func serveAdmin(t *testing.T, cfg *proxy.Config, rl admin.Reloader) (string, *admin.Server, *authz.Authorizer) {
+	t.Helper()
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Signaling and the edge share one metrics set, as cmd/hlsedge wires them, so that /metrics carries both.
+	ms := metrics.NewSet()
+	var sig *signaling.Server
+	if cfg.Signaling != nil {
+		s, err := signaling.New(*cfg.Signaling, log, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		sig = s
+	}
 	auth, err := authz.New(cfg.Auth, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(auth.Close)
-	ms := metrics.NewSet()
-	sig, err := signaling.New(*cfg.Signaling, log, ms)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sig.Close)
 	edge, err := proxy.New(cfg, proxy.Options{Log: log, Auth: auth, Signaling: sig, Metrics: ms})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := admin.New(cfg.Admin, admin.Options{Log: log, Auth: auth, Edge: edge, Signaling: sig})
+	srv, err := admin.New(cfg.Admin, admin.Options{Log: log, Auth: auth, Edge: edge, Signaling: sig, Reloader: rl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +92,7 @@ func startAdmin(t *testing.T, mutate func(*proxy.Config)) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + ln.Addr().String(), srv, auth
 }
 
 var client = &http.Client{Timeout: 20 * time.Second}
@@ -86,23 +100,8 @@ var client = &http.Client{Timeout: 20 * time.Second}
 // do sends one request; hdr is name, value pairs.
 func do(t *testing.T, method, url, body string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, string(b)
+	code, h, b := testkit.Do(t, client, method, url, body, hdr...)
+	return code, h, string(b)
 }
 
 func withToken(c *proxy.Config) { c.Admin.Token = testToken }

@@ -1,11 +1,7 @@
 package admin_test
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,37 +43,7 @@ func startReloadable(t *testing.T, cfg *proxy.Config, rl admin.Reloader) (string
 	t.Helper()
 	cfg.Origins = []proxy.OriginConfig{{URL: "http://127.0.0.1:9"}}
 	cfg.Auth = authz.Config{JWT: &authz.JWTConfig{JWTConfig: token.JWTConfig{Algorithms: []string{"HS256"}, Secret: testJWTSecret}}}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	auth, err := authz.New(cfg.Auth, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(auth.Close)
-	edge, err := proxy.New(cfg, proxy.Options{Log: log, Auth: auth})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := admin.New(cfg.Admin, admin.Options{Log: log, Auth: auth, Edge: edge, Reloader: rl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String(), srv, auth
+	return serveAdmin(t, cfg, rl)
 }
 
 // POST /api/reload answers the reload's outcome as JSON, 200 when the new config is in force and 422 with the

@@ -17,6 +17,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy/certs/certtest"
 )
 
@@ -33,22 +34,7 @@ func (c *manualClock) Advance(d time.Duration)       { c.ns.Add(int64(d)) }
 func (c *manualClock) opts(log *slog.Logger) Options { return Options{Log: log, Now: c.Now} }
 
 // syncBuffer collects log lines from handshake goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // serveTLS accepts TLS connections for m on loopback and completes each handshake; it returns the address.
 func serveTLS(t *testing.T, m *Manager) string {

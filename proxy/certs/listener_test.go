@@ -39,13 +39,14 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// One Write of a segment leaves in one system call instead of one per 16 KiB record, the bytes arrive intact,
-// the connection is TLS to servers that ask (Handshake, ConnectionState), and Close still sends close_notify.
-func TestListenerGathersRecords(t *testing.T) {
-	dir := t.TempDir()
+// loopbackTLS makes a manager m serving a certificate for 127.0.0.1 from a fresh CA, logging to logs, and puts
+// m's Listener over a loopback TCP listener that wrap (when set) wraps first. It returns m, its listener (closed
+// when the test ends), the TCP address to dial and the CA.
+func loopbackTLS(t *testing.T, logs io.Writer, wrap func(net.Listener) net.Listener) (*Manager, net.Listener, string, *certtest.CA) {
+	t.Helper()
 	ca := certtest.NewCA(t, "test CA")
-	crt, key := ca.Issue(t, "127.0.0.1").Write(t, dir, "edge")
-	m, err := New(Config{CertFile: crt, KeyFile: key}, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	crt, key := ca.Issue(t, "127.0.0.1").Write(t, t.TempDir(), "edge")
+	m, err := New(Config{CertFile: crt, KeyFile: key}, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +54,32 @@ func TestListenerGathersRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var under net.Listener = tcp
+	if wrap != nil {
+		under = wrap(tcp)
+	}
+	ln := m.Listener(under)
+	t.Cleanup(func() { ln.Close() })
+	return m, ln, tcp.Addr().String(), ca
+}
+
+// dialTLS is a client that trusts only ca.
+func dialTLS(t *testing.T, addr string, ca *certtest.CA) *tls.Conn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr,
+		&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// One Write of a segment leaves in one system call instead of one per 16 KiB record, the bytes arrive intact,
+// the connection is TLS to servers that ask (Handshake, ConnectionState), and Close still sends close_notify.
+func TestListenerGathersRecords(t *testing.T) {
 	var writes atomic.Int64
-	ln := m.Listener(countingListener{tcp, &writes})
-	defer ln.Close()
+	_, ln, addr, ca := loopbackTLS(t, io.Discard, func(tcp net.Listener) net.Listener { return countingListener{tcp, &writes} })
 
 	segment := bytes.Repeat([]byte("0123456789abcdef"), 220<<10/16) // 220 KiB: 14 records
 	type result struct {
@@ -88,12 +112,7 @@ func TestListenerGathersRecords(t *testing.T) {
 		done <- result{writesForSegment: writes.Load() - before, err: err}
 	}()
 
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", tcp.Addr().String(),
-		&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialTLS(t, addr, ca)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(c) // to the server's close_notify: an abrupt close is an error here
 	if err != nil {
@@ -151,21 +170,9 @@ func (c *stallConn) Close() error {
 // Close from another goroutine while a Write is stuck sending its gathered records (a WebSocket hub dropping a
 // slow reader) breaks that Write instead of waiting behind it.
 func TestListenerCloseDuringWrite(t *testing.T) {
-	dir := t.TempDir()
-	ca := certtest.NewCA(t, "test CA")
-	crt, key := ca.Issue(t, "127.0.0.1").Write(t, dir, "edge")
-	m, err := New(Config{CertFile: crt, KeyFile: key}, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stall atomic.Bool
 	entered := make(chan struct{}, 1)
-	ln := m.Listener(stallListener{tcp, &stall, entered})
-	defer ln.Close()
+	_, ln, addr, ca := loopbackTLS(t, io.Discard, func(tcp net.Listener) net.Listener { return stallListener{tcp, &stall, entered} })
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -180,12 +187,7 @@ func TestListenerCloseDuringWrite(t *testing.T) {
 		}
 		accepted <- c
 	}()
-	client, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", tcp.Addr().String(),
-		&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	dialTLS(t, addr, ca)
 	c, ok := <-accepted
 	if !ok {
 		t.Fatal("server handshake failed")
@@ -212,20 +214,8 @@ func TestListenerCloseDuringWrite(t *testing.T) {
 // A failed handshake (here plain http on the https port) is counted and logged once, and then reads as a closed
 // connection, so the HTTP server above neither answers it nor logs it again.
 func TestListenerFailedHandshakeReadsAsClosed(t *testing.T) {
-	dir := t.TempDir()
-	ca := certtest.NewCA(t, "test CA")
-	crt, key := ca.Issue(t, "127.0.0.1").Write(t, dir, "edge")
 	logs := &syncBuffer{}
-	m, err := New(Config{CertFile: crt, KeyFile: key}, Options{Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := m.Listener(tcp)
-	defer ln.Close()
+	m, ln, addr, _ := loopbackTLS(t, logs, nil)
 	type result struct{ handshake, read error }
 	done := make(chan result, 1)
 	go func() {
@@ -241,7 +231,7 @@ func TestListenerFailedHandshakeReadsAsClosed(t *testing.T) {
 		_, r.read = c.Read(make([]byte, 1))
 		done <- r
 	}()
-	c, err := net.DialTimeout("tcp", tcp.Addr().String(), 10*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

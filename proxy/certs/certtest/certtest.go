@@ -84,7 +84,18 @@ func (ca *CA) Issue(t testing.TB, names ...string) *Leaf {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ca.issue(t, key, names)
+	return ca.issue(t, key, names, x509.ExtKeyUsageServerAuth)
+}
+
+// IssueClientServer is Issue for a certificate that a server presents and a client authenticates with too
+// (mutual TLS, as redis-server's tls-auth-clients asks).
+func (ca *CA) IssueClientServer(t testing.TB, names ...string) *Leaf {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.issue(t, key, names, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 }
 
 // IssueRSA is Issue with an RSA 2048 key, for clients that take only RSA certificates.
@@ -94,10 +105,10 @@ func (ca *CA) IssueRSA(t testing.TB, names ...string) *Leaf {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ca.issue(t, key, names)
+	return ca.issue(t, key, names, x509.ExtKeyUsageServerAuth)
 }
 
-func (ca *CA) issue(t testing.TB, key crypto.Signer, names []string) *Leaf {
+func (ca *CA) issue(t testing.TB, key crypto.Signer, names []string, usage ...x509.ExtKeyUsage) *Leaf {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(t),
@@ -105,7 +116,7 @@ func (ca *CA) issue(t testing.TB, key crypto.Signer, names []string) *Leaf {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  usage,
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
