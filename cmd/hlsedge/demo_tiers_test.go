@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 	"github.com/hlsedge/hlsedge/proxy"
@@ -21,23 +19,7 @@ import (
 // every segment listed, each with the token the playlist gave it), and the headend's printed stats show one
 // fetch per segment for the whole fleet, and no token.
 func TestDemoTiersCostTheHeadendOneFetchPerSegment(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut lockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--tiers", "--origin-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("demo exited %d after cancel; stderr: %s", code, errOut.String())
-			}
-		case <-time.After(guard):
-			t.Error("demo did not shut down")
-		}
-	}()
+	out, done := startDemo(t, "--tiers")
 	out.waitFor(t, regexp.MustCompile(`stop with Ctrl-C`), done)
 	printed := out.String()
 	edges := regexp.MustCompile(`(?m)^(edge\d): edge (\S+), admin (\S+)\nplay:\s+ffplay '([^']+)'`).FindAllStringSubmatch(printed, -1)
