@@ -28,6 +28,11 @@ import (
 //     cached once it arrived whole.
 //   - Once a playlist has EXT-X-ENDLIST, its directives are ignored (6.2.5.2): every viewer gets the one cached
 //     playlist.
+//
+// A delta update (_HLS_skip, 6.2.5.1) is a playlist like the others: its own cache entry, its URIs rewritten, its
+// EXT-X-SKIP copied as is. It teaches observe what the whole playlist does, since EXT-X-SKIP only stands for old
+// segments, never for the target duration or the parts; and its timing counts the skipped segments
+// (playlist.Timing), so its segment tokens live as long as the whole playlist's.
 
 // holdGrace is what the edge waits beyond the origin's hold, so that the origin's own 503 (or its answer at the
 // last moment) arrives before the edge gives up.
