@@ -40,7 +40,7 @@ func (r *Rewriter) Parse(src []byte) (*Template, error) {
 		i = next
 	}
 	p.t.body = append(p.t.body, src[p.last:]...)
-	p.t.timing.Live = p.t.timing.Media && !p.ended
+	p.endTiming()
 	if p.overflow || uint64(len(p.t.body)) > maxBody {
 		return nil, fmt.Errorf("rewritten body exceeds %d bytes: %w", maxBody, ErrTooLarge)
 	}
@@ -77,6 +77,8 @@ type parser struct {
 	media, streamInf bool
 	// ended is set by EXT-X-ENDLIST or EXT-X-PLAYLIST-TYPE:VOD: players do not reload the playlist.
 	ended bool
+	// skipped sums the SKIPPED-SEGMENTS of EXT-X-SKIP: the segments a delta update leaves out.
+	skipped uint64
 }
 
 type define struct{ name, value []byte }

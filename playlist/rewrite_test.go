@@ -486,3 +486,26 @@ func TestAppendZeroAllocs(t *testing.T) {
 		t.Errorf("Append allocates %v times", n)
 	}
 }
+
+// A delta update's EXT-X-SKIP has no URI: it comes out byte for byte, RECENTLY-REMOVED-DATERANGES and odd
+// spacing included, while the URIs around it get the query.
+func TestDeltaUpdateSkipKept(t *testing.T) {
+	r := mustRewriter(t, Options{ParamNames: []string{"token"}, OriginHosts: []string{"origin"}})
+	f := func(skip string) {
+		t.Helper()
+		src := "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:9\n" + skip + "\n#EXT-X-MAP:URI=\"init.mp4\"\n" +
+			"#EXTINF:3,\nhttp://origin/a/1.m4s\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"2.0.m4s\"\n"
+		tmpl, err := r.Parse([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "#EXTM3U\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:9\n" + skip + "\n#EXT-X-MAP:URI=\"init.mp4?token=T\"\n" +
+			"#EXTINF:3,\n/a/1.m4s?token=T\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"2.0.m4s?token=T\"\n"
+		if got := string(tmpl.Append(nil, []byte("token=T"))); got != want {
+			t.Fatalf("got\n%s\nwant\n%s", got, want)
+		}
+	}
+	f("#EXT-X-SKIP:SKIPPED-SEGMENTS=4")
+	f(`#EXT-X-SKIP:SKIPPED-SEGMENTS=4,RECENTLY-REMOVED-DATERANGES=""`)
+	f("#EXT-X-SKIP: SKIPPED-SEGMENTS = 12 ,RECENTLY-REMOVED-DATERANGES=\"a\tb?c=d\" \r")
+}

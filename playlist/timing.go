@@ -17,6 +17,8 @@ type Timing struct {
 	// Target is EXT-X-TARGETDURATION; 0 when the playlist has none.
 	Target time.Duration
 	// Duration is the sum of the EXTINF durations: the presentation of a VOD playlist, the window of a live one.
+	// In a delta update (rfc8216bis 6.2.5.1) each segment EXT-X-SKIP stands for counts as one target duration, so
+	// that a delta spans the window of the whole playlist and never shortens the tokens sized by it.
 	Duration time.Duration
 }
 
@@ -58,6 +60,34 @@ func (p *parser) timingTag(tag, value []byte) {
 		}
 	case "#EXT-X-MEDIA-SEQUENCE":
 		tm.Media = true
+	case "#EXT-X-SKIP":
+		// A delta update: only live media playlists have one. The skipped segments' durations are not known
+		// until the target duration is, which may come later; endTiming adds them.
+		tm.Media = true
+		for i := 0; ; {
+			a, ok := nextAttr(value, i, len(value))
+			if !ok {
+				break
+			}
+			if string(value[a.ns:a.ne]) == "SKIPPED-SEGMENTS" {
+				if n, err := strconv.ParseUint(string(value[a.vs:a.ve]), 10, 32); err == nil {
+					p.skipped = min(p.skipped+n, math.MaxUint32)
+				}
+			}
+			i = a.next
+		}
+	}
+}
+
+// endTiming completes the timing once the whole playlist is read: a playlist is live unless it ended, and the
+// segments a delta update skipped count for a target duration each.
+func (p *parser) endTiming() {
+	tm := &p.t.timing
+	tm.Live = tm.Media && !p.ended
+	if p.skipped > 0 && tm.Target > 0 {
+		const most = 365 * 24 * time.Hour
+		// Bounded before the product, which could overflow: Target is at most a day.
+		tm.Duration = min(tm.Duration+min(time.Duration(p.skipped), most/tm.Target)*tm.Target, most)
 	}
 }
 

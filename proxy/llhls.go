@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -27,6 +28,11 @@ import (
 //     cached once it arrived whole.
 //   - Once a playlist has EXT-X-ENDLIST, its directives are ignored (6.2.5.2): every viewer gets the one cached
 //     playlist.
+//
+// A delta update (_HLS_skip, 6.2.5.1) is a playlist like the others: its own cache entry, its URIs rewritten, its
+// EXT-X-SKIP copied as is. It teaches observe what the whole playlist does, since EXT-X-SKIP only stands for old
+// segments, never for the target duration or the parts; and its timing counts the skipped segments
+// (playlist.Timing), so its segment tokens live as long as the whole playlist's.
 
 // holdGrace is what the edge waits beyond the origin's hold, so that the origin's own 503 (or its answer at the
 // last moment) arrives before the edge gives up.
@@ -41,12 +47,19 @@ type llPlaylist struct {
 	ended  bool
 }
 
-// llState is what the edge learns from the media playlists it takes from its origins.
-type llState struct {
+// llConfig is what the LL state takes from the config in force; a reload swaps it (configure), keeping what was
+// learned from playlists.
+type llConfig struct {
 	maxHold time.Duration
 	// hosts are the origins' hosts, lower case: a part URI on one of them is the edge's to serve.
 	hosts []string
-	seed  maphash.Seed
+}
+
+// llState is what the edge learns from the media playlists it takes from its origins. It lives in the core, so
+// it outlives reloads.
+type llState struct {
+	cfg  atomic.Pointer[llConfig]
+	seed maphash.Seed
 
 	// mu is read-locked on every blocking reload and every part miss, locked once per playlist version taken.
 	mu        sync.RWMutex
@@ -59,16 +72,25 @@ type llState struct {
 }
 
 func newLLState(cfg *Config, set *metrics.Set) *llState {
-	l := &llState{maxHold: cfg.Upstream.MaxHold, seed: maphash.MakeSeed()}
-	for _, o := range cfg.Origins {
-		l.hosts = append(l.hosts, strings.ToLower(o.host))
-	}
+	l := &llState{seed: maphash.MakeSeed()}
+	l.configure(cfg)
 	l.playlists.max, l.parts.max = maxLLEntries, maxLLEntries
 	l.blocking = set.NewCounter(`hlsedge_ll_blocking_requests_total`)
 	l.holdTimeouts = set.NewCounter(`hlsedge_ll_hold_timeouts_total`)
 	l.partsStreamed = set.NewCounter(`hlsedge_ll_parts_streamed_total`)
 	l.partsCached = set.NewCounter(`hlsedge_ll_parts_cached_total`)
 	return l
+}
+
+// configure takes upstream.max_hold and the origins' hosts from cfg: at start, and on every reload (Server.Apply),
+// so that a new hold limit bounds the next blocking reload and parts on a new origin's host are recognised. The
+// playlists and parts learned so far stay: they are keyed by origin path, which a new origin serves the same.
+func (l *llState) configure(cfg *Config) {
+	c := &llConfig{maxHold: cfg.Upstream.MaxHold}
+	for _, o := range cfg.Origins {
+		c.hosts = append(c.hosts, strings.ToLower(o.host))
+	}
+	l.cfg.Store(c)
 }
 
 // generations is a map bounded without a clock or a sweep: when the current generation is full it becomes the
@@ -104,10 +126,11 @@ func (l *llState) playlist(path []byte) (llPlaylist, bool) {
 // three target durations (6.2.5.2) and then answers 503, and the answer needs a moment to travel. It is bounded
 // by upstream.max_hold, which is also the wait when the edge has not seen the playlist yet.
 func (l *llState) holdWait(path []byte) time.Duration {
+	maxHold := l.cfg.Load().maxHold
 	if p, ok := l.playlist(path); ok && p.target > 0 {
-		return min(3*p.target+holdGrace, l.maxHold)
+		return min(3*p.target+holdGrace, maxHold)
 	}
-	return l.maxHold
+	return maxHold
 }
 
 // isPart reports whether key (origin path and query) was listed as a part or hinted in a playlist of late.
@@ -217,7 +240,7 @@ func (l *llState) resolve(dst, base, uri []byte, isToken func([]byte) bool) ([]b
 }
 
 func (l *llState) originHost(h []byte) bool {
-	for _, o := range l.hosts {
+	for _, o := range l.cfg.Load().hosts {
 		if len(h) == len(o) && strings.EqualFold(string(h), o) {
 			return true
 		}

@@ -32,24 +32,7 @@ func TestLLPlaylistChildTokensOnEveryURI(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("media playlist: %d", code)
 	}
-	tags := map[string]int{}
-	child := ""
-	for _, line := range strings.Split(strings.TrimSpace(string(media)), "\n") {
-		uri, tag := line, "segment"
-		if strings.HasPrefix(line, "#") {
-			m := regexp.MustCompile(`^(#[A-Z-]+):.*URI="([^"]+)"`).FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			tag, uri = m[1], m[2]
-		}
-		m := regexp.MustCompile(`^/play/a001/[^?]+\?token=([^&"]+)$`).FindStringSubmatch(uri)
-		if m == nil || strings.Contains(uri, tok) {
-			t.Fatalf("%s URI %q does not carry a child token (the viewer's own must not leak either)", tag, uri)
-		}
-		child = m[1]
-		tags[tag]++
-	}
+	tags, child := childTokens(t, string(media), tok)
 	for _, tag := range []string{"#EXT-X-MAP", "#EXT-X-PART", "#EXT-X-PRELOAD-HINT", "#EXT-X-RENDITION-REPORT", "segment"} {
 		if tags[tag] == 0 {
 			t.Fatalf("no %s URI in the playlist (%v):\n%s", tag, tags, media)
@@ -73,6 +56,34 @@ func TestLLPlaylistChildTokensOnEveryURI(t *testing.T) {
 	}
 }
 
+// childTokens checks that every URI of an LL media playlist through the edge is a path on the edge carrying one
+// child token, not the viewer's own tok, and returns how many URIs each tag has ("segment" for URI lines) and
+// the child token.
+func childTokens(t *testing.T, body, tok string) (map[string]int, string) {
+	t.Helper()
+	tags := map[string]int{}
+	child := ""
+	attr := regexp.MustCompile(`^(#[A-Z-]+):.*URI="([^"]+)"`)
+	tokened := regexp.MustCompile(`^/play/a001/[^?]+\?token=([^&"]+)$`)
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		uri, tag := line, "segment"
+		if strings.HasPrefix(line, "#") {
+			m := attr.FindStringSubmatch(line)
+			if m == nil {
+				continue
+			}
+			tag, uri = m[1], m[2]
+		}
+		m := tokened.FindStringSubmatch(uri)
+		if m == nil || strings.Contains(uri, tok) {
+			t.Fatalf("%s URI %q does not carry a child token (the viewer's own must not leak either)", tag, uri)
+		}
+		child = m[1]
+		tags[tag]++
+	}
+	return tags, child
+}
+
 // ffprobe plays the LL origin (fMP4 behind EXT-X-MAP) through the edge with a JWT, every child URI with its token.
 func TestLLFFprobeThroughTheEdgeWithTokens(t *testing.T) {
 	originURL, o := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsAbsolute,
@@ -92,7 +103,9 @@ func TestLLFFprobeThroughTheEdgeWithTokens(t *testing.T) {
 }
 
 // hls.js in Chromium plays the LL origin through the edge with a securetoken in low-latency mode: blocking
-// reloads and parts, each with its child token.
+// reloads, parts and delta updates, each with its child token. hls.js asks for delta updates (_HLS_skip) by
+// itself once the origin advertises CAN-SKIP-UNTIL, and the 8-segment window is long enough for the origin to
+// skip two, so the video only advances if the edge passes EXT-X-SKIP playlists on intact.
 func TestLLPlaysInHeadlessChromium(t *testing.T) {
 	originURL, o := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsAbsolute,
 		LL: true, WindowSize: 8})
@@ -108,9 +121,10 @@ func TestLLPlaysInHeadlessChromium(t *testing.T) {
 			r.StartTime, r.CurrentTime, r.State, r.Engine, r.VideoWidth, r.Message, r.Detail, r.Error, r.FailedRequests, r.ConsoleErrors)
 	}
 	st := o.Stats()
-	if st.BlockingRequests == 0 || st.Kinds["part"] == 0 {
-		t.Fatalf("hls.js did not play low-latency through the edge: %d blocking reloads, %d parts at the origin",
-			st.BlockingRequests, st.Kinds["part"])
+	if st.BlockingRequests == 0 || st.Kinds["part"] == 0 || st.SkipRequests == 0 || st.DeltaUpdates == 0 {
+		t.Fatalf("hls.js did not play low-latency through the edge: %d blocking reloads, %d parts, %d requests with "+
+			"_HLS_skip and %d delta updates at the origin", st.BlockingRequests, st.Kinds["part"], st.SkipRequests,
+			st.DeltaUpdates)
 	}
 	for uri := range st.URIs {
 		if strings.Contains(uri, "token") {

@@ -420,7 +420,8 @@ func TestLLBlockingReloadHoldAndDirectives(t *testing.T) {
 }
 
 func TestHoldWaitFollowsTheTargetDuration(t *testing.T) {
-	l := &llState{maxHold: 30 * time.Second, seed: maphash.MakeSeed()}
+	l := &llState{seed: maphash.MakeSeed()}
+	l.cfg.Store(&llConfig{maxHold: 30 * time.Second})
 	l.playlists.max, l.parts.max = 4, 4
 	isToken := func(k []byte) bool { return string(k) == "token" }
 	f := func(body string, want time.Duration) {
@@ -442,7 +443,8 @@ func TestHoldWaitFollowsTheTargetDuration(t *testing.T) {
 }
 
 func TestObserveFindsPartsWhereViewersWillAsk(t *testing.T) {
-	l := &llState{maxHold: time.Second, hosts: []string{"origin:8000"}, seed: maphash.MakeSeed()}
+	l := &llState{seed: maphash.MakeSeed()}
+	l.cfg.Store(&llConfig{maxHold: time.Second, hosts: []string{"origin:8000"}})
 	l.playlists.max, l.parts.max = 64, 64
 	isToken := func(k []byte) bool { return string(k) == "token" }
 	l.observe([]byte("/play/a001/v/index.m3u8?_HLS_msn=3"), []byte("#EXTM3U\n#EXT-X-TARGETDURATION:2\n"+

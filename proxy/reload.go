@@ -31,13 +31,16 @@ func (s *Server) Prepare(cfg *Config, auth *authz.Authorizer) (*Prepared, error)
 
 // Apply puts p in force: the next request is served by it. The cache is resized to the new 'cache.max_bytes'
 // (evicting down to it when it shrank), and the connection pools of origins the new config dropped or changed
-// let their idle connections go. Certificate files are re-read. When the origins changed, cached playlists are dropped: their absolute URIs
-// name the old origins, which the new rewriter would leave untouched, sending players past the edge. Segments
-// stay cached.
+// let their idle connections go. Certificate files are re-read. LL-HLS takes the new 'upstream.max_hold' and
+// origin hosts, and keeps the playlists and parts it learned. When the origins changed, cached playlists are
+// dropped: their absolute URIs name the old origins, which the new rewriter would leave untouched, sending
+// players past the edge. Segments stay cached.
 func (s *Server) Apply(p *Prepared) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.cur.Swap(p.s)
+	// The LL state lives in the core with what it learned; it takes the new hold limit and origin hosts.
+	s.ll.configure(p.s.cfg)
 	if s.certs != nil {
 		// A reload is also how an operator says "the certificates changed"; a half-written pair keeps the last
 		// good one (logged and counted by certs).

@@ -96,7 +96,7 @@ func TestTierConfigValidate(t *testing.T) {
 // and the shield takes the edges' signature, not a forged or stale one, in place of a token.
 func TestTierTwoEdgesBehindOneShield(t *testing.T) {
 	clk := newLLClock()
-	headURL, head := startLLOrigin(t, clk, synthorigin.Config{URIs: synthorigin.URIsAbsolute})
+	headURL, head := startLLOrigin(t, clk, synthorigin.Config{URIs: synthorigin.URIsAbsolute, WindowSize: 4})
 	shieldURL, shield := startEdgeOn(t, clk, func(c *Config) {
 		withAuth(c)
 		c.Tier = TierConfig{Role: "shield", Key: testTierKey}

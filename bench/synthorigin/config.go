@@ -38,7 +38,9 @@ type Config struct {
 	// SegmentDuration is the live cadence: the media sequence advances once per SegmentDuration of wall clock.
 	// Default 3s, Astra's. The committed media last 3 s whatever this says; shorter values make fast tests.
 	SegmentDuration time.Duration
-	// WindowSize is the number of segments in each media playlist, 1 to 64 (default 4, Astra's).
+	// WindowSize is the number of segments in each media playlist, 1 to 64. Default 4, Astra's; in LL mode, the
+	// segments within CAN-SKIP-UNTIL (six target durations) plus four, so that a delta update skips some (10 at
+	// the default 3 s cadence, at most 64). A shorter window answers _HLS_skip with the whole playlist.
 	WindowSize int
 	// Delay is an artificial latency added before every MPEG-TS segment response, for tests of timeouts and
 	// coalescing; Origin.WaitHeld tells when requests are inside it. LL responses follow the clock instead.
@@ -50,7 +52,7 @@ type Config struct {
 
 	// LL turns on low-latency HLS (draft-pantos-hls-rfc8216bis): fMP4 segments behind an EXT-X-MAP init segment,
 	// EXT-X-PART parts, an EXT-X-PRELOAD-HINT for the next part, blocking playlist reload (_HLS_msn, _HLS_part),
-	// program date-times, and rendition reports between variants. Off (default), the origin serves MPEG-TS as
+	// playlist delta updates (_HLS_skip, EXT-X-SKIP), program date-times, and rendition reports between variants. Off (default), the origin serves MPEG-TS as
 	// Astra does and ignores delivery directives.
 	LL bool
 	// Parts is the number of parts per segment in LL mode: 1, 3, 5 or 15 (default 5: 0.6 s parts at the default
@@ -139,6 +141,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WindowSize == 0 {
 		c.WindowSize = 4
+		if c.LL {
+			c.WindowSize = min(int(skipKeep(c.SegmentDuration))+4, 64)
+		}
 	}
 	if c.MaxStatsURIs == 0 {
 		c.MaxStatsURIs = 10000

@@ -45,6 +45,8 @@ func FuzzOriginRequest(f *testing.F) {
 	f.Add("/play/a001/"+ll.PartName("a001", 1, seq, parts), "bytes=0-9")
 	f.Add("/play/a001/"+ll.PartName("a001", 0, seq-1, 4)+".m4s", "")
 	f.Add("/play/a001/init_1.mp4", "")
+	f.Add("/play/a001/"+ll.VariantPlaylist("a001", 0)+"?_HLS_skip=v2&_HLS_msn=1001", "")
+	f.Add("/play/a001/"+ll.VariantPlaylist("a001", 1)+"?_HLS_skip=YES&_HLS_skip=no", "")
 	handlers := []fasthttp.RequestHandler{o.Handler(), ll.Handler()}
 	f.Fuzz(func(t *testing.T, uri, rng string) {
 		for _, h := range handlers {

@@ -23,6 +23,15 @@ type llState struct {
 	holdFor   time.Duration // how long a blocking request is held before 503: three target durations
 	partLimit int64         // the Advance Part Limit, in parts
 	partSegs  int64         // complete segments whose parts are still listed
+	keepSegs  int64         // complete segments a delta update keeps: those ending within CAN-SKIP-UNTIL
+}
+
+// skipKeep is how many of the last complete segments of a playlist with segments of duration sd end within the
+// Skip Boundary, CAN-SKIP-UNTIL before the playlist's end: a delta update keeps them and may skip the older ones.
+// The boundary is six target durations, the least the spec allows (4.4.3.8).
+func skipKeep(sd time.Duration) int64 {
+	until := 6 * time.Duration(targetDuration(sd)) * time.Second
+	return int64((until + sd - 1) / sd)
 }
 
 func (o *Origin) initLL() error {
@@ -34,11 +43,15 @@ func (o *Origin) initLL() error {
 	sd, parts := o.cfg.SegmentDuration, time.Duration(o.cfg.Parts)
 	partDur := sd / parts // exact: Validate wants whole milliseconds
 	pt := strconv.FormatFloat(partDur.Seconds(), 'f', 3, 64)
-	// PART-HOLD-BACK at three part targets, what the spec recommends (it must be at least two).
-	o.llHead = "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=" +
+	target := time.Duration(targetDuration(sd)) * time.Second
+	// PART-HOLD-BACK at three part targets, what the spec recommends (it must be at least two). CAN-SKIP-UNTIL at
+	// six target durations, the least the spec allows: players then take delta updates as soon as the window
+	// holds more (see Config.WindowSize).
+	o.llHead = "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=" +
+		strconv.FormatFloat((6*target).Seconds(), 'f', 3, 64) + ",PART-HOLD-BACK=" +
 		strconv.FormatFloat((3*partDur).Seconds(), 'f', 3, 64) + "\n#EXT-X-PART-INF:PART-TARGET=" + pt + "\n"
 	o.partTag = `#EXT-X-PART:DURATION=` + pt + `,URI="`
-	target := time.Duration(targetDuration(sd)) * time.Second
+	o.keepSegs = skipKeep(sd)
 	o.holdFor = 3 * target
 	// rfc8216bis 6.2.5.2: "three divided by the Part Target Duration if the Part Target Duration is less than one,
 	// or three otherwise".
@@ -51,31 +64,69 @@ func (o *Origin) initLL() error {
 	return nil
 }
 
-// serveLLPlaylist serves a media playlist, after holding a blocking reload until it can answer it.
+// serveLLPlaylist serves a media playlist, after holding a blocking reload until it can answer it, and as a
+// delta update (6.2.5.1) when asked with _HLS_skip.
 func (o *Origin) serveLLPlaylist(ctx *fasthttp.RequestCtx, ch *originChannel, variant int) {
 	args := ctx.QueryArgs()
+	skip, hasSkip := args.Peek("_HLS_skip"), args.Has("_HLS_skip")
+	if hasSkip {
+		o.stats.skipRequests.Add(1)
+	}
 	if hasMsn, hasPart := args.Has("_HLS_msn"), args.Has("_HLS_part"); hasMsn || hasPart {
-		o.stats.countBlocking(ctx.Path(), args.Peek("_HLS_msn"), args.Peek("_HLS_part"), hasMsn, hasPart)
-		// Once the playlist has EXT-X-ENDLIST the directives are ignored, even malformed ones (6.2.5.2).
-		if !o.ended.Load() && !o.block(ctx) {
+		o.stats.countBlocking(ctx.Path(), args.Peek("_HLS_msn"), args.Peek("_HLS_part"), skip, hasMsn, hasPart, hasSkip)
+	}
+	// Once the playlist has EXT-X-ENDLIST the directives are ignored, even malformed ones (6.2.5.2).
+	if !o.ended.Load() {
+		if hasSkip && string(skip) != "YES" && string(skip) != "v2" {
+			o.badRequest(ctx, "_HLS_skip must be YES or v2")
+			return
+		}
+		if (args.Has("_HLS_msn") || args.Has("_HLS_part")) && !o.block(ctx) {
 			return
 		}
 	}
 	e := o.edge()
 	sd := int64(o.cfg.SegmentDuration)
 	first, last := e.seq-int64(o.cfg.WindowSize), e.seq-1
+	// A delta update replaces the segments that end before the Skip Boundary with EXT-X-SKIP; the media sequence
+	// stays the first segment's, skipped or not. With nothing old enough to skip, the whole playlist answers.
+	var skipped int64
+	if hasSkip && !e.ended {
+		skipped = max(last-first+1-o.keepSegs, 0)
+	}
 	bp := o.bufs.Get().(*[]byte)
-	// Version 6 is what EXT-X-MAP needs; none of the LL tags asks for more.
-	b := append((*bp)[:0], "#EXTM3U\n#EXT-X-VERSION:6\n"...)
+	// Version 6 is what EXT-X-MAP needs; EXT-X-SKIP needs 9, and its RECENTLY-REMOVED-DATERANGES (asked for by
+	// v2) 10.
+	version := "6"
+	if skipped > 0 {
+		o.stats.deltaUpdates.Add(1)
+		version = "9"
+		if string(skip) == "v2" {
+			version = "10"
+		}
+	}
+	b := append((*bp)[:0], "#EXTM3U\n#EXT-X-VERSION:"...)
+	b = append(b, version...)
+	b = append(b, '\n')
 	b = append(b, o.target...)
 	b = append(b, o.llHead...)
 	b = append(b, "#EXT-X-MEDIA-SEQUENCE:"...)
 	b = strconv.AppendInt(b, first, 10)
+	if skipped > 0 {
+		b = append(b, "\n#EXT-X-SKIP:SKIPPED-SEGMENTS="...)
+		b = strconv.AppendInt(b, skipped, 10)
+		if string(skip) == "v2" {
+			// v2 may skip EXT-X-DATERANGE tags too, and then the list of those removed is required: this origin
+			// has none.
+			b = append(b, `,RECENTLY-REMOVED-DATERANGES=""`...)
+		}
+		first += skipped
+	}
 	b = append(b, "\n#EXT-X-MAP:URI=\""...)
 	b = o.appendURIPrefix(b, ctx, ch)
 	b = appendInitName(b, variant)
-	// The date of the first segment: players align on it, and the bench derives every part's availability from
-	// it, since a part is complete when its end on this timeline has passed.
+	// The date of the first segment listed: players align on it, and the bench derives every part's availability
+	// from it, since a part is complete when its end on this timeline has passed.
 	b = append(b, "\"\n#EXT-X-PROGRAM-DATE-TIME:"...)
 	b = time.Unix(0, first*sd).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
 	b = append(b, '\n')

@@ -61,6 +61,7 @@ type llInfo struct {
 	pdt      time.Time
 	seq      int64
 	ended    bool
+	skip     string // EXT-X-SKIP attribute list
 }
 
 func parseLL(t testing.TB, body string) llInfo {
@@ -97,6 +98,8 @@ func parseLL(t testing.TB, body string) llInfo {
 			m.seq, _ = strconv.ParseInt(l[len("#EXT-X-MEDIA-SEQUENCE:"):], 10, 64)
 		case l == "#EXT-X-ENDLIST":
 			m.ended = true
+		case strings.HasPrefix(l, "#EXT-X-SKIP:"):
+			m.skip = l[len("#EXT-X-SKIP:"):]
 		case l != "" && !strings.HasPrefix(l, "#"):
 			m.segments = append(m.segments, l)
 		}
@@ -245,11 +248,11 @@ func fragmentStartsOnKeyframe(t *testing.T, frag []byte) bool {
 }
 
 func TestOriginLLPlaylist(t *testing.T) {
-	o, base, _ := startLL(t, Config{URIs: URIsPath, Variants: 2})
+	o, base, _ := startLL(t, Config{URIs: URIsPath, Variants: 2, WindowSize: 4})
 	pl := "/play/a001/" + o.VariantPlaylist("a001", 0)
 	m := parseLL(t, mustGet(t, base+pl))
 	for _, l := range []string{"#EXT-X-VERSION:6", "#EXT-X-TARGETDURATION:3", "#EXT-X-PART-INF:PART-TARGET=0.600",
-		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.800"} {
+		"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=18.000,PART-HOLD-BACK=1.800"} {
 		if !m.has(l) {
 			t.Fatalf("no %q in\n%s", l, strings.Join(m.lines, "\n"))
 		}
@@ -452,6 +455,94 @@ func TestOriginLLBlockingReload(t *testing.T) {
 			t.Fatalf("blocking %v", st.Blocking)
 		}
 	})
+}
+
+// TestOriginLLDeltaUpdate walks through rfc8216bis 6.2.5.1 on the manual clock: the default LL window is long
+// enough for CAN-SKIP-UNTIL to skip, and _HLS_skip replaces the older segments with EXT-X-SKIP, alone or
+// together with a blocking reload.
+func TestOriginLLDeltaUpdate(t *testing.T) {
+	o, base, clk := startLL(t, Config{URIs: URIsRelative, Variants: 2})
+	pl := base + "/play/a001/" + o.VariantPlaylist("a001", 0)
+	full := parseLL(t, mustGet(t, pl))
+	// Ten segments by default: the six that end within 18 s of the playlist's end, and four older ones.
+	first := int64(llSeq - 10)
+	if full.seq != first || len(full.segments) != 10 || full.skip != "" || !full.has("#EXT-X-VERSION:6") ||
+		!full.has("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=18.000,PART-HOLD-BACK=1.800") {
+		t.Fatalf("full playlist: seq %d, %d segments, skip %q:\n%s", full.seq, len(full.segments), full.skip,
+			strings.Join(full.lines, "\n"))
+	}
+	// check compares a delta with the full playlist of the same moment: the same media sequence, the four older
+	// segments skipped, and from the first segment kept on the same lines, the date moved to that segment.
+	check := func(body string, whole llInfo, version, skip string) {
+		t.Helper()
+		d := parseLL(t, body)
+		if d.seq != whole.seq || d.skip != skip || !d.has("#EXT-X-VERSION:"+version) || d.mapURI != whole.mapURI ||
+			!d.pdt.Equal(whole.pdt.Add(4*3*time.Second)) {
+			t.Fatalf("delta: seq %d (want %d), skip %q (want %q), date %v:\n%s", d.seq, whole.seq, d.skip, skip, d.pdt, body)
+		}
+		if !slices.Equal(d.segments, whole.segments[4:]) || !slices.Equal(d.parts, whole.parts) || d.hint != whole.hint ||
+			!slices.Equal(d.reports, whole.reports) {
+			t.Fatalf("delta segments %v parts %d hint %s reports %v, want %v %d %s %v", d.segments, len(d.parts), d.hint,
+				d.reports, whole.segments[4:], len(whole.parts), whole.hint, whole.reports)
+		}
+		at := slices.Index(d.lines, "#EXT-X-PROGRAM-DATE-TIME:"+d.pdt.UTC().Format("2006-01-02T15:04:05.000Z"))
+		from := slices.Index(whole.lines, "#EXTINF:3.000,") + 2*4
+		if at < 0 || !slices.Equal(d.lines[at+1:], whole.lines[from:]) {
+			t.Fatalf("delta differs from the full playlist past the skipped segments:\n%s", body)
+		}
+	}
+	check(mustGet(t, pl+"?_HLS_skip=YES"), full, "9", "SKIPPED-SEGMENTS=4")
+	check(mustGet(t, pl+"?_HLS_skip=v2"), full, "10", `SKIPPED-SEGMENTS=4,RECENTLY-REMOVED-DATERANGES=""`)
+
+	t.Run("refuses other values", func(t *testing.T) {
+		for _, q := range []string{"?_HLS_skip=NO", "?_HLS_skip=", "?_HLS_skip=yes", "?_HLS_msn=1&_HLS_skip=v3"} {
+			code, _, body := get(t, pl+q)
+			if code != 400 || body != "bad request: _HLS_skip must be YES or v2\n" {
+				t.Fatalf("%s: %d %q", q, code, body)
+			}
+		}
+	})
+
+	t.Run("with a blocking reload", func(t *testing.T) {
+		got := asyncGet(fmt.Sprintf("%s?_HLS_skip=YES&_HLS_msn=%d&_HLS_part=2", pl, llSeq))
+		waitAsleep(t, clk, 1)
+		clk.AdvanceTo(o.PartAvailable(llSeq, 2))
+		r := <-got
+		if r.code != 200 {
+			t.Fatalf("%d %s", r.code, r.body)
+		}
+		check(r.body, parseLL(t, mustGet(t, pl)), "9", "SKIPPED-SEGMENTS=4")
+		if d := parseLL(t, r.body); d.parts[len(d.parts)-1] != o.PartName("a001", 0, llSeq, 2) {
+			t.Fatalf("blocking delta ends with part %s", d.parts[len(d.parts)-1])
+		}
+	})
+
+	t.Run("a window within the boundary is sent whole", func(t *testing.T) {
+		o6, base6, _ := startLL(t, Config{WindowSize: 6})
+		m := parseLL(t, mustGet(t, base6+"/play/a001/index.m3u8?_HLS_skip=YES"))
+		if m.skip != "" || len(m.segments) != 6 || !m.has("#EXT-X-VERSION:6") {
+			t.Fatalf("skip %q, %d segments", m.skip, len(m.segments))
+		}
+		if st := o6.Stats(); st.SkipRequests != 1 || st.DeltaUpdates != 0 {
+			t.Fatalf("%d skip requests, %d delta updates", st.SkipRequests, st.DeltaUpdates)
+		}
+	})
+
+	t.Run("ENDLIST: _HLS_skip ignored", func(t *testing.T) {
+		o.End()
+		defer o.Resume()
+		for _, q := range []string{"?_HLS_skip=YES", "?_HLS_skip=bogus"} {
+			if m := parseLL(t, mustGet(t, pl+q)); !m.ended || m.skip != "" || len(m.segments) != 10 {
+				t.Fatalf("%s: ended %v, skip %q, %d segments", q, m.ended, m.skip, len(m.segments))
+			}
+		}
+	})
+
+	key := fmt.Sprintf("/play/a001/%s?_HLS_msn=%d&_HLS_part=2&_HLS_skip=YES", o.VariantPlaylist("a001", 0), llSeq)
+	if st := o.Stats(); st.SkipRequests != 9 || st.DeltaUpdates != 3 || st.Blocking[key] != 1 || st.BadRequests != 4 {
+		t.Fatalf("%d skip requests, %d delta updates, %d bad requests, blocking %v", st.SkipRequests, st.DeltaUpdates,
+			st.BadRequests, st.Blocking)
+	}
 }
 
 // TestOriginLLHintedPartStreams asks for the hinted part before any of it exists: the response starts with its

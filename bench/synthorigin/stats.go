@@ -33,8 +33,8 @@ type Stats struct {
 	URIsDropped uint64 `json:"urisDropped"`
 
 	// Blocking counts LL blocking playlist reloads by path and delivery directives
-	// ("/play/a001/index.m3u8?_HLS_msn=7&_HLS_part=2", other query parameters left out): the cost of each
-	// playlist version at the origin.
+	// ("/play/a001/index.m3u8?_HLS_msn=7&_HLS_part=2", then "&_HLS_skip=YES" for a delta update; other query
+	// parameters left out): the cost of each playlist version at the origin.
 	Blocking map[string]uint64 `json:"blocking,omitempty"`
 	// BlockingRequests counts every blocking reload, those left out of Blocking by its size bound included.
 	BlockingRequests uint64 `json:"blockingRequests"`
@@ -44,6 +44,10 @@ type Stats struct {
 	HoldTimeouts uint64 `json:"holdTimeouts"`
 	// BadRequests counts requests answered 400: delivery directives the spec refuses.
 	BadRequests uint64 `json:"badRequests"`
+	// SkipRequests counts LL playlist requests that carried _HLS_skip, blocking or not, answered or refused.
+	SkipRequests uint64 `json:"skipRequests"`
+	// DeltaUpdates counts LL playlists served as delta updates, with EXT-X-SKIP in place of older segments.
+	DeltaUpdates uint64 `json:"deltaUpdates"`
 }
 
 var kindNames = [numKinds]string{"master", "playlist", "segment", "part", "init", "other"}
@@ -55,6 +59,8 @@ type originStats struct {
 	blocking     atomic.Uint64
 	holdTimeouts atomic.Uint64
 	badRequests  atomic.Uint64
+	skipRequests atomic.Uint64
+	deltaUpdates atomic.Uint64
 	uris         boundedCounts
 	blockingKeys boundedCounts
 }
@@ -111,7 +117,7 @@ func (s *originStats) count(k kind, uri []byte, notFound bool) {
 }
 
 // countBlocking counts a blocking reload under its path and the directives it has, as received.
-func (s *originStats) countBlocking(path, msn, part []byte, hasMsn, hasPart bool) {
+func (s *originStats) countBlocking(path, msn, part, skip []byte, hasMsn, hasPart, hasSkip bool) {
 	s.blocking.Add(1)
 	var kb [160]byte
 	k := append(kb[:0], path...)
@@ -125,6 +131,12 @@ func (s *originStats) countBlocking(path, msn, part []byte, hasMsn, hasPart bool
 		k = append(k, sep)
 		k = append(k, "_HLS_part="...)
 		k = append(k, part...)
+		sep = '&'
+	}
+	if hasSkip {
+		k = append(k, sep)
+		k = append(k, "_HLS_skip="...)
+		k = append(k, skip...)
 	}
 	s.blockingKeys.add(k)
 }
@@ -140,6 +152,8 @@ func (s *originStats) snapshot() Stats {
 		BlockingDropped:  s.blockingKeys.dropped.Load(),
 		HoldTimeouts:     s.holdTimeouts.Load(),
 		BadRequests:      s.badRequests.Load(),
+		SkipRequests:     s.skipRequests.Load(),
+		DeltaUpdates:     s.deltaUpdates.Load(),
 	}
 	for k := range numKinds {
 		st.Kinds[kindNames[k]] = s.kinds[k].Load()
