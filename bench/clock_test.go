@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // runOnClock runs cfg on clk and drives it: whenever sleepers goroutines of the run sleep (its viewers, and its

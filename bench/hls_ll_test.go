@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // llT0 is 1.2 s into segment 566666667 (which starts at 1_700_000_001 s), on a part boundary: with 0.6 s parts,

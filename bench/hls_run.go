@@ -18,8 +18,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 type reqKind int

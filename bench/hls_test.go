@@ -22,8 +22,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz/token"
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // recordedReq is one request the test origin saw, at the time of the origin's clock.

@@ -9,28 +9,18 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // llClock is a clock that moves only when the test moves it, shared by the LL origin (whose held requests sleep
 // on it) and the edges (cache, Age, tier signatures), so that what a test sees never depends on how fast the
 // machine is.
-type llClock struct {
-	mu       sync.Mutex
-	now      time.Time
-	sleepers []*llSleeper
-}
-
-type llSleeper struct {
-	at   time.Time
-	wake chan struct{}
-}
+type llClock = clocks.Manual
 
 // llStart is 1.3 s into segment 566666667 of a 3 s, 5-part LL stream: parts 0 and 1 are complete, part 2
 // (fragments 6 to 8, 0.2 s each, from 1.2 s) is the hinted one.
@@ -38,51 +28,7 @@ var llStart = time.Unix(1_700_000_002, 300_000_000)
 
 const llSeq = 566666667
 
-func newLLClock() *llClock { return &llClock{now: llStart} }
-
-func (c *llClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *llClock) SleepUntil(ctx context.Context, t time.Time) bool {
-	c.mu.Lock()
-	if !t.After(c.now) {
-		c.mu.Unlock()
-		return ctx.Err() == nil
-	}
-	s := &llSleeper{at: t, wake: make(chan struct{})}
-	c.sleepers = append(c.sleepers, s)
-	c.mu.Unlock()
-	select {
-	case <-s.wake:
-		return true
-	case <-ctx.Done():
-		c.mu.Lock()
-		if i := slices.Index(c.sleepers, s); i >= 0 {
-			c.sleepers = slices.Delete(c.sleepers, i, i+1)
-		}
-		c.mu.Unlock()
-		return false
-	}
-}
-
-// AdvanceTo moves the clock to t and wakes the sleepers whose time has come.
-func (c *llClock) AdvanceTo(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t.After(c.now) {
-		c.now = t
-	}
-	c.sleepers = slices.DeleteFunc(c.sleepers, func(s *llSleeper) bool {
-		if s.at.After(c.now) {
-			return false
-		}
-		close(s.wake)
-		return true
-	})
-}
+func newLLClock() *llClock { return clocks.NewManual(llStart) }
 
 // startLLOrigin runs the synthetic LL-HLS origin (3 s segments of five 0.6 s parts) on clk.
 func startLLOrigin(t *testing.T, clk *llClock, cfg synthorigin.Config) (string, *synthorigin.Origin) {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // ErrInvalidConfig is wrapped by every configuration validation error of this package.

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/bench/internal/clocks"
+	"github.com/hlsedge/hlsedge/internal/clocks"
 )
 
 // waitAsleep blocks until exactly n requests sleep on clk (the origin holds them), or fails the test after a

@@ -22,7 +22,7 @@ func runOrigin(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	uris := fs.String("uris", synthorigin.URIsAbsolute, "segment URI style in playlists: absolute (like Astra), path or relative")
 	variants := fs.Int("variants", 1, "variants per channel; above 1 index.m3u8 is a master playlist")
 	segDur := fs.Duration("segment-duration", 3*time.Second, "live segment duration")
-	window := fs.Int("window", 4, "segments per media playlist")
+	window := fs.Int("window", 0, "segments per media playlist (0: 4, or with --ll enough for delta updates to skip some)")
 	delay := fs.Duration("delay", 0, "artificial latency before each segment response")
 	ll := fs.Bool("ll", false, "serve low-latency HLS: fMP4 parts, preload hints, blocking playlist reload")
 	parts := fs.Int("parts", 0, "parts per segment with --ll: 1, 3, 5 or 15 (default 5)")

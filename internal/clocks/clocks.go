@@ -1,5 +1,5 @@
-// Package clocks holds the clocks the load harness's schedule and the synthetic origin's live edge follow: the
-// wall clock in a run, and a manual one that tests move on.
+// Package clocks holds the clocks the load harness, the synthetic origin and the edge's tests follow: the wall
+// clock in a run, and a manual one that tests move on.
 package clocks
 
 import (
@@ -101,8 +101,12 @@ func (c *Manual) Advance(d time.Duration) {
 	}
 }
 
-// AdvanceTo moves the clock to t.
-func (c *Manual) AdvanceTo(t time.Time) { c.Advance(t.Sub(c.Now())) }
+// AdvanceTo moves the clock on to t; a t not after the clock's time leaves it where it is.
+func (c *Manual) AdvanceTo(t time.Time) {
+	if d := t.Sub(c.Now()); d > 0 {
+		c.Advance(d)
+	}
+}
 
 func (c *Manual) notifyLocked() {
 	close(c.changed)
