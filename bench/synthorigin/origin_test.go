@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/internal/testkit"
 )
 
 // testClock is a settable clock for the live window.
@@ -60,23 +62,8 @@ var testHTTP = &http.Client{Timeout: 10 * time.Second}
 
 func get(t testing.TB, url string, hdr ...string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := testHTTP.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading %s: %v", url, err)
-	}
-	return resp.StatusCode, resp.Header, string(b)
+	code, h, b := testkit.Do(t, testHTTP, http.MethodGet, url, "", hdr...)
+	return code, h, string(b)
 }
 
 // mediaInfo is what the tests need from a media playlist.
