@@ -12,17 +12,25 @@ import (
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
-// Every URI of an LL playlist carries the viewer's child token through the edge: parts, the preload hint,
-// rendition reports and the init segment as well as segments; and each of them plays with it.
-func TestLLPlaylistChildTokensOnEveryURI(t *testing.T) {
-	clk := newLLClock()
+// llAuthEdge is an LL origin of two variants (absolute URIs) behind an edge with JWT auth, all on one manual
+// clock, and a viewer's token for a001.
+func llAuthEdge(t *testing.T) (clk *llClock, o *synthorigin.Origin, base, tok string) {
+	t.Helper()
+	clk = newLLClock()
 	originURL, o := startLLOrigin(t, clk, synthorigin.Config{URIs: synthorigin.URIsAbsolute, Variants: 2})
-	base, _ := startEdgeOn(t, clk, withAuth, originURL)
+	base, _ = startEdgeOn(t, clk, withAuth, originURL)
 	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},
 		TTL: time.Hour, Now: clk.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return clk, o, base, tok
+}
+
+// Every URI of an LL playlist carries the viewer's child token through the edge: parts, the preload hint,
+// rendition reports and the init segment as well as segments; and each of them plays with it.
+func TestLLPlaylistChildTokensOnEveryURI(t *testing.T) {
+	_, o, base, tok := llAuthEdge(t)
 	code, _, master := get(t, base+"/play/a001/index.m3u8?token="+tok)
 	variant := regexp.MustCompile(`(?m)^/play/a001/` + regexp.QuoteMeta(o.VariantPlaylist("a001", 0)) + `\?token=\S+$`).FindString(string(master))
 	if code != 200 || variant == "" {

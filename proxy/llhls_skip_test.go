@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
 )
 
@@ -28,14 +27,7 @@ func segmentLines(body string) []string {
 // with a blocking reload, it keeps its EXT-X-SKIP and media sequence, and every URI it still has carries a child
 // token that opens it; the origin sees the directives and never a token.
 func TestLLDeltaUpdateThroughTheEdge(t *testing.T) {
-	clk := newLLClock()
-	originURL, o := startLLOrigin(t, clk, synthorigin.Config{URIs: synthorigin.URIsAbsolute, Variants: 2})
-	base, _ := startEdgeOn(t, clk, withAuth, originURL)
-	tok, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},
-		TTL: time.Hour, Now: clk.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clk, o, base, tok := llAuthEdge(t)
 	variant := "/play/a001/" + o.VariantPlaylist("a001", 0)
 	code, _, full := get(t, base+variant+"?token="+tok)
 	seq := regexp.MustCompile(`(?m)^#EXT-X-MEDIA-SEQUENCE:\d+$`).FindString(string(full))
@@ -125,34 +117,12 @@ func TestLLDeltaUpdateOneOriginRequestPerVersion(t *testing.T) {
 		t.Fatalf("plain playlist: %d", code)
 	}
 	const viewers = 1000
-	spellings := []string{
+	key := fmt.Sprintf("/play/a001/index.m3u8?_HLS_msn=%d&_HLS_part=2&_HLS_skip=YES", llSeq)
+	first := herdOneVersion(t, clk, o, srv, pl, key, viewers, "\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n", []string{
 		"?_HLS_msn=%d&_HLS_part=2&_HLS_skip=YES&token=v%d",
 		"?_HLS_skip=YES&token=v%[2]d&_HLS_part=2&_HLS_msn=%[1]d",
 		"?_HLS_part=02&_HLS_skip=YES&_HLS_msn=0%d&token=v%d",
-	}
-	results := make([]<-chan llResult, viewers)
-	for i := range results {
-		results[i] = asyncGet(pl + fmt.Sprintf(spellings[i%len(spellings)], llSeq, i))
-	}
-	key := fmt.Sprintf("/play/a001/index.m3u8?_HLS_msn=%d&_HLS_part=2&_HLS_skip=YES", llSeq)
-	waitHeld(t, o, 1)
-	eventually(t, "every viewer queued on the one blocking request", func() bool {
-		return srv.fetches.Waiters(key) == viewers-1
 	})
-	clk.AdvanceTo(o.PartAvailable(llSeq, 2))
-	first := ""
-	for i, ch := range results {
-		r := <-ch
-		if r.err != nil || r.code != 200 || !strings.HasSuffix(lastPart(r.body), o.PartName("a001", 0, llSeq, 2)) ||
-			!strings.Contains(r.body, "\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n") {
-			t.Fatalf("viewer %d: %v %d, last part %q:\n%s", i, r.err, r.code, lastPart(r.body), r.body)
-		}
-		if first == "" {
-			first = r.body
-		} else if r.body != first {
-			t.Fatalf("viewer %d got another playlist than viewer 0", i)
-		}
-	}
 	if st := o.Stats(); st.BlockingRequests != 1 || st.Blocking[key] != 1 || st.DeltaUpdates != 1 {
 		t.Fatalf("%d viewers cost %d blocking requests at the origin (%v), %d delta updates; want 1 for %s", viewers,
 			st.BlockingRequests, st.Blocking, st.DeltaUpdates, key)

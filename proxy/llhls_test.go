@@ -123,33 +123,12 @@ func TestLLBlockingReloadOneOriginRequestPerVersion(t *testing.T) {
 	}
 
 	const viewers = 1000
-	spellings := []string{
+	key := fmt.Sprintf("/play/a001/index.m3u8?_HLS_msn=%d&_HLS_part=2", llSeq)
+	first := herdOneVersion(t, clk, o, srv, pl, key, viewers, "", []string{
 		"?_HLS_msn=%d&_HLS_part=2&token=v%d",
 		"?token=v%[2]d&_HLS_part=2&_HLS_msn=%[1]d",
 		"?_HLS_part=02&_HLS_msn=0%d&token=v%d",
-	}
-	results := make([]<-chan llResult, viewers)
-	for i := range results {
-		results[i] = asyncGet(pl + fmt.Sprintf(spellings[i%len(spellings)], llSeq, i))
-	}
-	key := fmt.Sprintf("/play/a001/index.m3u8?_HLS_msn=%d&_HLS_part=2", llSeq)
-	waitHeld(t, o, 1)
-	eventually(t, "every viewer queued on the one blocking request", func() bool {
-		return srv.fetches.Waiters(key) == viewers-1
 	})
-	clk.AdvanceTo(o.PartAvailable(llSeq, 2))
-	first := ""
-	for i, ch := range results {
-		r := <-ch
-		if r.err != nil || r.code != 200 || !strings.HasSuffix(lastPart(r.body), o.PartName("a001", 0, llSeq, 2)) {
-			t.Fatalf("viewer %d: %v %d, last part %q", i, r.err, r.code, lastPart(r.body))
-		}
-		if first == "" {
-			first = r.body
-		} else if r.body != first {
-			t.Fatalf("viewer %d got another playlist than viewer 0", i)
-		}
-	}
 	st := o.Stats()
 	if st.BlockingRequests != 1 || st.Blocking[key] != 1 {
 		t.Fatalf("%d viewers cost %d blocking requests at the origin (%v), want 1 for %s", viewers, st.BlockingRequests, st.Blocking, key)
@@ -168,6 +147,37 @@ func TestLLBlockingReloadOneOriginRequestPerVersion(t *testing.T) {
 			string(late) == first, o.Stats().BlockingRequests)
 	}
 	wantMetrics(t, srv, `hlsedge_ll_blocking_requests_total 1001`)
+}
+
+// herdOneVersion has viewers ask at once for part 2 of segment llSeq of the playlist pl, viewer i spelling the
+// directives as spellings[i%len(spellings)] (arguments: the media sequence, i), waits until all but one wait on
+// the one fetch for key, makes the part available and returns the playlist every viewer must have got: 200,
+// ending with that part, holding want, the same for all.
+func herdOneVersion(t *testing.T, clk *llClock, o *synthorigin.Origin, srv *Server, pl, key string, viewers int, want string, spellings []string) string {
+	t.Helper()
+	results := make([]<-chan llResult, viewers)
+	for i := range results {
+		results[i] = asyncGet(pl + fmt.Sprintf(spellings[i%len(spellings)], llSeq, i))
+	}
+	waitHeld(t, o, 1)
+	eventually(t, "every viewer queued on the one blocking request", func() bool {
+		return srv.fetches.Waiters(key) == viewers-1
+	})
+	clk.AdvanceTo(o.PartAvailable(llSeq, 2))
+	first := ""
+	for i, ch := range results {
+		r := <-ch
+		if r.err != nil || r.code != 200 || !strings.HasSuffix(lastPart(r.body), o.PartName("a001", 0, llSeq, 2)) ||
+			!strings.Contains(r.body, want) {
+			t.Fatalf("viewer %d: %v %d, last part %q:\n%s", i, r.err, r.code, lastPart(r.body), r.body)
+		}
+		if first == "" {
+			first = r.body
+		} else if r.body != first {
+			t.Fatalf("viewer %d got another playlist than viewer 0", i)
+		}
+	}
+	return first
 }
 
 // A hinted part's bytes reach every viewer waiting for it as the origin produces them, not once the part is
