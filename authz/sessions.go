@@ -169,18 +169,23 @@ func newSessionTable(cfg SessionsConfig, log *slog.Logger) *sessionTable {
 	return t
 }
 
-// key hashes what makes a session: owner, channel (unless soft), address and user agent. Parts are hashed on
-// their own and the fixed-size results combined, so that no two inputs run together.
 func (t *sessionTable) key(owner string, ch []byte, ip netip.Addr, ua []byte) uint64 {
+	return SessionKey(t.seed, owner, ch, ip, ua, t.soft)
+}
+
+// SessionKey hashes what makes a session: owner, channel (unless soft, where a session follows its viewer across
+// channels), address and user agent, for a ViewerState's table of sessions. Parts are hashed on their own and the
+// fixed-size results combined, so that no two inputs run together.
+func SessionKey(seed maphash.Seed, owner string, ch []byte, ip netip.Addr, ua []byte, soft bool) uint64 {
 	var b [40]byte
 	a := ip.Unmap().As16()
 	copy(b[:16], a[:])
-	binary.LittleEndian.PutUint64(b[16:], maphash.String(t.seed, owner))
-	if !t.soft {
-		binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(t.seed, ch))
+	binary.LittleEndian.PutUint64(b[16:], maphash.String(seed, owner))
+	if !soft {
+		binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(seed, ch))
 	}
-	binary.LittleEndian.PutUint64(b[32:], maphash.Bytes(t.seed, ua))
-	return maphash.Bytes(t.seed, b[:])
+	binary.LittleEndian.PutUint64(b[32:], maphash.Bytes(seed, ua))
+	return maphash.Bytes(seed, b[:])
 }
 
 func (s *session) matches(owner string, ch []byte, ip netip.Addr, ua []byte, soft bool) bool {

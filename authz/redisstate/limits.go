@@ -3,7 +3,6 @@ package redisstate
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"net/netip"
@@ -66,17 +65,9 @@ func newTable(max int, soft bool) *table {
 	return t
 }
 
-// key hashes what makes a session: owner, channel (unless soft), address and user agent, each part on its own.
+// key is authz.SessionKey with this table's seed and mode.
 func (t *table) key(owner string, ch []byte, ip netip.Addr, ua []byte) uint64 {
-	var b [40]byte
-	a := ip.As16()
-	copy(b[:16], a[:])
-	binary.LittleEndian.PutUint64(b[16:], maphash.String(t.seed, owner))
-	if !t.soft {
-		binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(t.seed, ch))
-	}
-	binary.LittleEndian.PutUint64(b[32:], maphash.Bytes(t.seed, ua))
-	return maphash.Bytes(t.seed, b[:])
+	return authz.SessionKey(t.seed, owner, ch, ip, ua, t.soft)
 }
 
 func (t *table) get(key uint64) *tracked {
