@@ -39,6 +39,12 @@ type playerEdge struct {
 // startPlayerEdge mirrors startEdge with both URL layouts routed and the player configured by pcfg.
 func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), origins ...string) *playerEdge {
 	t.Helper()
+	return startPlayerEdgeWith(t, pcfg, mutate, nil, origins...)
+}
+
+// startPlayerEdgeWith is startPlayerEdge with prepare run on the edge before it serves.
+func startPlayerEdgeWith(t *testing.T, pcfg PlayerConfig, mutate func(*Config), prepare func(*Server), origins ...string) *playerEdge {
+	t.Helper()
 	cfg := &Config{}
 	for _, o := range origins {
 		cfg.Origins = append(cfg.Origins, OriginConfig{URL: o})
@@ -60,6 +66,9 @@ func startPlayerEdge(t *testing.T, pcfg PlayerConfig, mutate func(*Config), orig
 			t.Logf("edge log:\n%s", logs.String())
 		}
 	})
+	if prepare != nil {
+		prepare(srv)
+	}
 	ln := serveEdge(t, srv)
 	return &playerEdge{base: "http://" + ln.Addr().String(), admin: adminURL(srv), srv: srv, player: srv.player}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
@@ -251,8 +254,31 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
+// playlistPaced is an edge clock that stands still between playlist requests and catches up with the wall clock
+// at each one. A player slowed down by a loaded machine fetches its segments late, but it reloads its playlists
+// late too: on this clock, whether a segment token has run out depends on what the player did (how many reloads
+// ago it took the URL), not on how fast the machine was.
+type playlistPaced struct{ at atomic.Int64 }
+
+func (p *playlistPaced) Now() time.Time { return time.Unix(0, p.at.Load()) }
+
+// pace makes srv's clock p's, moved on by every playlist request before the edge handles it.
+func (p *playlistPaced) pace(srv *Server) {
+	p.at.Store(time.Now().UnixNano())
+	next := srv.public.Handler
+	srv.public.Handler = func(ctx *fasthttp.RequestCtx) {
+		if bytes.HasSuffix(ctx.Path(), []byte(".m3u8")) {
+			p.at.Store(time.Now().UnixNano())
+		}
+		next(ctx)
+	}
+	srv.clock = p.Now
+}
+
 // hls.js in Chromium plays a live two-variant channel for a minute with segment windows of about 10 s: it
-// keeps reloading the playlists, so no request is refused and playback keeps moving.
+// keeps reloading the playlists and takes each segment's URL from the latest, so no request is refused and
+// playback keeps moving. The edge's clock follows the player's playlist reloads (playlistPaced): a player that
+// kept the URLs of its first playlists would still be refused within a few reloads.
 func TestHLSJSPlaysThroughShortSegmentWindows(t *testing.T) {
 	// A long window keeps the segment a player starts from listed while a loaded machine is slow to fetch it.
 	originURL, _ := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, Variants: 2, WindowSize: 8})
@@ -261,7 +287,8 @@ func TestHLSJSPlaysThroughShortSegmentWindows(t *testing.T) {
 		segmentWindows(3, time.Second)(&c.Auth.Edge) // 3 x 3 s
 		c.Server.ReadTimeout = 10 * time.Second
 	}
-	e := startPlayerEdge(t, PlayerConfig{}, windows, originURL)
+	var clock playlistPaced
+	e := startPlayerEdgeWith(t, PlayerConfig{}, windows, clock.pace, originURL)
 	tok := secureToken("a001", "127.0.0.1", time.Hour)
 
 	// The windows are as configured.
