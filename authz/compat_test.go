@@ -304,6 +304,17 @@ func flussonicUser(t *testing.T, headers ...string) *recorder {
 	})
 }
 
+// flussonicWatcher plays a001 with the token sub-1 from ip with user agent ua, at testNow+at, and lets the
+// decision cache take the answer before the next request.
+func flussonicWatcher(a *Authorizer) func(ip netip.Addr, ua string, at time.Duration) Decision {
+	return func(ip netip.Addr, ua string, at time.Duration) Decision {
+		r, c := viewerReq("/a001/index.m3u8", "a001", ip, ua, "token=sub-1")
+		d := a.Authorize(r, c, testNow.Add(at))
+		a.wait()
+		return d
+	}
+}
+
 // Item 3: X-Unique: true keeps one session per user. The user's newer session closes the older ones, even when
 // both use the same token on the same channel, and the newer one goes on playing.
 func TestFlussonicUniqueClosesTheUsersOlderSessions(t *testing.T) {
@@ -311,12 +322,7 @@ func TestFlussonicUniqueClosesTheUsersOlderSessions(t *testing.T) {
 	cfg := backendConfig(BackendConfig{Protocol: ProtocolFlussonic, URL: m.URL})
 	cfg.Sessions = SessionsConfig{}
 	a := newTestAuthz(t, cfg, nil)
-	watch := func(ip netip.Addr, ua string, at time.Duration) Decision {
-		r, c := viewerReq("/a001/index.m3u8", "a001", ip, ua, "token=sub-1")
-		d := a.Authorize(r, c, testNow.Add(at))
-		a.wait()
-		return d
-	}
+	watch := flussonicWatcher(a)
 	if d := watch(clientIP, "TV", 0); !d.Allowed() {
 		t.Fatalf("TV: %+v", d)
 	}
@@ -341,12 +347,7 @@ func TestFlussonicOverTheLimitStaysRefused(t *testing.T) {
 	cfg := backendConfig(BackendConfig{Protocol: ProtocolFlussonic, URL: m.URL})
 	cfg.Sessions = SessionsConfig{IdleTimeout: 2 * time.Second}
 	a := newTestAuthz(t, cfg, nil)
-	watch := func(ip netip.Addr, ua string, at time.Duration) Decision {
-		r, c := viewerReq("/a001/index.m3u8", "a001", ip, ua, "token=sub-1")
-		d := a.Authorize(r, c, testNow.Add(at))
-		a.wait()
-		return d
-	}
+	watch := flussonicWatcher(a)
 	if d := watch(clientIP, "TV", 0); !d.Allowed() {
 		t.Fatalf("TV: %+v", d)
 	}
