@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/hlsedge/hlsedge/internal/fleet"
+	"github.com/hlsedge/hlsedge/internal/redisproc"
 	"github.com/hlsedge/hlsedge/proxy"
 )
 
@@ -25,12 +24,8 @@ import (
 type demoRedis struct {
 	addr string
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *redisproc.Process
 }
-
-// errPortTaken is a port found free that something took before redis-server bound it.
-var errPortTaken = errors.New("port taken")
 
 // startDemoRedis starts redis-server and returns once it logged that it accepts connections.
 func startDemoRedis() (*demoRedis, error) {
@@ -47,7 +42,7 @@ func startDemoRedis() (*demoRedis, error) {
 		if err == nil {
 			return r, nil
 		}
-		if !errors.Is(err, errPortTaken) {
+		if !errors.Is(err, redisproc.ErrAddrInUse) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
@@ -57,68 +52,20 @@ func startDemoRedis() (*demoRedis, error) {
 }
 
 func runDemoRedis(bin, dir string) (*demoRedis, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := redisproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir, "--daemonize", "no", "--logfile", "", "--loglevel", "notice", "--protected-mode", "yes")
-	out, err := cmd.StdoutPipe()
+	proc, err := redisproc.Start(bin, append(redisproc.Args(port, dir), "--protected-mode", "yes"), redisproc.Ready, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting redis-server: %w", err)
-	}
-	r := &demoRedis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, cmd: cmd, done: make(chan struct{})}
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		var last []string
-		for sc.Scan() {
-			line := sc.Text()
-			if !sent {
-				last = append(last, line)
-				switch {
-				case strings.Contains(line, "Ready to accept connections"):
-					ready <- nil
-					sent = true
-				case strings.Contains(line, "Address already in use"):
-					ready <- errPortTaken
-					sent = true
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		if !sent {
-			ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", strings.Join(last, "\n"))
-		}
-		close(r.done)
-	}()
-	t := time.NewTimer(30 * time.Second)
-	defer t.Stop()
-	select {
-	case err = <-ready:
-	case <-t.C:
-		err = errors.New("redis-server did not start within 30 s")
-	}
-	if err != nil {
-		_ = cmd.Process.Kill()
-		<-r.done
-		return nil, err
-	}
-	return r, nil
+	return &demoRedis{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir, proc: proc}, nil
 }
 
 // stop kills redis-server and removes its directory.
 func (r *demoRedis) stop() {
-	_ = r.cmd.Process.Kill()
-	<-r.done
+	r.proc.Kill()
 	os.RemoveAll(r.dir)
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/internal/redisproc"
 )
 
 // Server is a redis-server the test owns. It is killed when the test ends.
@@ -34,9 +36,8 @@ type Server struct {
 	monitor string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	tail *tail
+	proc *redisproc.Process // nil once killed
+	last *redisproc.Process // the last one started, whose log outlives Kill
 }
 
 // Start runs redis-server on a free loopback port, without persistence. extra are more `--name value`
@@ -82,7 +83,7 @@ func start(t testing.TB, files *TLSFiles, extra []string, monitor ...string) *Se
 	// A port found free can be taken before redis binds it: try again on another one.
 	var last error
 	for range 20 {
-		port, err := freePort()
+		port, err := redisproc.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +92,7 @@ func start(t testing.TB, files *TLSFiles, extra []string, monitor ...string) *Se
 			return s
 		}
 		last = err
-		if !errors.Is(err, errAddrInUse) {
+		if !errors.Is(err, redisproc.ErrAddrInUse) {
 			break
 		}
 	}
@@ -99,29 +100,15 @@ func start(t testing.TB, files *TLSFiles, extra []string, monitor ...string) *Se
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-var errAddrInUse = errors.New("address in use")
-
 // start runs redis-server on port and returns once it logged that it accepts connections: no polling.
 func (s *Server) start(port int) error {
-	args := []string{
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", s.dir, "--daemonize", "no", "--logfile", "", "--loglevel", "notice",
-	}
+	args := redisproc.Args(port, s.dir)
 	if f := s.tls; f != nil {
 		args[1] = "0"
 		args = append(args, "--tls-port", strconv.Itoa(port), "--tls-cert-file", f.Cert, "--tls-key-file", f.Key,
 			"--tls-ca-cert-file", f.CA, "--tls-auth-clients", "optional")
 	}
-	readyLine := "Ready to accept connections"
+	readyLine := redisproc.Ready
 	if s.monitor != "" {
 		// A sentinel needs a config file it can rewrite; it is ready once it monitors the master.
 		host, port, _ := net.SplitHostPort(s.monitor)
@@ -134,66 +121,29 @@ func (s *Server) start(port int) error {
 		readyLine = "+monitor master"
 	}
 	args = append(args, s.args...)
-	cmd := exec.Command("redis-server", args...)
-	out, err := cmd.StdoutPipe()
+	proc, err := redisproc.Start("redis-server", args, readyLine, startTimeout)
 	if err != nil {
-		return err
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	tl := &tail{}
-	ready := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			tl.add(line)
-			if sent {
-				continue
-			}
-			switch {
-			case strings.Contains(line, readyLine):
-				ready <- nil
-				sent = true
-			case strings.Contains(line, "Address already in use"):
-				ready <- errAddrInUse
-				sent = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		if !sent {
-			ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", tl.String())
-		}
-		close(done)
-	}()
-	if err := <-ready; err != nil {
-		_ = cmd.Process.Kill()
-		<-done
 		return err
 	}
 	s.mu.Lock()
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	s.cmd, s.done, s.tail = cmd, done, tl
+	s.proc, s.last = proc, proc
 	s.mu.Unlock()
 	return nil
 }
 
+// startTimeout bounds a start that never comes: redis-server is ready in milliseconds on an idle machine.
+const startTimeout = time.Minute
+
 // Kill stops the server at once (SIGKILL), as a crash would; its data is gone.
 func (s *Server) Kill() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
+	proc := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Restart starts the server again on the same port, empty, after Kill.
@@ -211,10 +161,10 @@ func (s *Server) Restart() {
 func (s *Server) Log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.tail == nil {
+	if s.last == nil {
 		return ""
 	}
-	return s.tail.String()
+	return s.last.Log()
 }
 
 // Do runs one command on a connection of its own and returns the reply as text: arrays one element per line,
@@ -308,25 +258,4 @@ func readReply(r *bufio.Reader) (string, error) {
 		return strings.Join(parts, "\n"), nil
 	}
 	return "", fmt.Errorf("unexpected reply %q", line)
-}
-
-// tail keeps the last lines of the server's log.
-type tail struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (t *tail) add(l string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.lines) == 200 {
-		t.lines = t.lines[1:]
-	}
-	t.lines = append(t.lines, l)
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.Join(t.lines, "\n")
 }
