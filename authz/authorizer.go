@@ -36,6 +36,8 @@ type Request struct {
 	// SkipSession leaves the request out of session tracking, for callers that track sessions themselves
 	// (Astra asking /auth/astra once per session).
 	SkipSession bool
+	// Memo is the connection's memo of its last decisions (memo.go); nil: none.
+	Memo *Memo
 }
 
 // Decision is the answer for one request. Allowed decisions carry what the verifier learned about the viewer.
@@ -186,7 +188,13 @@ func (a *Authorizer) AuthorizeTo(d *Decision, req *Request, c Carrier, now time.
 			return
 		}
 	}
-	g := a.groupFor(ch)
+	var g *group
+	if req.Memo != nil {
+		g = req.Memo.group(a, ch)
+	}
+	if g == nil {
+		g = a.groupFor(ch)
+	}
 	if g == nil {
 		*d = deny(ErrNoGroup, token.KindNone, "")
 		return
@@ -270,27 +278,27 @@ func (a *Authorizer) decision(d *Decision, g *group, tok, ch []byte, req *Reques
 		}
 		return
 	}
+	if req.Memo != nil {
+		if s := req.Memo.find(a, tok, ch, req.ClientIP); s != nil && at < s.e.until && s.e.epoch.Load() == a.epoch &&
+			s.e.hits.Add(1)%touchEvery != 0 {
+			// Fastest path: the connection asked about this very token a moment ago.
+			a.hit(d, g, s.e, ch, req, rev, at)
+			return
+		}
+	}
 	key := a.cache.lookup(g, tok, ch, req)
 	e, fresh := a.cache.get(key, tok, ch, at)
 	if e != nil && e.epoch.Load() != a.epoch && !a.adopt(e, g) {
 		// Cached under an earlier config whose group or keys a reload removed (see adopt).
-		a.cache.c.Del(key.hash)
+		a.cache.drop(e)
 		e, fresh = nil, false
 	}
 	if fresh {
-		// Fast path: a decision made for this token, channel and address, checked again against bans and kicks
-		// once per generation of them.
-		if e.gen.Load() != rev.gen {
-			e.block.Store(rev.check(&e.d, ch, req.ClientIP, at))
-			e.gen.Store(rev.gen)
+		// Fast path: a decision made for this token, channel and address.
+		if req.Memo != nil && key.aux == 0 && key.ip == req.ClientIP {
+			req.Memo.remember(a, g, e)
 		}
-		if b := e.block.Load(); b != blockNone {
-			*d = deny(blockErrs[b], e.d.Kind, g.name)
-			return
-		}
-		*d = e.d
-		d.Cached = true
-		d.entry = e
+		a.hit(d, g, e, ch, req, rev, at)
 		return
 	}
 	// Slow path.
@@ -307,6 +315,21 @@ func (a *Authorizer) decision(d *Decision, g *group, tok, ch []byte, req *Reques
 		a.log.Error("authz: deciding with the middlewares failed", "group", g.name, "err", err)
 		*d = deny(ErrBackendDown, token.KindNone, g.name)
 	}
+}
+
+// hit serves a cached decision, checked again against bans and kicks once per generation of them.
+func (a *Authorizer) hit(d *Decision, g *group, e *entry, ch []byte, req *Request, rev *Revocations, at int64) {
+	if e.gen.Load() != rev.gen {
+		e.block.Store(rev.check(&e.d, ch, req.ClientIP, at))
+		e.gen.Store(rev.gen)
+	}
+	if b := e.block.Load(); b != blockNone {
+		*d = deny(blockErrs[b], e.d.Kind, g.name)
+		return
+	}
+	*d = e.d
+	d.Cached = true
+	d.entry = e
 }
 
 // decideAndCache decides, checks the outcome against the bans and kicks of rev, and caches both: the entry

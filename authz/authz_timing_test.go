@@ -14,6 +14,27 @@ func BenchmarkAuthorizeCacheHit(b *testing.B) { benchCacheHit(b, false) }
 // (issue 5, budgeted separately in BenchmarkPolicyCachedPath) switched off.
 func BenchmarkDecisionCacheHit(b *testing.B) { benchCacheHit(b, true) }
 
+// BenchmarkAuthorizeMemoHit is a keep-alive connection asking again about the token it just asked about: the
+// proxy's path for a player's playlist reloads and segments (memo.go).
+func BenchmarkAuthorizeMemoHit(b *testing.B) {
+	a := newAuthz(b, hsConfig())
+	r := req("a001", clientIP)
+	r.Memo = &Memo{}
+	c := q(mintHS(b, []string{"a001"}, time.Hour, "ip", clientIP.String()))
+	a.Authorize(r, c, testNow)
+	a.cache.c.Wait()
+	if d := a.Authorize(r, c, testNow); !d.Cached || r.Memo.slots[0].e == nil {
+		b.Fatal("the memo is empty")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if d := a.Authorize(r, c, testNow); !d.Cached {
+			b.Fatal("miss")
+		}
+	}
+}
+
 func benchCacheHit(b *testing.B, noSessions bool) {
 	cfg := hsConfig()
 	cfg.Sessions.Disabled = noSessions

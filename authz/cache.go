@@ -18,6 +18,7 @@ type entry struct {
 	ch    string
 	ip    netip.Addr // the zero Addr when the decision is shared across addresses (backend_key)
 	aux   uint64     // the keyed query and user agent (decisionKey)
+	hash  uint64     // the decision cache's key (decisionKey.hash)
 	until int64      // unix nanos; the entry is not used at or after this instant
 	d     Decision
 
@@ -41,6 +42,13 @@ type entry struct {
 	child atomic.Pointer[childMemo]
 	// sess is the session id of the entry's first viewer (sessionid.go); nil: none yet.
 	sess atomic.Pointer[sessionMemo]
+	// hits counts the front's hits on this entry, so that every touchEvery-th one also reaches ristretto.
+	hits atomic.Uint32
+}
+
+// matches tells whether the entry was made for exactly this material (see entry).
+func (e *entry) matches(k decisionKey, tok, ch []byte) bool {
+	return e.hash == k.hash && e.tok == string(tok) && e.ch == string(ch) && e.ip == k.ip && e.aux == k.aux
 }
 
 // decisionCache maps hash(token, channel, client IP) to a decision, and in a group with middlewares whatever
@@ -49,6 +57,7 @@ type entry struct {
 // branch that could get it wrong. The hash seeds are random per process.
 type decisionCache struct {
 	c       *ristretto.Cache[uint64, *entry]
+	front   *front
 	seed    maphash.Seed
 	auxSeed maphash.Seed
 	maxTTL  time.Duration
@@ -84,9 +93,17 @@ func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr, aux uint64) uin
 // when the entry ran out but may still stand in for failing backends; the entry also tells how many backend
 // calls were made for the key.
 func (dc *decisionCache) get(k decisionKey, tok, ch []byte, now int64) (e *entry, fresh bool) {
-	e, ok := dc.c.Get(k.hash)
-	if !ok || e.tok != string(tok) || e.ch != string(ch) || e.ip != k.ip || e.aux != k.aux {
-		return nil, false
+	slot := dc.front.slot(k.hash)
+	if e = slot.Load(); e == nil || !e.matches(k, tok, ch) {
+		// Slow path: ristretto, whose Get also feeds its admission policy through a buffer a goroutine drains.
+		var ok bool
+		if e, ok = dc.c.Get(k.hash); !ok || !e.matches(k, tok, ch) {
+			return nil, false
+		}
+		slot.Store(e)
+	} else if e.hits.Add(1)%touchEvery == 0 {
+		// A hot entry still tells ristretto now and then that it is used, so that its admission policy keeps it.
+		dc.c.Get(k.hash)
 	}
 	if now >= e.until {
 		// Entries carry no ristretto TTL (its Get would read the clock on every hit); an outdated one is
@@ -94,11 +111,46 @@ func (dc *decisionCache) get(k decisionKey, tok, ch []byte, now int64) (e *entry
 		if now < e.staleUntil {
 			return e, false
 		}
-		dc.c.Del(k.hash)
+		dc.drop(e)
 		return nil, false
 	}
 	return e, true
 }
+
+// drop removes an entry that must not be served again from ristretto and the front.
+func (dc *decisionCache) drop(e *entry) {
+	dc.c.Del(e.hash)
+	dc.front.slot(e.hash).CompareAndSwap(e, nil)
+}
+
+// front is a direct-mapped table of recently hit entries in front of ristretto: a slot per hash bucket, the
+// newest entry wins it. ristretto's Get costs more than the rest of a cache hit (a sharded map lookup under a
+// lock, then a push into the buffer that feeds its admission policy), and a viewer's token is asked about on
+// every playlist reload and segment. An entry in the front is served under exactly the checks of one from
+// ristretto (material, expiry, epoch, bans and kicks), so one that ristretto evicted meanwhile is still a right
+// answer; the front only keeps it alive, at most one entry per slot. The slots are shared by the Authorizers of
+// successive reloads, like the entries.
+type front struct {
+	slots []atomic.Pointer[entry]
+	mask  uint64
+}
+
+// touchEvery is how often a front hit also reaches ristretto (a power of two).
+const touchEvery = 16
+
+// maxFrontSlots bounds the front: the entries it may keep alive past ristretto's eviction (a few hundred bytes
+// each) and its own 8 bytes per slot.
+const maxFrontSlots = 1 << 14
+
+func newFront(maxEntries int64) *front {
+	n := uint64(1)
+	for n < uint64(maxEntries) && n < maxFrontSlots {
+		n <<= 1
+	}
+	return &front{slots: make([]atomic.Pointer[entry], n), mask: n - 1}
+}
+
+func (f *front) slot(hash uint64) *atomic.Pointer[entry] { return &f.slots[hash&f.mask] }
 
 // put caches d until the token's own end (h.until, unix nanos; 0 when it has none), capped by the configured
 // TTLs, with the ban generation it was checked against and the outcome of that check. ristretto may drop the
@@ -117,8 +169,8 @@ func (dc *decisionCache) put(k decisionKey, tok, ch []byte, d *Decision, h cache
 	if ttl <= 0 {
 		return nil
 	}
-	e := &entry{tok: string(tok), ch: string(ch), ip: k.ip, aux: k.aux, until: now.UnixNano() + int64(ttl), d: *d,
-		calls: h.calls, backend: h.backend}
+	e := &entry{tok: string(tok), ch: string(ch), ip: k.ip, aux: k.aux, hash: k.hash, until: now.UnixNano() + int64(ttl),
+		d: *d, calls: h.calls, backend: h.backend}
 	if h.stale > 0 {
 		e.staleUntil = e.until + int64(h.stale)
 	}
@@ -129,6 +181,9 @@ func (dc *decisionCache) put(k decisionKey, tok, ch []byte, d *Decision, h cache
 	e.block.Store(block)
 	e.epoch.Store(dc.epoch)
 	dc.c.Set(k.hash, e, 1)
+	// The front takes it at once: ristretto's Set lands through a buffer, and the viewer's next request may come
+	// before it does.
+	dc.front.slot(k.hash).Store(e)
 	return e
 }
 

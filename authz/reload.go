@@ -25,6 +25,7 @@ func WithPrevious(prev *Authorizer) Option { return func(o *options) { o.prev = 
 // write to it.
 type decisionStore struct {
 	c       *ristretto.Cache[uint64, *entry]
+	front   *front
 	seed    maphash.Seed
 	auxSeed maphash.Seed
 
@@ -67,11 +68,11 @@ func (a *Authorizer) takeCache(cfg CacheConfig, prev *Authorizer) error {
 		if err != nil {
 			return err
 		}
-		a.store = &decisionStore{c: c, seed: maphash.MakeSeed(), auxSeed: maphash.MakeSeed(), refs: 1}
+		a.store = &decisionStore{c: c, front: newFront(cfg.MaxEntries), seed: maphash.MakeSeed(), auxSeed: maphash.MakeSeed(), refs: 1}
 	} else if a.store.c.MaxCost() != cfg.MaxEntries {
 		a.store.c.UpdateMaxCost(cfg.MaxEntries)
 	}
-	a.cache = &decisionCache{c: a.store.c, seed: a.store.seed, auxSeed: a.store.auxSeed, maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL, epoch: a.epoch}
+	a.cache = &decisionCache{c: a.store.c, front: a.store.front, seed: a.store.seed, auxSeed: a.store.auxSeed, maxTTL: cfg.MaxTTL, denyTTL: cfg.DenyTTL, epoch: a.epoch}
 	return nil
 }
 

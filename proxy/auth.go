@@ -45,6 +45,9 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 		UserAgent: ctx.Request.Header.UserAgent(),
 		RawQuery:  ctx.URI().QueryString(),
 	}
+	if tc, ok := ctx.Conn().(*timedConn); ok {
+		sc.areq.Memo = &tc.memo
+	}
 	if s.auth.ReadsPageHeaders() {
 		// Slow path: rules or middlewares read these; each is a scan of the request headers.
 		sc.areq.Referer = ctx.Request.Header.Referer()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hlsedge/hlsedge/authz"
 )
 
 // The public listener's connections time themselves out. fasthttp would read the clock and set a deadline three
@@ -98,6 +100,9 @@ type timedConn struct {
 	auto   atomic.Bool
 	phase  connPhase
 	rd, wd lazyDeadline
+	// memo is the connection's last authorization decisions (authz.Memo); fasthttp serves a connection's
+	// requests one at a time, on one goroutine.
+	memo authz.Memo
 }
 
 type connPhase uint8

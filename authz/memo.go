@@ -1,0 +1,54 @@
+package authz
+
+import "net/netip"
+
+// Memo is what one connection's last requests were decided with. A keep-alive player asks about the same token
+// on the same channel from the same address over and over (its playlist reloads, and its segments with their
+// own token in between), and a memo answers those without hashing the request or looking it up: the entry it
+// remembers is checked exactly as a cache hit is (expiry, epoch, bans and kicks). The proxy keeps one per
+// connection and hands it over in Request.Memo; one request at a time uses it. The zero Memo is empty.
+type Memo struct {
+	slots [memoSlots]memoSlot
+}
+
+// memoSlots is two: a player's playlist reloads and its segments carry different tokens (the child and the
+// media child), and both come down the same connection.
+const memoSlots = 2
+
+type memoSlot struct {
+	a *Authorizer // the Authorizer that served e; another one (after a reload) looks everything up again
+	g *group      // the group of e's channel under a
+	e *entry
+}
+
+// find returns the slot remembering a decision for exactly this token, channel and address under a, nil
+// without one. Only entries keyed on the token, channel and address alone (no backend_key extras) are
+// remembered, so a match is the entry the cache lookup would find.
+func (m *Memo) find(a *Authorizer, tok, ch []byte, ip netip.Addr) *memoSlot {
+	for i := range m.slots {
+		s := &m.slots[i]
+		if s.a == a && s.e != nil && s.e.tok == string(tok) && s.e.ch == string(ch) && s.e.ip == ip && s.e.aux == 0 {
+			return s
+		}
+	}
+	return nil
+}
+
+// group returns the group the memo knows for ch under a, nil when it knows none.
+func (m *Memo) group(a *Authorizer, ch []byte) *group {
+	for i := range m.slots {
+		if s := &m.slots[i]; s.a == a && s.e != nil && s.e.ch == string(ch) {
+			return s.g
+		}
+	}
+	return nil
+}
+
+// remember puts e first, moving the other slot down.
+func (m *Memo) remember(a *Authorizer, g *group, e *entry) {
+	if m.slots[0].e == e && m.slots[0].a == a {
+		return
+	}
+	m.slots[1] = m.slots[0]
+	m.slots[0] = memoSlot{a: a, g: g, e: e}
+}
