@@ -145,8 +145,12 @@ func (c *Cache) Get(key []byte, now time.Time) *object {
 		return nil
 	}
 	e.used = now.UnixNano()
-	s.unlink(e)
-	s.pushFront(e)
+	if s.root.next != e {
+		// A hot object (a live playlist, the newest segments) is usually at the front already; moving it there
+		// again would write two more entries' links on every hit.
+		s.unlink(e)
+		s.pushFront(e)
+	}
 	s.mu.Unlock()
 	return e.o
 }
