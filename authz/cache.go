@@ -3,6 +3,7 @@ package authz
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -76,17 +77,24 @@ func newRistretto(maxEntries int64) (*ristretto.Cache[uint64, *entry], error) {
 	})
 }
 
-// key hashes (token, channel, address, aux). Each part is hashed separately and the fixed-size results
-// combined, so that no two inputs concatenate alike; maphash.Bytes rather than maphash.Hash, whose buffered
+// key hashes (token, channel, address, aux). The token and the channel are hashed with the per-process seed, and
+// the results are folded with the address and aux by 128-bit multiplications (wyhash's mixer): no input is
+// concatenated with another, and a hit compares the material byte for byte anyway, so the key only has to
+// spread entries and be unpredictable from outside. maphash.Bytes rather than maphash.Hash, whose buffered
 // writes cost more than the hashing itself on a 200-byte JWT.
 func (dc *decisionCache) key(tok, channel []byte, ip netip.Addr, aux uint64) uint64 {
-	var b [40]byte
 	a := ip.Unmap().As16()
-	copy(b[:16], a[:])
-	binary.LittleEndian.PutUint64(b[16:], maphash.Bytes(dc.seed, channel))
-	binary.LittleEndian.PutUint64(b[24:], maphash.Bytes(dc.seed, tok))
-	binary.LittleEndian.PutUint64(b[32:], aux)
-	return maphash.Bytes(dc.seed, b[:])
+	lo, hi := binary.LittleEndian.Uint64(a[:8]), binary.LittleEndian.Uint64(a[8:])
+	t := maphash.Bytes(dc.seed, tok)
+	c := maphash.Bytes(dc.seed, channel)
+	return mix64(t^lo, mix64(c^hi, aux))
+}
+
+// mix64 folds two 64-bit values into one: the two halves of their 128-bit product, each first xored with an odd
+// constant so that a zero input does not zero the product.
+func mix64(a, b uint64) uint64 {
+	h, l := bits.Mul64(a^0xa0761d6478bd642f, b^0xe7037ed1a0b428db)
+	return h ^ l
 }
 
 // get is the fast path: one lookup, no allocation, no clock read. It reports fresh=false with a non-nil entry
@@ -136,7 +144,7 @@ type front struct {
 }
 
 // touchEvery is how often a front hit also reaches ristretto (a power of two).
-const touchEvery = 16
+const touchEvery = 64
 
 // maxFrontSlots bounds the front: the entries it may keep alive past ristretto's eviction (a few hundred bytes
 // each) and its own 8 bytes per slot.
