@@ -280,7 +280,7 @@ func (a *Authorizer) decision(d *Decision, g *group, tok, ch []byte, req *Reques
 	}
 	if req.Memo != nil {
 		if s := req.Memo.find(a, tok, ch, req.ClientIP); s != nil && at < s.e.until && s.e.epoch.Load() == a.epoch &&
-			s.e.hits.Add(1)%touchEvery != 0 {
+			req.Memo.count() {
 			// Fastest path: the connection asked about this very token a moment ago.
 			a.hit(d, g, s.e, ch, req, rev, at)
 			return

@@ -9,6 +9,16 @@ import "net/netip"
 // connection and hands it over in Request.Memo; one request at a time uses it. The zero Memo is empty.
 type Memo struct {
 	slots [memoSlots]memoSlot
+	// hits counts the memo's answers, so that every touchEvery-th request takes the cache's way and ristretto's
+	// admission policy still sees the entries in use. It is the connection's own: a count in the entry, which
+	// every connection of a token shares, would be a write to a shared cache line on every request.
+	hits uint32
+}
+
+// count counts an answer and reports whether the memo may give it (false: look it up in the cache this time).
+func (m *Memo) count() bool {
+	m.hits++
+	return m.hits%touchEvery != 0
 }
 
 // memoSlots is two: a player's playlist reloads and its segments carry different tokens (the child and the
