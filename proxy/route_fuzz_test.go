@@ -76,3 +76,14 @@ func TestParseRange(t *testing.T) {
 	f("bytes=0-1,3-4", 10, 0, 9, true) // several ranges: the whole body
 	f("items=0-1", 10, 0, 9, true)
 }
+
+// The masks refuse exactly the bytes the rule names, all 256 of them checked.
+func TestBadPathByteIsTheRule(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		want := b <= 0x20 || b >= 0x7f || b == '\\' || b == '%' || b == '#' || b == '?'
+		if badPathByte(b) != want {
+			t.Errorf("byte %#x: refused %v, want %v", c, !want, want)
+		}
+	}
+}
