@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CPU per request of the edge against the machine's ceiling, on the authorized, per-viewer rewritten playlist.
+#   scripts/ceiling-cpu.sh [ROUNDS] [SECONDS]
+# side-by-side.sh compares req/s, which on a 2-core machine moves by 10% or more between rounds because wrk shares
+# the machine with the server. This measures what each server process spends per request instead: its CPU ticks
+# (/proc/PID/task/*/stat) over one wrk run, the ceiling (../shared/bench-anchors/limit, holding the edge's own
+# response bytes) and the edge alternating. The origin is the synthetic one with hour-long segments, so the
+# playlist does not change during a run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3} seconds=${2:-5}
+limitsrc=${LIMIT:-../shared/bench-anchors/limit}
+for t in wrk curl bc; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 2; }; done
+make -s build
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+secret=ceiling-cpu-secret-0123456789abcdef
+cat > "$WORK/edge.yaml" <<CONF
+listen: 127.0.0.1:18190
+admin: {listen: 127.0.0.1:18191}
+origins: [{url: "http://127.0.0.1:18100"}]
+routes: [{prefix: /play/}]
+cache: {segment_ttl: 10m, playlist_ttl: 1s}
+log: {level: warn}
+auth:
+  jwt: {algorithms: [HS256], secret: "$secret"}
+  edge: {secret: "$secret-edge"}
+CONF
+./bin/hlsedge origin --listen 127.0.0.1:18100 --channels a001 --segment-duration 1h --window 10 2>"$WORK/origin.log" &
+./bin/hlsedge serve --config "$WORK/edge.yaml" 2>"$WORK/edge.log" &
+edge=$!
+tok=$(./bin/hlsedge token --kind jwt --secret "$secret" --stream a001 --ttl 24h)
+pl="http://127.0.0.1:18190/play/a001/index.m3u8?token=$tok"
+for i in $(seq 100); do curl -sf -o /dev/null "$pl" && break; sleep 0.1; done
+(cd "$limitsrc" && go build -o "$WORK/limit" .)
+"$WORK/limit" --playlist "$pl" --segment "$pl" --listen 127.0.0.1:18195 2>"$WORK/limit.log" &
+limit=$!
+for i in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:18195/playlist && break; sleep 0.1; done
+ticks() { awk '{s += $14 + $15} END {print s}' /proc/"$1"/task/*/stat; }
+hz=$(getconf CLK_TCK)
+run() { # pid url: prints "req/s us-per-request"
+  local a b r
+  a=$(ticks "$1")
+  r=$(wrk -t2 -c64 -d"${seconds}s" "$2" | awk '/Requests\/sec/ {print $2}')
+  b=$(ticks "$1")
+  echo "$r $(echo "($b - $a) * 1000000 / $hz / ($r * $seconds)" | bc -l)"
+}
+wrk -t2 -c64 -d1s "$pl" >/dev/null
+for r in $(seq "$rounds"); do
+  read -r lr lu < <(run $limit http://127.0.0.1:18195/playlist)
+  read -r er eu < <(run $edge "$pl")
+  printf 'round %d: ceiling %6.0f req/s %5.2f us/req   edge %6.0f req/s %5.2f us/req   edge/ceiling req/s %.2f, CPU per request %.2fx\n' \
+    "$r" "$lr" "$lu" "$er" "$eu" "$(echo "$er / $lr" | bc -l)" "$(echo "$eu / $lu" | bc -l)"
+done
