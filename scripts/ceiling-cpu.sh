@@ -8,6 +8,7 @@
 # playlist does not change during a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench-edge.sh
 rounds=${1:-3} seconds=${2:-5}
 limitsrc=${LIMIT:-../shared/bench-anchors/limit}
 for t in wrk curl bc; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 2; }; done
@@ -15,21 +16,11 @@ make -s build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 secret=ceiling-cpu-secret-0123456789abcdef
-cat > "$WORK/edge.yaml" <<CONF
-listen: 127.0.0.1:18190
-admin: {listen: 127.0.0.1:18191}
-origins: [{url: "http://127.0.0.1:18100"}]
-routes: [{prefix: /play/}]
-cache: {segment_ttl: 10m, playlist_ttl: 1s}
-log: {level: warn}
-auth:
-  jwt: {algorithms: [HS256], secret: "$secret"}
-  edge: {secret: "$secret-edge"}
-CONF
+bench_edge_config 127.0.0.1:18190 127.0.0.1:18191 http://127.0.0.1:18100 "$secret" > "$WORK/edge.yaml"
 ./bin/hlsedge origin --listen 127.0.0.1:18100 --channels a001 --segment-duration 1h --window 10 2>"$WORK/origin.log" &
 ./bin/hlsedge serve --config "$WORK/edge.yaml" 2>"$WORK/edge.log" &
 edge=$!
-tok=$(./bin/hlsedge token --kind jwt --secret "$secret" --stream a001 --ttl 24h)
+tok=$(bench_token "$secret")
 pl="http://127.0.0.1:18190/play/a001/index.m3u8?token=$tok"
 for i in $(seq 100); do curl -sf -o /dev/null "$pl" && break; sleep 0.1; done
 (cd "$limitsrc" && go build -o "$WORK/limit" .)

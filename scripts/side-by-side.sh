@@ -7,6 +7,7 @@
 # bytes, so the edge is measured against this machine's HTTP capacity in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/bench-edge.sh
 anchor=${ANCHOR:-../shared/bench-anchors/nginx-side-by-side.sh}
 auth=0 limit=0
 while [ $# -gt 0 ]; do
@@ -18,27 +19,12 @@ make -s build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cfg=$WORK/edge.yaml
-cat > "$cfg" <<CONF
-listen: 127.0.0.1:18090
-admin: {listen: 127.0.0.1:18091}
-origins: [{url: "http://127.0.0.1:18000"}]
-routes: [{prefix: /play/}]
-cache: {segment_ttl: 10m, playlist_ttl: 1s}
-log: {level: warn}
-CONF
-q=""
-secret=side-by-side-secret-0123456789abcdef
+q="" secret=""
 if [ "$auth" = 1 ]; then
-  cat >> "$cfg" <<CONF
-auth:
-  jwt: {algorithms: [HS256], secret: "$secret"}
-  edge: {secret: "$secret-edge"}
-CONF
-  tok=$(./bin/hlsedge token --kind jwt --secret "$secret" --stream a001 --ttl 24h)
-  q="?token=$tok"
-else
-  echo "auth: {disabled: true}" >> "$cfg"
+  secret=side-by-side-secret-0123456789abcdef
+  q="?token=$(bench_token "$secret")"
 fi
+bench_edge_config 127.0.0.1:18090 127.0.0.1:18091 http://127.0.0.1:18000 "$secret" > "$cfg"
 ./bin/hlsedge serve --config "$cfg" 2>"$WORK/edge.log" &
 sleep 1
 pl="http://127.0.0.1:18090/play/a001/index.m3u8$q" seg="http://127.0.0.1:18090/play/a001/seg003.ts$q"

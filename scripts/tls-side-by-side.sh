@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
 done
 for t in nginx wrk ffmpeg openssl curl; do command -v $t >/dev/null || { echo "missing $t (apt-get install -y $t)" >&2; exit 2; }; done
 cd "$(dirname "$0")/.."
+. scripts/lib/bench-edge.sh
 make -s build
 WORKDIR=${WORKDIR:-/tmp/hlsedge-tls-bench}
 mkdir -p "$WORKDIR"/{origin/play/a001,cache,logs}
@@ -77,25 +78,15 @@ CONF
 nginx -c "$WORKDIR/nginx.conf"
 
 secret=tls-side-by-side-secret-0123456789abcdef
-cat > "$WORKDIR/edge.yaml" <<CONF
-listen: 127.0.0.1:$p_edge
-admin: {listen: 127.0.0.1:$p_admin}
-tls: {cert_file: "$WORKDIR/cert.pem", key_file: "$WORKDIR/key.pem"}
-origins: [{url: "http://127.0.0.1:$p_origin"}]
-routes: [{prefix: /play/}]
-cache: {segment_ttl: 10m, playlist_ttl: 1s}
-log: {level: warn}
-auth:
-  jwt: {algorithms: [HS256], secret: "$secret"}
-  edge: {secret: "$secret-edge"}
-CONF
+bench_edge_config "127.0.0.1:$p_edge" "127.0.0.1:$p_admin" "http://127.0.0.1:$p_origin" "$secret" \
+  "tls: {cert_file: \"$WORKDIR/cert.pem\", key_file: \"$WORKDIR/key.pem\"}" > "$WORKDIR/edge.yaml"
 ./bin/hlsedge serve --config "$WORKDIR/edge.yaml" 2>"$WORKDIR/logs/edge.log" &
 edge_pid=$!
 trap 'kill $edge_pid 2>/dev/null || true; kill "$(cat "$WORKDIR/nginx.pid")" 2>/dev/null || true' EXIT
 
 exp=$(( $(date +%s) + 86400 ))
 md5=$(printf '%s' "${exp}a001 secret" | openssl md5 -binary | openssl base64 | tr +/ -_ | tr -d =)
-tok=$(./bin/hlsedge token --kind jwt --secret "$secret" --stream a001 --ttl 24h)
+tok=$(bench_token "$secret")
 declare -A url=(
   [nginx-tls-playlist]="https://127.0.0.1:$p_nginx/play/a001/index.m3u8?md5=$md5&expires=$exp"
   [nginx-tls-segment]="https://127.0.0.1:$p_nginx/play/a001/seg003.ts?md5=$md5&expires=$exp"
