@@ -14,20 +14,18 @@ import (
 
 // benchHandler warms the cache through a real origin, then measures the handler alone on the fast path.
 func benchHandler(b *testing.B, uri string, mutate ...func(*Config)) {
-	o := startOrigin(&testing.T{}, func(w http.ResponseWriter, r *http.Request) {
+	o := startOrigin(b, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, ".m3u8") {
 			w.Write([]byte(testPlaylist))
 			return
 		}
 		w.Write(make([]byte, 200<<10))
 	})
-	defer o.srv.Close()
-	t := &testing.T{}
 	var m func(*Config)
 	if len(mutate) > 0 {
 		m = mutate[0]
 	}
-	_, srv := startEdge(t, m, o.url)
+	_, srv := startEdge(b, m, o.url)
 	// fasthttp's server stamps each request's arrival time; a bare RequestCtx has none, so read the clock here,
 	// which costs what the server's own read would.
 	srv.clock = time.Now

@@ -55,7 +55,7 @@ func (o *uriCounter) total() int {
 	return n
 }
 
-func startOrigin(t *testing.T, h http.HandlerFunc) *testOrigin {
+func startOrigin(t testing.TB, h http.HandlerFunc) *testOrigin {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,7 +88,7 @@ const testPlaylist = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X
 	"#EXTINF:3.000,\nseg7.ts\n#EXTINF:3.000,\n/play/a001/seg8.ts\n"
 
 // startEdge runs an edge with the given config tweaks in front of origins and returns its base URL.
-func startEdge(t *testing.T, mutate func(*Config), origins ...string) (string, *Server) {
+func startEdge(t testing.TB, mutate func(*Config), origins ...string) (string, *Server) {
 	t.Helper()
 	srv := newEdge(t, mutate, origins...)
 	ln := serveEdge(t, srv)
@@ -97,7 +97,7 @@ func startEdge(t *testing.T, mutate func(*Config), origins ...string) (string, *
 
 // serveEdge serves srv and its admin listener on free loopback ports until the test ends; adminURL(srv) names
 // the admin one.
-func serveEdge(t *testing.T, srv *Server) (public net.Listener) {
+func serveEdge(t testing.TB, srv *Server) (public net.Listener) {
 	t.Helper()
 	public, adminLn := loopbackListeners(t)
 	addr := adminLn.Addr().String()
@@ -124,7 +124,7 @@ func serveEdge(t *testing.T, srv *Server) (public net.Listener) {
 func adminURL(srv *Server) string { return "http://" + srv.cfg.Admin.Addr() }
 
 // loopbackListeners opens the public and admin listeners on free loopback ports.
-func loopbackListeners(t *testing.T) (public, admin net.Listener) {
+func loopbackListeners(t testing.TB) (public, admin net.Listener) {
 	t.Helper()
 	public, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -139,7 +139,7 @@ func loopbackListeners(t *testing.T) (public, admin net.Listener) {
 
 // newEdge builds the edge startEdge serves: origins, short upstream timeouts, authorization off unless mutate
 // turns it on.
-func newEdge(t *testing.T, mutate func(*Config), origins ...string) *Server {
+func newEdge(t testing.TB, mutate func(*Config), origins ...string) *Server {
 	t.Helper()
 	cfg := &Config{}
 	for _, o := range origins {
@@ -241,11 +241,10 @@ func TestCoalescingOneOriginFetchFor200Viewers(t *testing.T) {
 			bodies[i], _ = io.ReadAll(resp.Body)
 		}(i)
 	}
-	// Wait until the leader is at the origin and the others have queued behind it, bounded in time.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && (o.total() < 1 || srv.m.coalescedWaiters.Get() < viewers-1) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Wait until the leader is at the origin and the others have queued behind it.
+	eventually(t, "the leader at the origin and every other viewer behind it", func() bool {
+		return o.total() >= 1 && srv.fetches.Waiters("/play/a001/seg42.ts") == viewers-1
+	})
 	close(release)
 	wg.Wait()
 	if got := o.count("/play/a001/seg42.ts"); got != 1 || o.total() != 1 {
@@ -289,10 +288,9 @@ func TestOriginErrorReachesEveryWaiterAndIsNotCached(t *testing.T) {
 			codes[i] = resp.StatusCode
 		}(i)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && srv.m.coalescedWaiters.Get() < uint64(len(codes)-1) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventually(t, "every viewer but the leader waiting on its fetch", func() bool {
+		return srv.fetches.Waiters("/play/a001/late.ts") == len(codes)-1
+	})
 	close(release)
 	wg.Wait()
 	for i, c := range codes {
