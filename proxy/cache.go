@@ -71,6 +71,11 @@ func (o *object) template(rw *playlist.Rewriter) (*playlist.Template, error) {
 type Cache struct {
 	seed   maphash.Seed
 	shards [cacheShards]cacheShard
+	// front answers hits without a lock. Every viewer of a channel asks for the same few objects (its live
+	// playlist, its newest segments), so a shard's mutex taken on every hit is one lock for all of them, handed
+	// from core to core. front is a direct-mapped table of entries served recently: filled on a hit and cleared
+	// on removal, both under the entry's shard lock, so it only ever points at entries the shard holds.
+	front [cacheFront]atomic.Pointer[cacheEntry]
 	// maxBytes is 'cache.max_bytes'; a reload may change it (SetMaxBytes).
 	maxBytes atomic.Int64
 	bytes    atomic.Int64
@@ -81,7 +86,14 @@ type Cache struct {
 	jan janitor
 }
 
-const cacheShards = 16
+const (
+	cacheShards = 16
+	// cacheFront is the front table's size: the live playlist and newest segments of some thousand channels.
+	cacheFront = 4096
+	// cacheTouchEvery is how often a hit from the front takes the shard's lock to mark its entry used. Byte
+	// pressure evicts by last use, so it sees a hot object as used at most this long ago.
+	cacheTouchEvery = int64(100 * time.Millisecond)
+)
 
 type cacheShard struct {
 	mu    sync.Mutex
@@ -97,8 +109,11 @@ type cacheShard struct {
 type cacheEntry struct {
 	o          *object
 	prev, next *cacheEntry
+	// hash is the key's hash, which picks the entry's shard and its front slot.
+	hash uint64
 	// used is when the entry was last served (unix nanoseconds); byte pressure evicts the smallest across shards.
-	used int64
+	// Hits from the front read it without the lock, and write it only through the shard (cacheTouchEvery).
+	used atomic.Int64
 	// removeAt is o.keepUntil in unix nanoseconds.
 	removeAt int64
 	heapIdx  int
@@ -123,13 +138,23 @@ func NewCache(maxBytes int64, set *metrics.Set) *Cache {
 	return c
 }
 
-func (c *Cache) shard(key []byte) *cacheShard {
-	return &c.shards[maphash.Bytes(c.seed, key)%cacheShards]
-}
+func (c *Cache) hash(key []byte) uint64 { return maphash.Bytes(c.seed, key) }
+
+func (c *Cache) shard(h uint64) *cacheShard { return &c.shards[h%cacheShards] }
+
+// frontSlot takes other bits of the hash than the shard does.
+func (c *Cache) frontSlot(h uint64) *atomic.Pointer[cacheEntry] { return &c.front[(h>>32)%cacheFront] }
 
 // Get returns a fresh object. The key is a byte slice so that the hit path (the fast path) does not allocate.
 func (c *Cache) Get(key []byte, now time.Time) *object {
-	s := c.shard(key)
+	h := c.hash(key)
+	t := now.UnixNano()
+	slot := c.frontSlot(h)
+	if e := slot.Load(); e != nil && e.o.key == string(key) && now.Before(e.o.expiresAt) && t-e.used.Load() < cacheTouchEvery {
+		// Fast path: a hot object, marked used a moment ago.
+		return e.o
+	}
+	s := c.shard(h)
 	s.mu.Lock()
 	e := s.items[string(key)]
 	if e == nil {
@@ -144,7 +169,8 @@ func (c *Cache) Get(key []byte, now time.Time) *object {
 		s.mu.Unlock()
 		return nil
 	}
-	e.used = now.UnixNano()
+	e.used.Store(t)
+	slot.Store(e)
 	if s.root.next != e {
 		// A hot object (a live playlist, the newest segments) is usually at the front already; moving it there
 		// again would write two more entries' links on every hit.
@@ -158,7 +184,7 @@ func (c *Cache) Get(key []byte, now time.Time) *object {
 // GetStale returns the object under key even when it is no longer fresh, as long as the cache still keeps it:
 // the stale copy served when the origin fails.
 func (c *Cache) GetStale(key []byte, now time.Time) *object {
-	s := c.shard(key)
+	s := c.shard(c.hash(key))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.items[string(key)]
@@ -181,8 +207,9 @@ func (c *Cache) Put(o *object) {
 	if keep.Before(o.expiresAt) {
 		keep = o.expiresAt
 	}
-	e := &cacheEntry{o: o, used: o.storedAt.UnixNano(), removeAt: keep.UnixNano()}
-	s := c.shard([]byte(o.key))
+	e := &cacheEntry{o: o, hash: c.hash([]byte(o.key)), removeAt: keep.UnixNano()}
+	e.used.Store(o.storedAt.UnixNano())
+	s := c.shard(e.hash)
 	s.mu.Lock()
 	if old := s.items[o.key]; old != nil {
 		// A newer version replaces the old one: not an eviction.
@@ -224,8 +251,8 @@ func (c *Cache) evictOldest() bool {
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
-		if e := s.root.prev; e != &s.root && e.used <= oldest {
-			oldest, victim = e.used, s
+		if e := s.root.prev; e != &s.root && e.used.Load() <= oldest {
+			oldest, victim = e.used.Load(), s
 		}
 		s.mu.Unlock()
 	}
@@ -255,8 +282,9 @@ func (c *Cache) expire(now time.Time) {
 	}
 }
 
-// remove takes e out of s; the caller holds s.mu.
+// remove takes e out of s, and out of the front; the caller holds s.mu.
 func (c *Cache) remove(s *cacheShard, e *cacheEntry) {
+	c.frontSlot(e.hash).CompareAndSwap(e, nil)
 	s.unlink(e)
 	heap.Remove(&s.exp, e.heapIdx)
 	delete(s.items, e.o.key)

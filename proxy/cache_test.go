@@ -49,6 +49,54 @@ func TestCacheSharedBudgetEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 }
 
+// A hit from the front (no lock) serves exactly what the shard holds: never an object that was replaced,
+// purged, evicted or expired, and a hot object served only from the front is still seen as used by byte
+// pressure.
+func TestCacheFrontServesOnlyWhatTheShardHolds(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := NewCache(10<<20, metrics.NewSet())
+	get := func(key string, at time.Time) *object {
+		t.Helper()
+		o := c.Get([]byte(key), at)
+		// A second hit right after the first comes from the front; it must say the same.
+		if again := c.Get([]byte(key), at); again != o {
+			t.Fatalf("%s: the front served %p, the shard %p", key, again, o)
+		}
+		return o
+	}
+	f := func(key string, at time.Time, want *object, what string) {
+		t.Helper()
+		if got := get(key, at); got != want {
+			t.Fatalf("%s: got %p, want %p (%s)", key, got, want, what)
+		}
+	}
+	v1 := testObject("pl", 100, now, time.Second)
+	c.Put(v1)
+	f("pl", now, v1, "first hit")
+	v2 := testObject("pl", 100, now, time.Second)
+	c.Put(v2)
+	f("pl", now, v2, "a newer version replaced it")
+	f("pl", now.Add(time.Second), nil, "expired")
+	c.Put(testObject("pl", 100, now, time.Minute))
+	get("pl", now)
+	c.drop(func(o *object) bool { return o.key == "pl" })
+	f("pl", now, nil, "purged")
+
+	// Byte pressure: hot is first asked for before cold, then over and over, from the front; cold only once.
+	hot := testObject("hot", 4<<20, now, time.Hour)
+	cold := testObject("cold", 4<<20, now, time.Hour)
+	c.Put(hot)
+	c.Put(cold)
+	get("hot", now.Add(500*time.Millisecond))
+	get("cold", now.Add(time.Second))
+	for at := now.Add(time.Second); at.Before(now.Add(3 * time.Second)); at = at.Add(10 * time.Millisecond) {
+		get("hot", at)
+	}
+	c.Put(testObject("next", 4<<20, now.Add(3*time.Second), time.Hour))
+	f("cold", now.Add(3*time.Second), nil, "the least recently used object, evicted")
+	f("hot", now.Add(3*time.Second), hot, "the hot one stays")
+}
+
 // Expired objects leave memory as they expire, without byte pressure and without anyone asking for them; a
 // playlist stays for its stale-if-error window, served only by GetStale.
 func TestCacheExpiresAsObjectsExpire(t *testing.T) {
