@@ -151,9 +151,10 @@ func TestFFprobeWithTokensEndToEnd(t *testing.T) {
 // TestCoalescingMeasuredAtTheDemoOrigin is the foundation's acceptance check as written: 200 viewers ask for a
 // segment the edge has not cached yet, and the origin's own /stats shows one fetch.
 func TestCoalescingMeasuredAtTheDemoOrigin(t *testing.T) {
-	// The delay keeps the leader's fetch open long enough for every viewer to queue behind it.
-	originURL, origin := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsPath, Delay: 2 * time.Second})
-	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 15 * time.Second }, originURL)
+	// The origin holds the leader's fetch (a delay nothing waits out) until every viewer has queued behind it;
+	// its Shutdown then releases the held response.
+	originURL, origin := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsPath, Delay: time.Hour})
+	base, srv := startEdge(t, func(c *Config) { c.Upstream.Timeout = time.Minute }, originURL)
 	first, _ := origin.Window()
 	name := "/play/a001/" + origin.SegmentName("a001", 0, first)
 	const viewers = 200
@@ -176,6 +177,11 @@ func TestCoalescingMeasuredAtTheDemoOrigin(t *testing.T) {
 			bodies[i], _ = io.ReadAll(resp.Body)
 		}(i)
 	}
+	waitHeld(t, origin, 1)
+	eventually(t, "every viewer but the leader queued on its fetch", func() bool {
+		return srv.fetches.Waiters(name) == viewers-1
+	})
+	origin.Shutdown()
 	wg.Wait()
 	if t.Failed() {
 		return

@@ -13,10 +13,8 @@ func TestShutdownRacingServeEndsServe(t *testing.T) {
 	f := func(name string, shutdownFirst bool) {
 		t.Run(name, func(t *testing.T) {
 			srv := newEdge(t, nil, "http://127.0.0.1:9")
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
+			// Held, so that once Serve closes it no other listener can take its port before the dial below.
+			ln := heldListener(t)
 			done := make(chan error, 1)
 			if shutdownFirst {
 				_ = srv.Shutdown(context.Background())

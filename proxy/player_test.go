@@ -49,8 +49,9 @@ func startPlayerEdgeWith(t *testing.T, pcfg PlayerConfig, mutate func(*Config), 
 	for _, o := range origins {
 		cfg.Origins = append(cfg.Origins, OriginConfig{URL: o})
 	}
-	cfg.Upstream.Timeout = 2 * time.Second
-	cfg.Upstream.ConnectTimeout = time.Second
+	// Long enough for any answering origin on a loaded machine; nothing here waits for an upstream timeout.
+	cfg.Upstream.Timeout = 10 * time.Second
+	cfg.Upstream.ConnectTimeout = 5 * time.Second
 	cfg.Routes = []RouteConfig{{Prefix: "/play/"}, {Prefix: "/", OriginPrefix: "/play/"}}
 	// Open channels through a public group rather than auth.disabled, so the rewriter is built as in production.
 	cfg.Auth = authz.Config{Groups: []authz.GroupConfig{{Name: "open", Channels: []string{"*"}, Public: true}}}
@@ -408,13 +409,7 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	patient := func(c *Config) { withSecureToken(c); c.Server.ReadTimeout = 2 * time.Second }
 	e := startPlayerEdge(t, PlayerConfig{}, patient, origin)
 	// An edge whose origin is gone: the page must say so instead of spinning.
-	deadLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + deadLn.Addr().String()
-	deadLn.Close()
-	down := startPlayerEdge(t, PlayerConfig{}, patient, dead)
+	down := startPlayerEdge(t, PlayerConfig{}, patient, "http://"+refusingAddr(t))
 
 	good := secureToken("a001", "127.0.0.1", time.Hour)
 	forged := token.MintSecureToken("not-the-secret", "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+3600, token.NewSalt())

@@ -137,16 +137,17 @@ func loopbackListeners(t testing.TB) (public, admin net.Listener) {
 	return public, admin
 }
 
-// newEdge builds the edge startEdge serves: origins, short upstream timeouts, authorization off unless mutate
-// turns it on.
+// newEdge builds the edge startEdge serves: origins, upstream timeouts no answering origin runs into,
+// authorization off unless mutate turns it on.
 func newEdge(t testing.TB, mutate func(*Config), origins ...string) *Server {
 	t.Helper()
 	cfg := &Config{}
 	for _, o := range origins {
 		cfg.Origins = append(cfg.Origins, OriginConfig{URL: o})
 	}
-	cfg.Upstream.Timeout = 2 * time.Second
-	cfg.Upstream.ConnectTimeout = time.Second
+	// Long enough for any answering origin on a loaded machine; the tests of timeouts set their own.
+	cfg.Upstream.Timeout = 10 * time.Second
+	cfg.Upstream.ConnectTimeout = 5 * time.Second
 	// The foundation tests run without authorization; auth_test.go switches it on.
 	cfg.Auth.Disabled = true
 	if mutate != nil {
@@ -305,9 +306,7 @@ func TestOriginErrorReachesEveryWaiterAndIsNotCached(t *testing.T) {
 }
 
 func TestOriginDownIs502Fast(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	dead := "http://" + ln.Addr().String()
-	ln.Close()
+	dead := "http://" + refusingAddr(t)
 	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 30 * time.Second }, dead)
 	start := time.Now()
 	code, _, body := get(t, base+"/play/a001/index.m3u8")
@@ -321,12 +320,8 @@ func TestOriginDownIs502Fast(t *testing.T) {
 }
 
 func TestOriginSlowIs504(t *testing.T) {
-	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(5 * time.Second):
-		case <-r.Context().Done():
-		}
-	})
+	// Hangs until the edge gives up: however slow the machine, the origin never answers first.
+	o := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 300 * time.Millisecond }, o.url)
 	code, _, body := get(t, base+"/play/a001/seg1.ts")
 	if code != 504 || !strings.Contains(string(body), "origin timed out") {

@@ -76,13 +76,19 @@ func TestLeakedSegmentURLIsRefusedAfterItsWindow(t *testing.T) {
 	at := func(d time.Duration) { clock.Store(start.Add(d).UnixNano()) }
 	logs := &syncBuffer{}
 	cfg := &Config{Origins: []OriginConfig{{URL: o.url}}}
-	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 2*time.Second, time.Second
+	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 10*time.Second, 5*time.Second
 	withAuth(cfg)
 	segmentWindows(3, 10*time.Second)(&cfg.Auth.Edge)
 	srv := buildEdge(t, cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, nil)), Now: now})
 	base := "http://" + serveEdge(t, srv).Addr().String()
 
-	jwt := mintJWT(t, time.Hour, "a001")
+	// Minted on the edge's clock: a token minted on the wall clock a second boundary after start would expire a
+	// second after start+1h, and the variants' expiry checked below would be a second off.
+	jwt, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},
+		Subject: "alice", TTL: time.Hour, Now: start})
+	if err != nil {
+		t.Fatal(err)
+	}
 	fetch := func(uri string) []string {
 		t.Helper()
 		code, _, body := get(t, base+uri)
@@ -192,20 +198,25 @@ func TestFFprobePlaysThroughShortSegmentWindows(t *testing.T) {
 	originURL, _ := startDemoOrigin(t, synthorigin.Config{Channels: []string{"a001"}, URIs: synthorigin.URIsAbsolute, Variants: 2})
 	logs := &syncBuffer{}
 	cfg := &Config{Origins: []OriginConfig{{URL: originURL}}}
-	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 5*time.Second, time.Second
+	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 10*time.Second, 5*time.Second
 	withAuth(cfg)
 	segmentWindows(2, time.Second)(&cfg.Auth.Edge) // 2 x 3 s
 	srv := buildEdge(t, cfg, Options{Log: slog.New(slog.NewJSONHandler(logs, nil))})
 	base := "http://" + serveEdge(t, srv).Addr().String()
 	master := base + "/play/a001/index.m3u8?token=" + mintJWT(t, time.Hour, "a001")
 
-	// The windows are as configured: a media playlist's segments expire within 6 to 9 s.
+	// The windows are as configured: a media playlist's segments expire 6 to 9 s after the edge took it, which
+	// is between before and after, however long that took.
 	_, _, body := get(t, master)
 	variant := uriLine.FindString(string(body))
+	before := time.Now()
 	_, _, body = get(t, base+variant)
+	after := time.Now()
 	seg := uriLine.FindString(string(body))
-	if w := time.Until(childExpiry(t, tokenOf(t, seg))); w > 9*time.Second || w < 4*time.Second {
-		t.Fatalf("segment window %v, want 6 s rounded up to its 3 s grid", w)
+	exp := childExpiry(t, tokenOf(t, seg))
+	if exp.Before(before.Add(6*time.Second)) || !exp.Before(after.Add(9*time.Second)) {
+		t.Fatalf("segment window ends %v after the request and %v after its answer, want 6 s rounded up to its 3 s grid",
+			exp.Sub(before), exp.Sub(after))
 	}
 
 	// ffprobe reads packets for as long as it runs; the test stops it at the 14th sequence number, which the
@@ -297,12 +308,17 @@ func TestHLSJSPlaysThroughShortSegmentWindows(t *testing.T) {
 	if len(variants) != 2 {
 		t.Fatalf("want a master with two variants:\n%s", body)
 	}
+	// The edge's clock is the wall clock's at the playlist request, between before and after.
+	before := time.Now()
 	_, _, body = get(t, e.base+variants[0])
+	after := time.Now()
 	seg := uriLine.FindString(string(body))
 	et, err := token.VerifyEdgeToken([]byte("player-edge-secret-0123456789abcdef01"), tokenOf(t, seg), "a001",
 		netip.MustParseAddr("127.0.0.1"), time.Unix(0, 0))
-	if w := time.Until(time.Unix(et.Expires, 0)); err != nil || w > 14*time.Second || w < 7*time.Second {
-		t.Fatalf("segment window %v (%v), want 9 s rounded up to its 4 s grid", w, err)
+	if exp := time.Unix(et.Expires, 0); err != nil || exp.Before(before.Add(9*time.Second)) ||
+		!exp.Before(after.Add(13*time.Second)) {
+		t.Fatalf("segment window ends %v after the request and %v after its answer (%v), want 9 s rounded up to its 4 s grid",
+			exp.Sub(before), exp.Sub(after), err)
 	}
 
 	const playFor = 60 // seconds of playback: six windows

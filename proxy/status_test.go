@@ -20,7 +20,7 @@ func TestStatusPageShowsChannelsViewersHitRateAndOrigins(t *testing.T) {
 	o := segmentOrigin(t)
 	// The first origin is down for good; the second answers after failover marks the first.
 	cfg := &Config{Origins: []OriginConfig{{URL: "http://127.0.0.1:1"}, {URL: o.url}}}
-	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 2*time.Second, time.Second
+	cfg.Upstream.Timeout, cfg.Upstream.ConnectTimeout = 10*time.Second, 5*time.Second
 	withPolicy(0, false)(cfg)
 	// a002 is open: served, cached, but nobody's session.
 	cfg.Auth.Groups = append([]authz.GroupConfig{{Name: "open", Channels: []string{"a002"}, Public: true}}, cfg.Auth.Groups...)
