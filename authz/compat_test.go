@@ -37,7 +37,8 @@ type recorder struct {
 func startRecorder(t *testing.T, h http.HandlerFunc) *recorder {
 	t.Helper()
 	m := &recorder{}
-	m.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Held: a test takes the middleware down by closing it, and expects connections refused from then on.
+	m.Server = newHeldServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.mu.Lock()
 		m.log = append(m.log, call{raw: r.URL.RawQuery, query: r.URL.Query(), header: r.Header.Clone()})
 		m.mu.Unlock()

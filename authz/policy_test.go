@@ -345,17 +345,28 @@ func TestWebhookQueueBoundedDropsCounted(t *testing.T) {
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-block:
-		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
 		}
 	}))
 	defer hook.Close()
-	w := newWebhook(WebhookConfig{URL: hook.URL, Timeout: 2 * time.Second, QueueSize: 2, BatchSize: 1}, discardLog())
+	// The post never times out while the test sends: a loaded machine slow to run the loop below must not
+	// free the sender for a second event.
+	w := newWebhook(WebhookConfig{URL: hook.URL, Timeout: time.Minute, QueueSize: 2, BatchSize: 1}, discardLog())
 	defer w.close()
 	// Deferred after w.close, so it runs first: the receiver answers before close flushes what is queued.
 	defer close(block)
 	// The sender holds at most one event in a post the receiver never answers, and the queue two.
-	for range 20 {
-		w.send(SessionEvent{Event: "open"})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for range 20 {
+			w.send(SessionEvent{Event: "open"})
+		}
+	}()
+	select {
+	case <-sent:
+	case <-time.After(30 * time.Second): // a bound on a hang, not a measure
+		t.Fatal("send blocked on a full queue")
 	}
 	if d := w.dropped.Load(); d < 17 {
 		t.Fatalf("dropped %d of 20 with a queue of 2 and a stuck receiver", d)

@@ -111,13 +111,15 @@ func TestJWKSFile(t *testing.T) {
 func TestJWKSURLRotation(t *testing.T) {
 	keyA, keyB := privKey(t, "rsa.key"), privKey(t, "rsa-other.key")
 	var (
-		mu    sync.Mutex
-		doc   = jwksDoc(t, jwkOf(t, keyA.Public(), "a", ""))
-		fails atomic.Int32
+		mu   sync.Mutex
+		doc  = jwksDoc(t, jwkOf(t, keyA.Public(), "a", ""))
+		down atomic.Bool
 	)
-	fails.Store(1)
+	// Down until the test has seen the edge refuse without keys: a background load (every second) on a machine
+	// slow to get there must not bring the keys first.
+	down.Store(true)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fails.Add(-1) >= 0 {
+		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
@@ -161,6 +163,7 @@ func TestJWKSURLRotation(t *testing.T) {
 	if verifies(tokA) {
 		t.Fatal("allowed without keys")
 	}
+	down.Store(false)
 	nextLoadUntil("the first key set", func() bool { return verifies(tokA) })
 	if _, st, reason := verifyAt(v, tokB, "a001", clientIP); st != http.StatusForbidden || !strings.Contains(reason, "unknown key id") {
 		t.Fatalf("rotated key before the issuer published it: %d %q", st, reason)
