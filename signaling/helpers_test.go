@@ -23,7 +23,10 @@ const (
 	testSecret = "0123456789abcdef0123456789abcdef-test"
 	testIss    = "conference-backend"
 	testOrigin = "https://meet.example.com"
-	waitFor    = 5 * time.Second // bound on every wait for an event
+	// waitFor bounds every wait for an event (and the clients' timeouts): it only turns a hang into a failure,
+	// so it is far above what a dial, a Redis re-sync or a socket connecting while Redis is down (which waits
+	// out the fleet's 1 s read timeout) takes on two busy cores. 5 s left them little room.
+	waitFor = 30 * time.Second
 )
 
 // testServer is a real fasthttp server on loopback with the signaling endpoints mounted as the edge mounts them.

@@ -14,13 +14,18 @@ import (
 // guard only turns a hang into a failure; no test waits on it to make progress.
 const guard = 30 * time.Second
 
-// testConfig is a member configuration with fast pings and probes, so that tests reach their events quickly;
-// they still wait on the events, never on the intervals.
+// testConfig is a member configuration with fast pings, so that a member back in touch with Redis re-syncs at
+// once; tests still wait on the events, never on the intervals. Its timeouts are a loaded machine's: a command
+// or ping slow on two busy cores must not turn the member degraded, nor a probe slow to come back reconnect its
+// subscription (a re-sync no test asked for, which a test waiting for the next re-sync would take for its own).
+// A Redis that is killed is noticed by its closed connections, not by a timeout; the test of the probe sets
+// its own interval.
 func testConfig(addr string) fleet.Config {
 	return fleet.Config{
 		Address:       addr,
 		PingInterval:  20 * time.Millisecond,
-		ProbeInterval: 50 * time.Millisecond,
+		ProbeInterval: 10 * time.Minute,
+		ReadTimeout:   10 * time.Second,
 		// Long enough that the client's own keep-alive never beats the probe to a stalled connection.
 		WriteTimeout: time.Minute,
 	}

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/hlsedge/hlsedge/internal/fleet"
 	"github.com/hlsedge/hlsedge/internal/fleet/fleettest"
@@ -96,7 +97,10 @@ func TestSubscriptionKilledReconnects(t *testing.T) {
 func TestProbeReconnectsStalledSubscription(t *testing.T) {
 	srv := fleettest.Start(t)
 	proxy := fleettest.NewProxy(t, srv.Addr)
-	c := newMember(t, testConfig(proxy.Addr), "node-a")
+	cfg := testConfig(proxy.Addr)
+	// The probe is what this test is about: often, so that it finds the stall quickly.
+	cfg.ProbeInterval = 50 * time.Millisecond
+	c := newMember(t, cfg, "node-a")
 	got := events(t, c)
 	waitHealth(t, c, func(h fleet.Health) bool { return !h.Degraded })
 

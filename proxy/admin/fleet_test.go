@@ -35,7 +35,8 @@ func (q queryCarrier) Header(string) []byte        { return nil }
 
 func member(t *testing.T, srv *fleettest.Server, node string) *fleet.Client {
 	t.Helper()
-	fc, err := fleet.New(fleet.Config{Address: srv.Addr}, node, nil, nil)
+	// A read timeout of a loaded machine: announcing two thousand sessions must not time out on two busy cores.
+	fc, err := fleet.New(fleet.Config{Address: srv.Addr, ReadTimeout: 10 * time.Second}, node, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
