@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/internal/testkit"
 )
 
 // A stop that comes before, or while, Serve starts must still end Serve: fasthttp's own Shutdown returns at
@@ -14,7 +16,7 @@ func TestShutdownRacingServeEndsServe(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := newEdge(t, nil, "http://127.0.0.1:9")
 			// Held, so that once Serve closes it no other listener can take its port before the dial below.
-			ln := heldListener(t)
+			ln := testkit.HeldListener(t)
 			done := make(chan error, 1)
 			if shutdownFirst {
 				_ = srv.Shutdown(context.Background())

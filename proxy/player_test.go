@@ -24,6 +24,7 @@ import (
 	"github.com/hlsedge/hlsedge/authz"
 	"github.com/hlsedge/hlsedge/authz/token"
 	"github.com/hlsedge/hlsedge/bench/synthorigin"
+	"github.com/hlsedge/hlsedge/internal/testkit"
 	"github.com/hlsedge/hlsedge/proxy/web"
 )
 
@@ -409,7 +410,7 @@ func TestEmbedPlaysInHeadlessChromium(t *testing.T) {
 	patient := func(c *Config) { withSecureToken(c); c.Server.ReadTimeout = 2 * time.Second }
 	e := startPlayerEdge(t, PlayerConfig{}, patient, origin)
 	// An edge whose origin is gone: the page must say so instead of spinning.
-	down := startPlayerEdge(t, PlayerConfig{}, patient, "http://"+refusingAddr(t))
+	down := startPlayerEdge(t, PlayerConfig{}, patient, "http://"+testkit.RefusingAddr(t))
 
 	good := secureToken("a001", "127.0.0.1", time.Hour)
 	forged := token.MintSecureToken("not-the-secret", "a001", "127.0.0.1", time.Now().Unix()-300, time.Now().Unix()+3600, token.NewSalt())

@@ -306,7 +306,7 @@ func TestOriginErrorReachesEveryWaiterAndIsNotCached(t *testing.T) {
 }
 
 func TestOriginDownIs502Fast(t *testing.T) {
-	dead := "http://" + refusingAddr(t)
+	dead := "http://" + testkit.RefusingAddr(t)
 	base, _ := startEdge(t, func(c *Config) { c.Upstream.Timeout = 30 * time.Second }, dead)
 	start := time.Now()
 	code, _, body := get(t, base+"/play/a001/index.m3u8")

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hlsedge/hlsedge/internal/testkit"
 )
 
 // While the origin fails (5xx, refused, timed out, closed), a live playlist is served from the last good copy
@@ -65,7 +67,7 @@ func TestStalePlaylistWhileTheOriginFails(t *testing.T) {
 
 func TestStalePlaylistRefusedOriginAndOff(t *testing.T) {
 	// Held: once the origin closes, its port refuses connections until the test ends, whoever else listens.
-	ln := heldListener(t)
+	ln := testkit.HeldListener(t)
 	o := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(testPlaylist)) })}
 	go o.Serve(ln)
 	url := "http://" + ln.Addr().String()

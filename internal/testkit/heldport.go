@@ -1,8 +1,7 @@
-package proxy
+package testkit
 
 import (
 	"context"
-	"errors"
 	"net"
 	"syscall"
 	"testing"
@@ -11,11 +10,12 @@ import (
 // soReusePort is SO_REUSEPORT on Linux, which the syscall package does not name.
 const soReusePort = 0xf
 
-// heldListener listens on a free loopback port and keeps that port bound, by a second socket that never
+// HeldListener listens on a free loopback port and keeps that port bound, by a second socket that never
 // listens, until the test ends. Once the listener is closed, connections to its address are refused for the
 // rest of the test: a port merely closed could meanwhile be taken by any listener of this or another test
-// binary, and a test expecting a refusal would reach that one instead.
-func heldListener(t testing.TB) net.Listener {
+// binary, and a test expecting a refusal would reach that one instead. Only sockets that set SO_REUSEPORT too
+// may share the port, and no listener of the tests does.
+func HeldListener(t testing.TB) net.Listener {
 	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var err error
@@ -36,7 +36,6 @@ func heldListener(t testing.TB) net.Listener {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Close(fd) })
-	// Only sockets that set SO_REUSEPORT too may share the port; no listener of the tests does.
 	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, soReusePort, 1); err != nil {
 		ln.Close()
 		t.Fatal(err)
@@ -49,28 +48,11 @@ func heldListener(t testing.TB) net.Listener {
 	return ln
 }
 
-// refusingAddr is a loopback host:port that refuses connections for the whole test (see heldListener).
-func refusingAddr(t testing.TB) string {
+// RefusingAddr is a loopback host:port that refuses connections for the whole test (see HeldListener).
+func RefusingAddr(t testing.TB) string {
 	t.Helper()
-	ln := heldListener(t)
+	ln := HeldListener(t)
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-// The address refuses, and nothing else can listen on it while the test runs.
-func TestRefusingAddrStaysRefused(t *testing.T) {
-	addr := refusingAddr(t)
-	if c, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("dial %s: %v, want connection refused", addr, err)
-	}
-	if ln, err := net.Listen("tcp", addr); !errors.Is(err, syscall.EADDRINUSE) {
-		if ln != nil {
-			ln.Close()
-		}
-		t.Fatalf("listen on %s: %v, want the port still held", addr, err)
-	}
 }
