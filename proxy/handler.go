@@ -28,6 +28,8 @@ type scratch struct {
 	carrier  requestCarrier
 	areq     authz.Request
 	decision authz.Decision
+	// stripe is where this scratch's requests are counted (see metricStripe).
+	stripe *metricStripe
 }
 
 // serveHTTP is the one-way request path: route, authorize, cache or origin (coalesced), rewrite, respond.
@@ -46,9 +48,8 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	sc.areq, sc.decision = authz.Request{}, authz.Decision{}
 	s.bufs.Put(sc)
 	status := ctx.Response.StatusCode()
-	s.m.request(k, status).Inc()
 	elapsed := time.Since(start)
-	s.m.latency[k].Update(elapsed.Seconds())
+	sc.stripe.record(k, status, elapsed.Seconds())
 	if s.cfg.Log.Access {
 		// Only the path is logged, never the query: tokens travel there.
 		s.log.Info("access", "method", string(ctx.Method()), "path", string(ctx.Request.URI().PathOriginal()),
@@ -120,7 +121,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	state := "hit"
 	if o != nil {
 		// Fast path: a fresh shared object.
-		s.m.cacheHit.Inc()
+		sc.stripe.cacheHit.Add(1)
 	} else {
 		// Slow path: one origin fetch per key, however many viewers ask at once (see miss).
 		s.m.cacheMiss.Inc()

@@ -122,7 +122,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		sig:     opts.Signaling,
 		ll:      newLLState(cfg, opts.Metrics),
 	}
-	c.bufs.New = func() any { return &scratch{} }
+	c.bufs.New = func() any { return &scratch{stripe: m.stripe()} }
 	if opts.Now != nil {
 		c.now = opts.Now
 	}

@@ -20,7 +20,7 @@ func (s *Server) Stats() admin.EdgeStats {
 	}
 	return admin.EdgeStats{
 		CacheObjects: objs, CacheBytes: b, CacheEvictions: ev,
-		CacheHits: s.m.cacheHit.Get(), CacheMisses: s.m.cacheMiss.Get(),
+		CacheHits: s.m.cacheHits(), CacheMisses: s.m.cacheMiss.Get(),
 		FetchesNow: s.fetches.InFlight(), Origins: origins,
 	}
 }
