@@ -63,14 +63,14 @@ func fleetConfig(addr string) fleet.Config {
 }
 
 // startNode starts a node and waits for its first re-sync, after which it knows the fleet's bans and kicks.
-func startNode(t testing.TB, srv *fleettest.Server, name string, cfg authz.Config) *node {
+func startNode(t testing.TB, srv *fleettest.Server, name string, cfg authz.Config, opts ...redisstate.Option) *node {
 	t.Helper()
 	log := logger().With("node", name)
 	fc, err := fleet.New(fleetConfig(srv.Addr), name, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := redisstate.New(cfg, fc, log, nil)
+	st, err := redisstate.New(cfg, fc, log, nil, opts...)
 	if err != nil {
 		fc.Close()
 		t.Fatal(err)

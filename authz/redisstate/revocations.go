@@ -225,7 +225,8 @@ func (s *State) Bans(now time.Time) []authz.Ban {
 
 // Kick closes a session wherever it is held: its token is refused on that channel, and its session ids
 // everywhere, until the token expires, on every node. A session held by another node is closed by that node,
-// asked through the fleet; Kick waits for its answer a moment, and reports ErrNoSession when no node has it.
+// asked through the fleet; Kick waits for its answer two Redis round trips (redis.read_timeout each), and
+// reports ErrNoSession when no node has it by then.
 func (s *State) Kick(id string, now time.Time) (authz.SessionInfo, error) {
 	info, ks, err := s.mem.CloseSession(id, "kicked", now, 0, false)
 	switch {
@@ -249,7 +250,7 @@ func (s *State) Kick(id string, now time.Time) (authz.SessionInfo, error) {
 	if err := s.fc.Publish(s.ctx, s.ctlCh, control{op: "kick", node: s.node, id: id}.encode()); err != nil {
 		return authz.SessionInfo{}, ErrFleetUnavailable
 	}
-	t := time.NewTimer(remoteKickWait)
+	t := time.NewTimer(s.kickWait)
 	defer t.Stop()
 	select {
 	case info := <-ch:

@@ -40,6 +40,8 @@ type State struct {
 	cmu     sync.Mutex
 	changed chan struct{}
 	waiters map[string][]chan authz.SessionInfo // remote kicks waiting for the holder's answer, by session id
+	// kickWait is how long a remote kick waits for the holder's answer (WithKickWait).
+	kickWait time.Duration
 
 	sub, ctlSub *fleet.Subscription
 	unhook      func()
@@ -56,8 +58,9 @@ var _ authz.ViewerState = (*State)(nil)
 type Option func(*options)
 
 type options struct {
-	clock   func() time.Time
-	janitor bool
+	clock    func() time.Time
+	janitor  bool
+	kickWait time.Duration
 }
 
 // WithClock sets the clock of the background work (re-syncs, the janitor); requests bring their own time.
@@ -66,12 +69,14 @@ func WithClock(c func() time.Time) Option { return func(o *options) { o.clock = 
 // WithoutJanitor leaves idle sessions and expired bans to explicit Sweep calls, for tests.
 func WithoutJanitor() Option { return func(o *options) { o.janitor = false } }
 
+// WithKickWait sets how long Kick waits for the member that holds a session to answer; the default is two
+// Redis round trips (redis.read_timeout each).
+func WithKickWait(d time.Duration) Option { return func(o *options) { o.kickWait = d } }
+
 const (
 	refreshWorkers = 4
 	refreshQueue   = 4096
 	controlQueue   = 1024
-	// remoteKickWait bounds how long Kick waits for the member that holds a session to close it.
-	remoteKickWait = 2 * time.Second
 	// maxUA is the user agent length sessions keep (authz's own bound), so that both see the same viewer.
 	maxUA = 512
 )
@@ -121,6 +126,11 @@ func New(cfg authz.Config, fc *fleet.Client, log *slog.Logger, ms *metrics.Set, 
 		ctlQ:        make(chan func(), controlQueue),
 		changed:     make(chan struct{}),
 		waiters:     map[string][]chan authz.SessionInfo{},
+		kickWait:    o.kickWait,
+	}
+	if s.kickWait <= 0 {
+		// The kick reaches the holder through Redis and its answer comes back the same way.
+		s.kickWait = 2 * fc.RoundTrip()
 	}
 	s.rev.init()
 	s.m = newStateMetrics(ms, s)

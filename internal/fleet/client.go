@@ -250,6 +250,10 @@ func (c *Client) Node() string { return c.node }
 // Prefix returns the key prefix.
 func (c *Client) Prefix() string { return c.prefix }
 
+// RoundTrip is how long one Redis round trip may take: redis.read_timeout. A member that asks another one
+// through the fleet and waits for its answer waits two of them, one each way.
+func (c *Client) RoundTrip() time.Duration { return c.cfg.ReadTimeout }
+
 // Close stops the member's goroutines and closes its connections. Calls after Close fail with ErrUnavailable.
 func (c *Client) Close() {
 	c.cancel()

@@ -29,7 +29,8 @@ type Config struct {
 	Prefix string `yaml:"prefix"`
 	// DialTimeout bounds connecting, TLS handshake and AUTH included. Default 2s.
 	DialTimeout time.Duration `yaml:"dial_timeout"`
-	// ReadTimeout bounds one command's round trip when the caller set no deadline. Default 1s.
+	// ReadTimeout bounds one command's round trip when the caller set no deadline; a kick of a session another
+	// member holds waits two of them for that member's answer. Default 1s.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing to a connection and the keep-alive ping on it; a connection that misses it is
 	// closed and dialled again. Default 3s.
