@@ -42,7 +42,9 @@ const (
 	defaultIdleTimeout = 30 * time.Second
 	defaultMaxSessions = 100000
 	sessionShards      = 32
-	maxSessionUA       = 512
+	// lastSeenStep is how finely a session's last request is kept; idle timeouts are seconds.
+	lastSeenStep = int64(10 * time.Millisecond)
+	maxSessionUA = 512
 )
 
 func (c *SessionsConfig) setDefaults() {
@@ -113,13 +115,17 @@ type session struct {
 	fp      token.Fingerprint
 	opened  int64
 	expires int64 // the token's expiry, unix seconds; 0: none
-
-	last, requests, bytes atomic.Int64
-	closed                atomic.Bool
+	closed  atomic.Bool
 
 	// Guarded by the shard lock: a soft session follows the viewer's channel switches.
 	channel string
 	sids    [4]uint64
+
+	// The counters every request writes sit on their own cache line. The fields above are read by every request
+	// of the session (matches), and a write next to them would evict them from every other core serving the
+	// session at that moment: several connections of one viewer, or of a household behind one address.
+	_                     [64]byte
+	last, requests, bytes atomic.Int64
 }
 
 type sessionShard struct {
@@ -208,7 +214,10 @@ func (t *sessionTable) track(v *Viewer, now int64) (*session, error) {
 	if s != nil && s.matches(v.Owner, v.Channel, ip, ua, t.soft) {
 		same := s.channel == string(v.Channel) && (s.sids[0] == v.SessionID || v.SessionID == 0)
 		sh.mu.RUnlock()
-		s.last.Store(now)
+		if now-s.last.Load() >= lastSeenStep {
+			// Read first: a session asked for on several cores at once does not write its line on every request.
+			s.last.Store(now)
+		}
 		s.requests.Add(1)
 		if !same {
 			t.follow(sh, s, v.Channel, v.SessionID)
