@@ -243,7 +243,7 @@ func (a *Authorizer) AuthorizeTo(d *Decision, req *Request, c Carrier, now time.
 	}
 
 	// Session.
-	if d.Allowed() && d.Owner != "" && !req.SkipSession {
+	if d.Allowed() && d.Owner != "" && !req.SkipSession && a.sessions {
 		s, err := a.state.Track(Viewer{
 			Owner: d.Owner, User: d.UserID, Fingerprint: d.fp, SessionID: d.SessionID, Expires: d.Expires,
 			MaxSessions: d.MaxSessions, Unique: d.unique, Group: g.name, Channel: ch, IP: req.ClientIP,

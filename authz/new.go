@@ -34,6 +34,8 @@ type Authorizer struct {
 	// Origin and Host (ReadsPageHeaders).
 	pageHeaders bool
 	state       ViewerState // nil when authorization is disabled
+	// sessions is false with sessions.disabled: a request then builds no Viewer for Track.
+	sessions bool
 	flights     flight.Group[flightKey, Decision]
 	closers     []func()
 	// counts tells a Flussonic middleware how many are watching (clients.go).
@@ -218,6 +220,7 @@ func New(cfg Config, log *slog.Logger, opts ...Option) (*Authorizer, error) {
 	if err := a.takeCache(cfg.Cache, o.prev); err != nil {
 		return nil, fmt.Errorf("'auth.cache': %w", err)
 	}
+	a.sessions = !cfg.Sessions.Disabled
 	a.state = o.state
 	if a.state == nil {
 		ms := newMemState(&cfg, log, o.clock)
