@@ -60,7 +60,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) boo
 		return true
 	}
 	// The reason names what failed, never the token: it is safe for the viewer and for the operator's log.
-	s.log.Info("request denied", "status", sc.decision.Status, "reason", sc.decision.Reason,
+	s.reqLog.Info("request denied", "status", sc.decision.Status, "reason", sc.decision.Reason,
 		"channel", string(rt.channel), "group", sc.decision.Group, "ip", sc.areq.ClientIP.String(),
 		"path", string(path))
 	if sc.decision.Status == fasthttp.StatusUnauthorized {

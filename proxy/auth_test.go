@@ -57,6 +57,7 @@ func TestAuthStatusesAndChildTokens(t *testing.T) {
 	logs := &syncBuffer{}
 	base, srv := startEdge(t, withAuth, o.url)
 	srv.log = slog.New(slog.NewJSONHandler(logs, nil))
+	srv.reqLog = newLimitedLogger(srv.log)
 
 	good := mintJWT(t, time.Hour, "a001")
 	expired, err := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"},

@@ -202,7 +202,7 @@ func (s *Server) staleOnError(k kind, key []byte, err error) (fetchResult, error
 		return fetchResult{}, err
 	}
 	s.fetches.stale.Inc()
-	s.log.Warn("origin failed; serving the last good playlist", "path", string(key[:pathLen(key)]),
+	s.reqLog.Warn("origin failed; serving the last good playlist", "path", string(key[:pathLen(key)]),
 		"age", now.Sub(o.storedAt).Round(time.Millisecond).String(), "reason", oe.Reason, "err", errString(oe.Err))
 	return fetchResult{obj: o, stale: true}, nil
 }

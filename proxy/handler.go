@@ -88,7 +88,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		fail(ctx, fasthttp.StatusNotFound, "not found")
 		return routeAdmin, ""
 	case err != nil:
-		s.log.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
+		s.reqLog.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
 		fail(ctx, fasthttp.StatusBadRequest, "bad request path")
 		return routeAdmin, ""
 	}
@@ -208,7 +208,7 @@ func (s *Server) failOrigin(ctx *fasthttp.RequestCtx, err error) {
 		// 503 is an LL-HLS hold that ran out: the stream's state, counted in hlsedge_ll_hold_timeouts_total.
 		level = slog.LevelDebug
 	}
-	s.log.Log(context.Background(), level, "origin error", "path", string(ctx.Request.URI().PathOriginal()), "status", oe.Status,
+	s.reqLog.Log(context.Background(), level, "origin error", "path", string(ctx.Request.URI().PathOriginal()), "status", oe.Status,
 		"reason", oe.Reason, "err", errString(oe.Err))
 	fail(ctx, oe.Status, oe.Reason)
 }
@@ -231,7 +231,7 @@ func (s *Server) serveMalformed(ctx *fasthttp.RequestCtx, err error) {
 		fail(ctx, fasthttp.StatusRequestTimeout, "request timeout")
 		return
 	}
-	s.log.Info("malformed request", "err", err)
+	s.reqLog.Info("malformed request", "err", err)
 	status := fasthttp.StatusBadRequest
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		status = fasthttp.StatusRequestEntityTooLarge

@@ -352,7 +352,7 @@ func (s *Server) llDirectives(ctx *fasthttp.RequestCtx, sc *scratch) bool {
 		why = "_HLS_skip must be YES or v2"
 	}
 	if why != "" {
-		s.log.Info("bad delivery directives", "reason", why, "path", string(ctx.Request.URI().PathOriginal()),
+		s.reqLog.Info("bad delivery directives", "reason", why, "path", string(ctx.Request.URI().PathOriginal()),
 			"ip", s.clientIP(ctx).String())
 		fail(ctx, fasthttp.StatusBadRequest, "bad request: "+why)
 		return false

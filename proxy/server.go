@@ -57,7 +57,9 @@ type core struct {
 	stopping bool
 	listener net.Listener
 
-	log     *slog.Logger
+	log *slog.Logger
+	// reqLog is log for what requests run into, one line per request: limited per message (logs.go).
+	reqLog  *slog.Logger
 	cache   *Cache
 	fetches *fetchGroup
 	m       *edgeMetrics
@@ -114,6 +116,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 	m := newEdgeMetrics(opts.Metrics)
 	c := &core{
 		log:     opts.Log,
+		reqLog:  newLimitedLogger(opts.Log),
 		now:     time.Now,
 		cache:   NewCache(int64(cfg.Cache.MaxBytes), opts.Metrics),
 		clock:   opts.Now,

@@ -199,7 +199,7 @@ func (s *Server) admitTier(ctx *fasthttp.RequestCtx, sc *scratch) (handled, ok b
 	// The raw request URI as sent, not fasthttp's normalised path: it is what the edge signed.
 	if err := verifyTier(g.key, ctx.Method(), ctx.Request.Header.RequestURI(), v, sc.now); err != nil {
 		g.denied.Inc()
-		s.log.Warn("tier request refused", "reason", err.Error(), "ip", peerAddr(ctx).String(),
+		s.reqLog.Warn("tier request refused", "reason", err.Error(), "ip", peerAddr(ctx).String(),
 			"path", string(ctx.Request.URI().PathOriginal()))
 		fail(ctx, fasthttp.StatusForbidden, err.Error())
 		return true, false
