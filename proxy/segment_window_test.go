@@ -260,11 +260,6 @@ func TestFFprobePlaysThroughShortSegmentWindows(t *testing.T) {
 	}
 }
 
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
 // playlistPaced is an edge clock that stands still between playlist requests and catches up with the wall clock
 // at each one. A player slowed down by a loaded machine fetches its segments late, but it reloads its playlists
 // late too: on this clock, whether a segment token has run out depends on what the player did (how many reloads
