@@ -36,8 +36,8 @@ type Authorizer struct {
 	state       ViewerState // nil when authorization is disabled
 	// sessions is false with sessions.disabled: a request then builds no Viewer for Track.
 	sessions bool
-	flights     flight.Group[flightKey, Decision]
-	closers     []func()
+	flights  flight.Group[flightKey, Decision]
+	closers  []func()
 	// counts tells a Flussonic middleware how many are watching (clients.go).
 	counts clientCounts
 }
