@@ -149,6 +149,8 @@ type Viewer struct {
 	Channel   []byte
 	IP        netip.Addr
 	UserAgent []byte
+	// Hint is the connection's TrackHint, for a state whose Track can answer from it; nil: none.
+	Hint *TrackHint
 }
 
 // Session is a tracked viewing session, as a decision holds it.
@@ -244,11 +246,15 @@ func (a *Authorizer) AuthorizeTo(d *Decision, req *Request, c Carrier, now time.
 
 	// Session.
 	if d.Allowed() && d.Owner != "" && !req.SkipSession && a.sessions {
-		s, err := a.state.Track(Viewer{
+		v := Viewer{
 			Owner: d.Owner, User: d.UserID, Fingerprint: d.fp, SessionID: d.SessionID, Expires: d.Expires,
 			MaxSessions: d.MaxSessions, Unique: d.unique, Group: g.name, Channel: ch, IP: req.ClientIP,
 			UserAgent: req.UserAgent,
-		}, at)
+		}
+		if req.Memo != nil {
+			v.Hint = &req.Memo.track
+		}
+		s, err := a.state.Track(v, at)
 		if err != nil {
 			holdRefusal(d, err)
 			*d = deny(err, d.Kind, g.name)

@@ -13,6 +13,8 @@ type Memo struct {
 	// admission policy still sees the entries in use. It is the connection's own: a count in the entry, which
 	// every connection of a token shares, would be a write to a shared cache line on every request.
 	hits uint32
+	// track is the session of the connection's last tracked request (TrackHint).
+	track TrackHint
 }
 
 // count counts an answer and reports whether the memo may give it (false: look it up in the cache this time).

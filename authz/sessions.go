@@ -120,6 +120,8 @@ type session struct {
 	// Guarded by the shard lock: a soft session follows the viewer's channel switches.
 	channel string
 	sids    [4]uint64
+	// sidsVer counts the changes to sids, so that a TrackHint knows its session id is still among them.
+	sidsVer atomic.Uint32
 
 	// The counters every request writes sit on their own cache line. The fields above are read by every request
 	// of the session (matches), and a write next to them would evict them from every other core serving the
@@ -194,6 +196,35 @@ func SessionKey(seed maphash.Seed, owner string, ch []byte, ip netip.Addr, ua []
 	return maphash.Bytes(seed, b[:])
 }
 
+// touch counts a request of the session at now.
+func (s *session) touch(now int64) {
+	if now-s.last.Load() >= lastSeenStep {
+		// Read first: a session asked for on several cores at once does not write its line on every request.
+		s.last.Store(now)
+	}
+	s.requests.Add(1)
+}
+
+// TrackHint is what a connection's last tracked request found, kept in its Memo: the session, and what made the
+// table's lookup find it. A keep-alive player's next request is most often of the same session, and the table
+// answers it from the hint, comparing the viewer with the session as the lookup would, instead of hashing the
+// viewer and taking a shard lock that every core serving any session of the shard writes. A hint is taken only
+// while its session is open, its session id still among the session's (sidsVer), and never for soft sessions,
+// whose channel changes under the shard lock. One request at a time uses it; the zero TrackHint is empty.
+type TrackHint struct {
+	t   *sessionTable
+	s   *session
+	sid uint64
+	ver uint32
+}
+
+// remember keeps s in the viewer's hint for its connection's next request.
+func (t *sessionTable) remember(v *Viewer, s *session) {
+	if h := v.Hint; h != nil && !t.soft {
+		*h = TrackHint{t: t, s: s, sid: v.SessionID, ver: s.sidsVer.Load()}
+	}
+}
+
 func (s *session) matches(owner string, ch []byte, ip netip.Addr, ua []byte, soft bool) bool {
 	return s.owner == owner && s.ip == ip && s.ua == string(ua) && (soft || s.channel == string(ch))
 }
@@ -206,6 +237,16 @@ func (t *sessionTable) track(v *Viewer, now int64) (*session, error) {
 		ua = ua[:maxSessionUA]
 	}
 	ip := v.IP.Unmap()
+	if h := v.Hint; h != nil && h.t == t && h.s != nil {
+		// Fastest path: the connection's last request was of this very session, and nothing about it has
+		// changed since (see TrackHint).
+		if s := h.s; !s.closed.Load() && h.sid == v.SessionID && s.sidsVer.Load() == h.ver &&
+			s.matches(v.Owner, v.Channel, ip, ua, false) {
+			s.touch(now)
+			return s, nil
+		}
+		h.s = nil
+	}
 	key := t.key(v.Owner, v.Channel, ip, ua)
 	sh := &t.shards[key%sessionShards]
 	// Fast path: a request of an open session.
@@ -214,14 +255,11 @@ func (t *sessionTable) track(v *Viewer, now int64) (*session, error) {
 	if s != nil && s.matches(v.Owner, v.Channel, ip, ua, t.soft) {
 		same := s.channel == string(v.Channel) && (s.sids[0] == v.SessionID || v.SessionID == 0)
 		sh.mu.RUnlock()
-		if now-s.last.Load() >= lastSeenStep {
-			// Read first: a session asked for on several cores at once does not write its line on every request.
-			s.last.Store(now)
-		}
-		s.requests.Add(1)
+		s.touch(now)
 		if !same {
 			t.follow(sh, s, v.Channel, v.SessionID)
 		}
+		t.remember(v, s)
 		return s, nil
 	}
 	sh.mu.RUnlock()
@@ -250,6 +288,7 @@ func (t *sessionTable) follow(sh *sessionShard, s *session, ch []byte, sid uint6
 	if sid != 0 && !slices.Contains(s.sids[:], sid) {
 		copy(s.sids[1:], s.sids[:len(s.sids)-1])
 		s.sids[0] = sid
+		s.sidsVer.Add(1)
 	}
 }
 
@@ -318,6 +357,7 @@ func (t *sessionTable) open(v *Viewer, key uint64, sh *sessionShard, ip netip.Ad
 	sh.mu.Unlock()
 	t.ownMu.Unlock()
 	t.opened.Add(1)
+	t.remember(v, s)
 	t.emit("open", s, "", now)
 	for _, o := range evicted {
 		if t.remove(o) && t.onClose != nil {
