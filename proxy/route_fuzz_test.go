@@ -77,13 +77,18 @@ func TestParseRange(t *testing.T) {
 	f("items=0-1", 10, 0, 9, true)
 }
 
-// The masks refuse exactly the bytes the rule names, all 256 of them checked.
+// The class table refuses exactly the bytes the rule names, and lets into channel names exactly the ones that rule
+// names, all 256 of them checked.
 func TestBadPathByteIsTheRule(t *testing.T) {
 	for c := range 256 {
 		b := byte(c)
 		want := b <= 0x20 || b >= 0x7f || b == '\\' || b == '%' || b == '#' || b == '?'
 		if badPathByte(b) != want {
 			t.Errorf("byte %#x: refused %v, want %v", c, !want, want)
+		}
+		inChannel := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || b == '.'
+		if validChannel([]byte{b}) != inChannel {
+			t.Errorf("byte %#x: allowed in a channel name %v, want %v", c, !inChannel, inChannel)
 		}
 	}
 }
