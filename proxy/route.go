@@ -56,8 +56,8 @@ func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
 	// is mispredicted wherever letters, digits and dots alternate.
 	refused := 0
 	for _, c := range raw[1:] {
-		if pathClass[c] == 'x' {
-			refused++ // compiled to a flag added in, not a jump
+		if badPathByte(c) {
+			refused++ // compiled to a flag added in (SETE, ADD), not a jump
 		}
 	}
 	if refused != 0 {
