@@ -169,7 +169,7 @@ type ServerConfig struct {
 	// it on an edge with many slow viewers and little RAM.
 	WriteBufferSize ByteSize `yaml:"write_buffer_size"`
 	// MaxConnsPerIP caps connections from one client address; 0 means no cap (the default, since many viewers
-	// share one carrier-grade NAT address).
+	// share one carrier-grade NAT address). A connection over the cap gets a 429 and is closed.
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// ShutdownTimeout bounds the graceful shutdown on SIGTERM. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`

@@ -26,8 +26,10 @@ import (
 // much early, never late. Deadlines are armed lazily (see lazyDeadline). Once anything sets a deadline itself
 // (fasthttp when it hands a connection to a WebSocket), the connection stops timing itself and keeps exactly the
 // deadlines it is given.
-func timedListener(ln net.Listener, read, idle, write time.Duration) net.Listener {
-	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{})}
+//
+// maxPerIP caps the open connections of one client address (0: no cap); see perIPLimit.
+func timedListener(ln net.Listener, read, idle, write time.Duration, maxPerIP int) net.Listener {
+	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{}), perIP: newPerIPLimit(maxPerIP)}
 	l.now.Store(time.Now().UnixNano())
 	go l.tick()
 	return l
@@ -42,6 +44,8 @@ type connListener struct {
 	now      atomic.Int64
 	stop     chan struct{}
 	stopOnce sync.Once
+	// perIP is nil without server.max_conns_per_ip.
+	perIP *perIPLimit
 }
 
 func (l *connListener) tick() {
@@ -58,22 +62,29 @@ func (l *connListener) tick() {
 }
 
 func (l *connListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		if errors.Is(err, net.ErrClosed) {
-			l.stopOnce.Do(func() { close(l.stop) })
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				l.stopOnce.Do(func() { close(l.stop) })
+			}
+			return nil, err
 		}
-		return nil, err
-	}
-	tc := &timedConn{Conn: c, l: l, peer: netip.IPv4Unspecified()}
-	tc.auto.Store(true)
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			tc.peer = ip.Unmap()
+		peer := netip.IPv4Unspecified()
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				peer = ip.Unmap()
+			}
 		}
+		if l.perIP != nil && !l.perIP.acquire(peer) {
+			l.perIP.refuse(c)
+			continue
+		}
+		tc := &timedConn{Conn: c, l: l, peer: peer}
+		tc.auto.Store(true)
+		tc.rd.setLocked(l.deadline(l.read), tc.Conn.SetReadDeadline)
+		return tc, nil
 	}
-	tc.rd.setLocked(l.deadline(l.read), tc.Conn.SetReadDeadline)
-	return tc, nil
 }
 
 func (l *connListener) Close() error {
@@ -103,6 +114,8 @@ type timedConn struct {
 	// memo is the connection's last authorization decisions (authz.Memo); fasthttp serves a connection's
 	// requests one at a time, on one goroutine.
 	memo authz.Memo
+	// closed makes Close give the connection's place under the per-address cap back once.
+	closed atomic.Bool
 }
 
 type connPhase uint8
@@ -147,6 +160,13 @@ func (c *timedConn) Write(p []byte) (int, error) {
 		// A timeout may end a write part way; the rest goes out under the re-armed deadline.
 		p = p[n:]
 	}
+}
+
+func (c *timedConn) Close() error {
+	if c.l != nil && c.l.perIP != nil && c.closed.CompareAndSwap(false, true) {
+		c.l.perIP.release(c.peer)
+	}
+	return c.Conn.Close()
 }
 
 func (c *timedConn) SetDeadline(t time.Time) error {

@@ -148,7 +148,6 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		Handler:                      c.serve,
 		ErrorHandler:                 s.serveMalformed,
 		Concurrency:                  cfg.Server.MaxConns,
-		MaxConnsPerIP:                cfg.Server.MaxConnsPerIP,
 		MaxRequestBodySize:           64 << 10,
 		ReadBufferSize:               cfg.Server.ReadBufferSize,
 		WriteBufferSize:              int(cfg.Server.WriteBufferSize),
@@ -237,7 +236,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lifeMu.Unlock()
 	// The cache's expiry sweeps run while the listener serves; Shutdown stops them.
 	s.cache.startJanitor(s.now)
-	return s.public.Serve(timedListener(ln, s.cfg.Server.ReadTimeout, s.cfg.Server.IdleTimeout, s.cfg.Server.WriteTimeout))
+	return s.public.Serve(timedListener(ln, s.cfg.Server.ReadTimeout, s.cfg.Server.IdleTimeout, s.cfg.Server.WriteTimeout,
+		s.cfg.Server.MaxConnsPerIP))
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.

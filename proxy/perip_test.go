@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// With server.max_conns_per_ip set, the handler still gets the listener's own connection: fasthttp's
+// MaxConnsPerIP wrapped it in a type of its own, which switched off the connection's decision memo and parsed
+// peer address for every request without a word.
+func TestMaxConnsPerIPKeepsTheTimedConn(t *testing.T) {
+	srv := newEdge(t, func(c *Config) { c.Server.MaxConnsPerIP = 2 }, "http://127.0.0.1:9")
+	timed := make(chan bool, 1)
+	serve := srv.public.Handler
+	srv.public.Handler = func(ctx *fasthttp.RequestCtx) {
+		_, ok := ctx.Conn().(*timedConn)
+		select {
+		case timed <- ok:
+		default:
+		}
+		serve(ctx)
+	}
+	ln := serveEdge(t, srv)
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !<-timed {
+		t.Fatal("the handler got a connection other than the listener's timedConn")
+	}
+}
+
+// The listener refuses a connection over the cap with a 429 and gives a place back when a connection closes.
+// Every step waits on an event (an Accept returning, a response read), never on time.
+func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := timedListener(ln, 0, 0, 0, 2).(*connListener)
+	defer l.Close()
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	accepted := make(chan net.Conn)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	dial()
+	a1 := <-accepted
+	dial()
+	a2 := <-accepted
+
+	// The third is answered and closed by the listener itself; Accept does not return it.
+	refused := func() {
+		t.Helper()
+		over := dial()
+		over.SetReadDeadline(time.Now().Add(time.Minute)) // only turns a hang into a failure
+		got, err := io.ReadAll(over)
+		if err != nil {
+			t.Fatalf("reading the refusal: %v", err)
+		}
+		if !strings.HasPrefix(string(got), "HTTP/1.1 429 ") || !strings.HasSuffix(string(got), tooManyConnsReason) {
+			t.Fatalf("refusal = %q", got)
+		}
+	}
+	refused()
+
+	// Closing one gives its place back, once however often it is closed: one more is accepted, the next refused.
+	a1.Close()
+	a1.Close()
+	dial()
+	var a3 net.Conn
+	select {
+	case a3 = <-accepted:
+	case <-time.After(time.Minute): // only turns a hang into a failure
+		t.Fatal("the closed connection's place was not given back")
+	}
+	if _, ok := a3.(*timedConn); !ok {
+		t.Fatalf("accepted %T, want *timedConn", a3)
+	}
+	refused()
+	a2.Close()
+	a3.Close()
+	l.perIP.mu.Lock()
+	n := len(l.perIP.open)
+	l.perIP.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d addresses still counted after every connection closed", n)
+	}
+}
+
+func TestNoPerIPLimitByDefault(t *testing.T) {
+	if newPerIPLimit(0) != nil {
+		t.Fatal("max_conns_per_ip 0 must mean no cap")
+	}
+}
