@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench-anchors/nginx-side-by-side.sh with hlsedge as the candidate, all on loopback.
 # The anchor starts nginx as the origin on 127.0.0.1:18000; the edge is started here in front of it.
-#   scripts/side-by-side.sh [--auth] [--limit] [anchor args...]
+#   scripts/side-by-side.sh [--auth] [--limit [--same-stack]] [anchor args...]
 # --auth protects the edge with an HS256 JWT and measures the authorized, per-viewer rewritten playlist.
 # --limit also runs the anchor's ceiling server (../shared/bench-anchors/limit) holding the edge's own response
 # bytes, so the edge is measured against this machine's HTTP capacity in the same run.
+# --same-stack builds that ceiling with the edge's fasthttp version instead of the one the anchor pins, so that
+# edge and ceiling run the same HTTP server code and only the edge's own work differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-edge.sh
 anchor=${ANCHOR:-../shared/bench-anchors/nginx-side-by-side.sh}
-auth=0 limit=0
+auth=0 limit=0 same=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --auth) auth=1; shift;; --limit) limit=1; shift;; *) break;;
+    --auth) auth=1; shift;; --limit) limit=1; shift;; --same-stack) same=1; shift;; *) break;;
   esac
 done
 make -s build
@@ -30,7 +32,14 @@ sleep 1
 pl="http://127.0.0.1:18090/play/a001/index.m3u8$q" seg="http://127.0.0.1:18090/play/a001/seg003.ts$q"
 if [ "$limit" = 1 ]; then
   # The ceiling copies the edge's answers on its first request for each, which the anchor's URL check makes.
-  (cd "$(dirname "$anchor")/limit" && go build -o "$WORK/limit" .)
+  if [ "$same" = 1 ]; then
+    v=$(go list -m -f '{{.Version}}' github.com/valyala/fasthttp)
+    cp -r "$(dirname "$anchor")/limit" "$WORK/limit-src"
+    (cd "$WORK/limit-src" && go get "github.com/valyala/fasthttp@$v" >/dev/null 2>&1 && go build -o "$WORK/limit" .)
+    echo "ceiling built with fasthttp $v (the edge's)"
+  else
+    (cd "$(dirname "$anchor")/limit" && go build -o "$WORK/limit" .)
+  fi
   "$WORK/limit" --playlist "$pl" --segment "$seg" --listen 127.0.0.1:18095 2>"$WORK/limit.log" &
   set -- --limit http://127.0.0.1:18095 "$@"
 fi
