@@ -20,6 +20,8 @@ type perIPLimit struct {
 	open map[netip.Addr]int
 	// refusing bounds the refusals being written at once; beyond it a connection is closed without an answer.
 	refusing chan struct{}
+	// refusal is the whole 429 response an over-limit connection gets.
+	refusal []byte
 }
 
 // maxRefusing is how many over-limit connections may be answered with a 429 at once: each holds a goroutine for
@@ -33,7 +35,11 @@ func newPerIPLimit(max int) *perIPLimit {
 	if max <= 0 {
 		return nil
 	}
-	return &perIPLimit{max: max, open: make(map[netip.Addr]int), refusing: make(chan struct{}, maxRefusing)}
+	refusal := "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+		"Cache-Control: no-store\r\nContent-Length: " + strconv.Itoa(len(tooManyConnsReason)) + "\r\n\r\n" +
+		tooManyConnsReason
+	return &perIPLimit{max: max, open: make(map[netip.Addr]int), refusing: make(chan struct{}, maxRefusing),
+		refusal: []byte(refusal)}
 }
 
 // acquire counts one more connection from a, or reports that a already has max open.
@@ -57,9 +63,6 @@ func (p *perIPLimit) release(a netip.Addr) {
 	p.mu.Unlock()
 }
 
-var tooManyConns = []byte("HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n" +
-	"Cache-Control: no-store\r\nContent-Length: " + strconv.Itoa(len(tooManyConnsReason)) + "\r\n\r\n" + tooManyConnsReason)
-
 const tooManyConnsReason = "too many connections from your address\n"
 
 // refuse answers an over-limit connection with a 429 and closes it, off the accept loop: on a TLS listener the
@@ -74,7 +77,7 @@ func (p *perIPLimit) refuse(c net.Conn) {
 	go func() {
 		defer func() { <-p.refusing }()
 		_ = c.SetDeadline(time.Now().Add(refuseTimeout))
-		_, _ = c.Write(tooManyConns)
+		_, _ = c.Write(p.refusal)
 		_ = c.Close()
 	}()
 }

@@ -1,10 +1,11 @@
 package proxy
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +81,13 @@ func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reading the refusal: %v", err)
 		}
-		if !strings.HasPrefix(string(got), "HTTP/1.1 429 ") || !strings.HasSuffix(string(got), tooManyConnsReason) {
-			t.Fatalf("refusal = %q", got)
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(got)), nil)
+		if err != nil {
+			t.Fatalf("refusal %q: %v", got, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusTooManyRequests || string(body) != tooManyConnsReason {
+			t.Fatalf("refusal = %d %q (%v), want 429 %q", resp.StatusCode, body, err, tooManyConnsReason)
 		}
 	}
 	refused()
