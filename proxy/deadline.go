@@ -27,9 +27,9 @@ import (
 // (fasthttp when it hands a connection to a WebSocket), the connection stops timing itself and keeps exactly the
 // deadlines it is given.
 //
-// maxPerIP caps the open connections of one client address (0: no cap); see perIPLimit.
-func timedListener(ln net.Listener, read, idle, write time.Duration, maxPerIP int) net.Listener {
-	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{}), perIP: newPerIPLimit(maxPerIP)}
+// perIP caps the open connections of one client address (nil: no cap); see perIPLimit.
+func timedListener(ln net.Listener, read, idle, write time.Duration, perIP *perIPLimit) net.Listener {
+	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{}), perIP: perIP}
 	l.now.Store(time.Now().UnixNano())
 	go l.tick()
 	return l
@@ -77,7 +77,7 @@ func (l *connListener) Accept() (net.Conn, error) {
 			}
 		}
 		if l.perIP != nil && !l.perIP.acquire(peer) {
-			l.perIP.refuse(c)
+			l.perIP.refuse(c, peer)
 			continue
 		}
 		tc := &timedConn{Conn: c, l: l, peer: peer}

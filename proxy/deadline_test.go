@@ -252,7 +252,7 @@ func TestTimedListenerCloseStopsItsClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := timedListener(ln, time.Second, time.Second, time.Second, 0).(*connListener)
+	l := timedListener(ln, time.Second, time.Second, time.Second, nil).(*connListener)
 	l.Close()
 	<-l.stop
 }

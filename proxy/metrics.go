@@ -32,6 +32,7 @@ type edgeMetrics struct {
 	rewriteErrors          *metrics.Counter
 	foreignURIs            *metrics.Counter
 	disguisedURIs          *metrics.Counter
+	connsRefused           *metrics.Counter
 }
 
 var trackedStatuses = [...]int{200, 204, 206, 304, 400, 401, 403, 404, 405, 410, 416, 429, 502, 503, 504}
@@ -111,6 +112,7 @@ func newEdgeMetrics(set *metrics.Set) *edgeMetrics {
 	m.rewriteErrors = m.set.NewCounter(`hlsedge_playlist_rewrite_errors_total`)
 	m.foreignURIs = m.set.NewCounter(`hlsedge_playlist_foreign_uris_total`)
 	m.disguisedURIs = m.set.NewCounter(`hlsedge_playlist_disguised_uris_total`)
+	m.connsRefused = m.set.NewCounter(`hlsedge_connections_refused_total{reason="max_conns_per_ip"}`)
 	return m
 }
 

@@ -22,6 +22,8 @@ type perIPLimit struct {
 	refusing chan struct{}
 	// refusal is the whole 429 response an over-limit connection gets.
 	refusal []byte
+	// refused is told of each refusal, for the operator's metrics and log.
+	refused func(netip.Addr)
 }
 
 // maxRefusing is how many over-limit connections may be answered with a 429 at once: each holds a goroutine for
@@ -31,7 +33,7 @@ const (
 	refuseTimeout = time.Second
 )
 
-func newPerIPLimit(max int) *perIPLimit {
+func newPerIPLimit(max int, refused func(netip.Addr)) *perIPLimit {
 	if max <= 0 {
 		return nil
 	}
@@ -39,7 +41,7 @@ func newPerIPLimit(max int) *perIPLimit {
 		"Cache-Control: no-store\r\nContent-Length: " + strconv.Itoa(len(tooManyConnsReason)) + "\r\n\r\n" +
 		tooManyConnsReason
 	return &perIPLimit{max: max, open: make(map[netip.Addr]int), refusing: make(chan struct{}, maxRefusing),
-		refusal: []byte(refusal)}
+		refusal: []byte(refusal), refused: refused}
 }
 
 // acquire counts one more connection from a, or reports that a already has max open.
@@ -67,7 +69,10 @@ const tooManyConnsReason = "too many connections from your address\n"
 
 // refuse answers an over-limit connection with a 429 and closes it, off the accept loop: on a TLS listener the
 // write runs the handshake, which waits on the client.
-func (p *perIPLimit) refuse(c net.Conn) {
+func (p *perIPLimit) refuse(c net.Conn, peer netip.Addr) {
+	if p.refused != nil {
+		p.refused(peer)
+	}
 	select {
 	case p.refusing <- struct{}{}:
 	default:

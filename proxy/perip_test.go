@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -14,27 +15,48 @@ import (
 
 // With server.max_conns_per_ip set, the handler still gets the listener's own connection: fasthttp's
 // MaxConnsPerIP wrapped it in a type of its own, which switched off the connection's decision memo and parsed
-// peer address for every request without a word.
+// peer address for every request without a word. The edge counts what it refuses.
 func TestMaxConnsPerIPKeepsTheTimedConn(t *testing.T) {
 	srv := newEdge(t, func(c *Config) { c.Server.MaxConnsPerIP = 2 }, "http://127.0.0.1:9")
-	timed := make(chan bool, 1)
+	timed := make(chan bool, 2)
 	serve := srv.public.Handler
 	srv.public.Handler = func(ctx *fasthttp.RequestCtx) {
 		_, ok := ctx.Conn().(*timedConn)
-		select {
-		case timed <- ok:
-		default:
-		}
+		timed <- ok
 		serve(ctx)
 	}
 	ln := serveEdge(t, srv)
-	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	// Two connections, each answered (so the listener has counted it), then a third over the cap.
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: edge\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("connection %d: %v %v", i+1, resp, err)
+		}
+		if !<-timed {
+			t.Fatal("the handler got a connection other than the listener's timedConn")
+		}
+	}
+	over, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if !<-timed {
-		t.Fatal("the handler got a connection other than the listener's timedConn")
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(time.Minute)) // only turns a hang into a failure
+	resp, err := http.ReadResponse(bufio.NewReader(over), nil)
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %v %v, want a 429", resp, err)
+	}
+	// The refusal is counted before it is written.
+	if n := srv.m.connsRefused.Get(); n != 1 {
+		t.Fatalf("hlsedge_connections_refused_total = %d, want 1", n)
 	}
 }
 
@@ -45,7 +67,8 @@ func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := timedListener(ln, 0, 0, 0, 2).(*connListener)
+	refusals := make(chan netip.Addr, 2)
+	l := timedListener(ln, 0, 0, 0, newPerIPLimit(2, func(a netip.Addr) { refusals <- a })).(*connListener)
 	defer l.Close()
 	dial := func() net.Conn {
 		t.Helper()
@@ -106,6 +129,12 @@ func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
 		t.Fatalf("accepted %T, want *timedConn", a3)
 	}
 	refused()
+	if n := len(refusals); n != 2 {
+		t.Fatalf("%d refusals reported, want 2", n)
+	}
+	if a := <-refusals; a.String() != "127.0.0.1" {
+		t.Fatalf("refusal reported for %s, want 127.0.0.1", a)
+	}
 	a2.Close()
 	a3.Close()
 	l.perIP.mu.Lock()
@@ -117,7 +146,7 @@ func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
 }
 
 func TestNoPerIPLimitByDefault(t *testing.T) {
-	if newPerIPLimit(0) != nil {
+	if newPerIPLimit(0, nil) != nil {
 		t.Fatal("max_conns_per_ip 0 must mean no cap")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -236,8 +237,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lifeMu.Unlock()
 	// The cache's expiry sweeps run while the listener serves; Shutdown stops them.
 	s.cache.startJanitor(s.now)
+	perIP := newPerIPLimit(s.cfg.Server.MaxConnsPerIP, func(peer netip.Addr) {
+		s.m.connsRefused.Inc()
+		s.reqLog.Info("connection refused: over server.max_conns_per_ip", "ip", peer.String(),
+			"max", s.cfg.Server.MaxConnsPerIP)
+	})
 	return s.public.Serve(timedListener(ln, s.cfg.Server.ReadTimeout, s.cfg.Server.IdleTimeout, s.cfg.Server.WriteTimeout,
-		s.cfg.Server.MaxConnsPerIP))
+		perIP))
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
