@@ -14,6 +14,17 @@ import (
 	"github.com/hlsedge/hlsedge/authz/token"
 )
 
+// startTimingOrigin is the handler benchmarks' origin: the test playlist, and 200 KiB for any segment.
+func startTimingOrigin(b *testing.B) *testOrigin {
+	return startOrigin(b, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".m3u8") {
+			w.Write([]byte(testPlaylist))
+			return
+		}
+		w.Write(make([]byte, 200<<10))
+	})
+}
+
 // benchHandler warms the cache through a real origin, then measures the handler alone on the fast path.
 func benchHandler(b *testing.B, uri string, mutate ...func(*Config)) {
 	benchHandlerOn(b, nil, false, false, uri, mutate...)
@@ -22,13 +33,7 @@ func benchHandler(b *testing.B, uri string, mutate ...func(*Config)) {
 // benchHandlerOn is benchHandler with the request arriving on conn, as the public listener's connections do;
 // parallel serves it from every core, on connections of one viewer or, with ownViewers, of one each.
 func benchHandlerOn(b *testing.B, conn net.Conn, parallel, ownViewers bool, uri string, mutate ...func(*Config)) {
-	o := startOrigin(b, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, ".m3u8") {
-			w.Write([]byte(testPlaylist))
-			return
-		}
-		w.Write(make([]byte, 200<<10))
-	})
+	o := startTimingOrigin(b)
 	var m func(*Config)
 	if len(mutate) > 0 {
 		m = mutate[0]

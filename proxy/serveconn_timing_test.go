@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -21,10 +22,7 @@ import (
 // side-by-side ratio without the system calls both pay alike, and without the run-to-run noise of wrk.
 
 func BenchmarkServeConnAuthorizedPlaylist(b *testing.B) {
-	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
-	uri := "/play/a001/index.m3u8?token=" + tok
-	srv := benchConnEdge(b)
-	benchServeConn(b, srv.public, uri)
+	benchServeConn(b, benchConnEdge(b), benchConnURI())
 }
 
 // The ceiling asked as the side-by-side run asks it, with a short path, and with the edge's request line, which
@@ -34,37 +32,28 @@ func BenchmarkServeConnCeilingPlaylist(b *testing.B) {
 }
 
 func BenchmarkServeConnCeilingPlaylistTokenURI(b *testing.B) {
-	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
-	benchServeConn(b, ceilingServer(benchConnAnswer(b)), "/play/a001/index.m3u8?token="+tok)
+	benchServeConn(b, ceilingServer(benchConnAnswer(b)), benchConnURI())
 }
 
-// benchConnEdge is an authorized edge whose cache holds the test playlist.
-func benchConnEdge(b *testing.B) *Server {
-	o := startOrigin(b, func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, ".m3u8") {
-			w.Write([]byte(testPlaylist))
-			return
-		}
-		w.Write(make([]byte, 200<<10))
-	})
-	_, srv := startEdge(b, withAuth, o.url)
-	return srv
+// benchConnURI is the authorized playlist as the side-by-side run's viewer asks for it.
+func benchConnURI() string {
+	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
+	return "/play/a001/index.m3u8?token=" + tok
+}
+
+// benchConnEdge is the public server of an authorized edge in front of the benchmarks' origin.
+func benchConnEdge(b *testing.B) *fasthttp.Server {
+	_, srv := startEdge(b, withAuth, startTimingOrigin(b).url)
+	return srv.public
 }
 
 // benchConnAnswer is the edge's answer to the authorized playlist, which the ceiling then holds.
 func benchConnAnswer(b *testing.B) []byte {
-	tok, _ := token.MintJWT(token.JWTMint{Alg: "HS256", Key: []byte(testJWTSecret), Streams: []string{"a001"}, TTL: time.Hour})
-	srv := benchConnEdge(b)
-	// A bare RequestCtx has no arrival time; the edge's clock stands in for the server's stamp.
-	srv.clock = time.Now
-	var ctx fasthttp.RequestCtx
-	ctx.Init2(&timedConn{Conn: addrConn{}, peer: netip.AddrFrom4([4]byte{127, 0, 0, 1})}, nil, false)
-	ctx.Request.SetRequestURI("/play/a001/index.m3u8?token=" + tok)
-	srv.serveHTTP(&ctx)
-	if ctx.Response.StatusCode() != 200 {
-		b.Fatalf("edge answered %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	body, err := io.ReadAll(serveOnce(b, benchConnEdge(b), benchConnURI()).Body)
+	if err != nil {
+		b.Fatal(err)
 	}
-	return append([]byte(nil), ctx.Response.Body()...)
+	return body
 }
 
 // ceilingServer is limit/main.go's server holding body.
@@ -83,18 +72,29 @@ func ceilingServer(body []byte) *fasthttp.Server {
 	}
 }
 
-// benchServeConn serves b.N requests for uri on one connection, as the public listener hands it over.
-func benchServeConn(b *testing.B, s *fasthttp.Server, uri string) {
-	req := []byte("GET " + uri + " HTTP/1.1\r\nHost: 127.0.0.1:18090\r\n\r\n")
-	// One request first, to check the answer and to warm what the first request builds.
-	check := &replayConn{req: req, n: 1}
-	if err := s.ServeConn(&timedConn{Conn: check, l: &connListener{}, peer: netip.AddrFrom4([4]byte{127, 0, 0, 1})}); err != nil {
+func benchRequest(uri string) []byte {
+	return []byte("GET " + uri + " HTTP/1.1\r\nHost: 127.0.0.1:18090\r\n\r\n")
+}
+
+// serveOnce serves one request for uri on a connection of its own, as the public listener hands it over, and
+// returns the response, which must be a 200.
+func serveOnce(b *testing.B, s *fasthttp.Server, uri string) *http.Response {
+	c := &replayConn{req: benchRequest(uri), n: 1}
+	if err := s.ServeConn(&timedConn{Conn: c, l: &connListener{}, peer: netip.AddrFrom4([4]byte{127, 0, 0, 1})}); err != nil {
 		b.Fatal(err)
 	}
-	if !strings.HasPrefix(check.out.String(), "HTTP/1.1 200") {
-		b.Fatalf("answer: %.200s", check.out.String())
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(c.out.String())), nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("answer %.200q: %v", c.out.String(), err)
 	}
-	c := &replayConn{req: req, n: b.N, discard: true}
+	return resp
+}
+
+// benchServeConn serves b.N requests for uri on one connection, after one request that checks the answer and
+// warms what the first request builds.
+func benchServeConn(b *testing.B, s *fasthttp.Server, uri string) {
+	serveOnce(b, s, uri)
+	c := &replayConn{req: benchRequest(uri), n: b.N, discard: true}
 	b.ReportAllocs()
 	b.ResetTimer()
 	if err := s.ServeConn(&timedConn{Conn: c, l: &connListener{}, peer: netip.AddrFrom4([4]byte{127, 0, 0, 1})}); err != nil {
