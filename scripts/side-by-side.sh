@@ -35,7 +35,8 @@ if [ "$limit" = 1 ]; then
   if [ "$same" = 1 ]; then
     v=$(go list -m -f '{{.Version}}' github.com/valyala/fasthttp)
     cp -r "$(dirname "$anchor")/limit" "$WORK/limit-src"
-    (cd "$WORK/limit-src" && go get "github.com/valyala/fasthttp@$v" >/dev/null 2>&1 && go build -o "$WORK/limit" .)
+    (cd "$WORK/limit-src" && go get "github.com/valyala/fasthttp@$v" >/dev/null && go build -o "$WORK/limit" .) ||
+      { echo "side-by-side: cannot build the ceiling with fasthttp $v" >&2; exit 1; }
     echo "ceiling built with fasthttp $v (the edge's)"
   else
     (cd "$(dirname "$anchor")/limit" && go build -o "$WORK/limit" .)
