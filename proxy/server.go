@@ -156,9 +156,7 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		NoDefaultServerHeader:        true,
 		NoDefaultContentType:         true,
 		SecureErrorLogMessage:        true,
-		// Verification and routing work on the raw path; fasthttp's normalised copy is not used.
-		DisableKeepalive: false,
-		Logger:           fasthttpLogger{c.log},
+		Logger:                       fasthttpLogger{c.log},
 	}
 	if c.sig != nil {
 		c.sig.DetachSockets(c.public)
