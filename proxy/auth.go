@@ -11,7 +11,12 @@ import (
 
 // requestCarrier lets authz read the token sources straight out of fasthttp's parsed request. It lives in the
 // pooled scratch so that handing it over as an interface does not allocate.
-type requestCarrier struct{ ctx *fasthttp.RequestCtx }
+type requestCarrier struct {
+	ctx *fasthttp.RequestCtx
+	// known is the answer the connection's request memo holds for this very request line; read keeps the last
+	// answer read off the raw query, for the memo to keep (reqmemo.go).
+	known, read queryArgMemo
+}
 
 func (c *requestCarrier) Cookie(name string) []byte { return c.ctx.Request.Header.Cookie(name) }
 func (c *requestCarrier) Header(name string) []byte { return c.ctx.Request.Header.Peek(name) }
@@ -19,8 +24,20 @@ func (c *requestCarrier) Header(name string) []byte { return c.ctx.Request.Heade
 // QueryArg reads the raw query when it can, so that a request carrying only its token never has its arguments
 // parsed (see peekQueryArg).
 func (c *requestCarrier) QueryArg(name string) []byte {
-	if v, ok := peekQueryArg(c.ctx.URI().QueryString(), name); ok {
-		return v
+	q := c.ctx.URI().QueryString()
+	if c.known.name == name && name != "" {
+		// Fast path: the connection's last playlist request line was this one.
+		if c.known.start < 0 {
+			return nil
+		}
+		return q[c.known.start:c.known.end]
+	}
+	if start, end, ok := queryArgAt(q, name); ok {
+		c.read = queryArgMemo{name: name, start: start, end: end}
+		if start < 0 {
+			return nil
+		}
+		return q[start:end]
 	}
 	return c.ctx.QueryArgs().Peek(name)
 }

@@ -114,6 +114,8 @@ type timedConn struct {
 	// memo is the connection's last authorization decisions (authz.Memo); fasthttp serves a connection's
 	// requests one at a time, on one goroutine.
 	memo authz.Memo
+	// req is the connection's last playlist request line, parsed (reqmemo.go); same goroutine as memo.
+	req requestMemo
 	// closed makes Close give the connection's place under the per-address cap back once.
 	closed atomic.Bool
 }

@@ -81,17 +81,34 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 		return routeAdmin, ""
 	}
 
-	rt, err := matchRoute(s.cfg.Routes, path, sc.originPath[:0])
-	sc.originPath = rt.originPath
-	switch {
-	case errors.Is(err, errNoRoute):
-		fail(ctx, fasthttp.StatusNotFound, "not found")
-		return routeAdmin, ""
-	case err != nil:
-		s.reqLog.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
-		fail(ctx, fasthttp.StatusBadRequest, "bad request path")
-		return routeAdmin, ""
+	// A playlist reload repeats the connection's last playlist request line, which the connection remembers
+	// parsed (reqmemo.go).
+	var memo *requestMemo
+	if tc, ok := ctx.Conn().(*timedConn); ok {
+		memo = &tc.req
 	}
+	line := ctx.Request.Header.RequestURI()
+	known := memo != nil && memo.lookup(s, line)
+	var rt route
+	sc.carrier.known, sc.carrier.read = queryArgMemo{}, queryArgMemo{}
+	if known {
+		// Fast path: parsed before, on this connection, under this config.
+		rt = memo.route(path, sc.originPath[:0])
+		sc.carrier.known = memo.tok
+	} else {
+		var err error
+		rt, err = matchRoute(s.cfg.Routes, path, sc.originPath[:0])
+		switch {
+		case errors.Is(err, errNoRoute):
+			fail(ctx, fasthttp.StatusNotFound, "not found")
+			return routeAdmin, ""
+		case err != nil:
+			s.reqLog.Info("bad request path", "err", err, "ip", s.clientIP(ctx).String())
+			fail(ctx, fasthttp.StatusBadRequest, "bad request path")
+			return routeAdmin, ""
+		}
+	}
+	sc.originPath = rt.originPath
 	s.setCORS(ctx)
 	if isOptions {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -106,7 +123,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx, sc *scratch) (kind, string) {
 	// The cache key is the origin path plus the query the origin needs (LL-HLS _HLS_msn and the like), without any
 	// token parameter, so every viewer of a segment shares one entry.
 	sc.query = sc.query[:0]
-	if !onlyTokenArgs(ctx.URI().QueryString(), s.isTokenParam) {
+	onlyTokens := known && memo.onlyTokens
+	if !known {
+		onlyTokens = onlyTokenArgs(ctx.URI().QueryString(), s.isTokenParam)
+		if memo != nil && rt.kind == kindPlaylist {
+			memo.remember(s, line, &rt, onlyTokens, sc.carrier.read)
+		}
+	}
+	if !onlyTokens {
 		// Slow path: arguments for the origin (or encoded ones) need fasthttp's parsed QueryArgs.
 		sc.query = appendOriginQuery(sc.query, ctx.URI().QueryArgs(), s.isTokenParam)
 		// LL-HLS delivery directives: one spelling per playlist version, 400 for those the spec refuses (llhls.go).

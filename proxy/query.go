@@ -9,23 +9,34 @@ import "bytes"
 
 // peekQueryArg is QueryArgs().Peek(name) on the raw query: the first argument named name, or nil.
 func peekQueryArg(q []byte, name string) (v []byte, ok bool) {
-	for len(q) > 0 {
-		var part []byte
-		part, q = cutArg(q)
+	start, end, ok := queryArgAt(q, name)
+	if !ok || start < 0 {
+		return nil, ok
+	}
+	return q[start:end], true
+}
+
+// queryArgAt is peekQueryArg's answer as a place in q: the value is q[start:end], or there is none (start < 0).
+func queryArgAt(q []byte, name string) (start, end int, ok bool) {
+	at := 0 // where part starts in q
+	for at < len(q) {
+		part, _ := cutArg(q[at:])
 		key, val := cutValue(part)
 		if encoded(key) {
 			// It may decode to name.
-			return nil, false
+			return -1, -1, false
 		}
 		if string(key) != name {
+			at += len(part) + 1
 			continue
 		}
 		if encoded(val) {
-			return nil, false
+			return -1, -1, false
 		}
-		return val, true
+		start = at + len(part) - len(val)
+		return start, start + len(val), true
 	}
-	return nil, true
+	return -1, -1, true
 }
 
 // onlyTokenArgs reports that every argument of the raw query is a token parameter, so that the origin gets no

@@ -30,6 +30,7 @@ func (k kind) String() string {
 // route is a matched request: the channel and the origin path, validated.
 type route struct {
 	channel    []byte
+	chAt       int    // where channel starts in the raw path
 	originPath []byte // appended into the caller's buffer
 	kind       kind
 }
@@ -100,7 +101,7 @@ func matchRoute(routes []RouteConfig, raw []byte, dst []byte) (route, error) {
 		}
 		dst = append(dst, r.OriginPrefix...)
 		dst = append(dst, rest...)
-		return route{channel: ch, originPath: dst, kind: kindOf(rest)}, nil
+		return route{channel: ch, chAt: len(r.Prefix), originPath: dst, kind: kindOf(rest)}, nil
 	}
 	return route{}, errNoRoute
 }
