@@ -61,6 +61,11 @@ func FuzzRewrite(f *testing.F) {
 			if len(out) != tmpl.Size(len(fuzzQuery)) || len(empty) != tmpl.Size(0) {
 				t.Fatalf("Size disagrees with Append")
 			}
+			// QueriesPlaylists tells whether AppendMedia reads its query argument at all: the proxy skips building
+			// that query for a media playlist without other playlists' URIs.
+			if differs := !bytes.Equal(out, tmpl.AppendMedia(nil, nil, fuzzQuery)); differs != tmpl.QueriesPlaylists() {
+				t.Fatalf("QueriesPlaylists() = %v, but the playlists' query changes the output: %v", tmpl.QueriesPlaylists(), differs)
+			}
 			if len(tmpl.Foreign()) > maxForeign {
 				t.Fatalf("%d foreign URIs", len(tmpl.Foreign()))
 			}

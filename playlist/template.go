@@ -9,6 +9,8 @@ type Template struct {
 	// parameters removed, otherwise byte for byte.
 	body   []byte
 	points []point
+	// others counts the points that are not media ones (they take AppendMedia's query, not its media).
+	others int
 	// foreign are http(s) URIs on hosts that are not origins, as a browser resolves them, without userinfo,
 	// query or fragment.
 	foreign []string
@@ -108,6 +110,10 @@ func (t *Template) Disguised() []string {
 	}
 	return t.disguised
 }
+
+// QueriesPlaylists reports whether any URI place is not a media one (a variant or rendition playlist, a rendition
+// report, session data, steering): only then does AppendMedia read its query argument.
+func (t *Template) QueriesPlaylists() bool { return t != nil && t.others > 0 }
 
 // URICount is the number of URI places that get the query.
 func (t *Template) URICount() int {

@@ -84,6 +84,9 @@ func (p *parser) uri(s, e int) {
 		p.overflow = true // offsets are uint32; Parse reports ErrTooLarge
 	}
 	p.t.points = append(p.t.points, point{off: uint32(len(body)), sep: sep, media: p.media})
+	if !p.media {
+		p.t.others++
+	}
 	p.t.body = body
 	p.last = f
 }

@@ -116,10 +116,14 @@ func (s *Server) childQuery(ctx *fasthttp.RequestCtx, rt *route, sc *scratch) []
 }
 
 // mediaQuery is the query of the segment, part, key and init-section URIs of this viewer's playlist: in a live
-// media playlist, a short-lived token minted for this reload; q, the playlists' query, everywhere else.
+// media playlist, a short-lived token minted for this reload; q, the playlists' query, everywhere else. A media
+// playlist's does not depend on q, which serveObject builds only when the playlist names other playlists.
 func (s *Server) mediaQuery(q []byte, sc *scratch, pl playlist.Timing) []byte {
-	if len(q) == 0 || !pl.Media {
+	if !pl.Media {
 		return q
+	}
+	if !sc.decision.Allowed() {
+		return nil
 	}
 	sc.mediaChild = s.auth.AppendMediaQuery(sc.mediaChild[:0], &sc.areq, &sc.decision, sc.now, pl)
 	return sc.mediaChild

@@ -171,10 +171,16 @@ func (s *Server) serveObject(ctx *fasthttp.RequestCtx, rt *route, o *object, sc 
 			s.failOrigin(ctx, &OriginError{Status: fasthttp.StatusBadGateway, Reason: "origin sent an invalid playlist", Err: err})
 			return
 		}
-		q := s.childQuery(ctx, rt, sc)
+		timing := tmpl.Timing()
+		var q []byte
+		if !timing.Media || tmpl.QueriesPlaylists() {
+			// A live media playlist's URIs are all segments, parts, keys and maps, which take the media query
+			// alone; only a playlist that names other playlists needs this one.
+			q = s.childQuery(ctx, rt, sc)
+		}
 		// The rewritten body is handed to the response instead of copied into it, and the response's previous
 		// buffer comes back to the scratch for the next viewer: the buffers circulate between the two pools.
-		sc.body = ctx.Response.SwapBody(tmpl.AppendMedia(sc.body[:0], q, s.mediaQuery(q, sc, tmpl.Timing())))
+		sc.body = ctx.Response.SwapBody(tmpl.AppendMedia(sc.body[:0], q, s.mediaQuery(q, sc, timing)))
 		return
 	}
 	setCanonical(h, fasthttp.HeaderCacheControl, s.segmentCacheControl())
