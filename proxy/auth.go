@@ -22,7 +22,7 @@ func (c *requestCarrier) Cookie(name string) []byte { return c.ctx.Request.Heade
 func (c *requestCarrier) Header(name string) []byte { return c.ctx.Request.Header.Peek(name) }
 
 // QueryArg reads the raw query when it can, so that a request carrying only its token never has its arguments
-// parsed (see peekQueryArg).
+// parsed (see queryArgAt).
 func (c *requestCarrier) QueryArg(name string) []byte {
 	q := c.ctx.URI().QueryString()
 	if c.known.name == name && name != "" {

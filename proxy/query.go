@@ -7,16 +7,8 @@ import "bytes"
 // query instead. They give fasthttp's answer, or say they cannot when an argument is percent- or plus-encoded
 // and only decoding it would tell; the caller then asks QueryArgs (the slow path).
 
-// peekQueryArg is QueryArgs().Peek(name) on the raw query: the first argument named name, or nil.
-func peekQueryArg(q []byte, name string) (v []byte, ok bool) {
-	start, end, ok := queryArgAt(q, name)
-	if !ok || start < 0 {
-		return nil, ok
-	}
-	return q[start:end], true
-}
-
-// queryArgAt is peekQueryArg's answer as a place in q: the value is q[start:end], or there is none (start < 0).
+// queryArgAt is QueryArgs().Peek(name) on the raw query, as a place in q: the first argument named name has the
+// value q[start:end], or there is none (start < 0).
 func queryArgAt(q []byte, name string) (start, end int, ok bool) {
 	at := 0 // where part starts in q
 	for at < len(q) {

@@ -71,3 +71,12 @@ func FuzzRawQueryReaders(f *testing.F) {
 		}
 	})
 }
+
+// peekQueryArg is queryArgAt's answer as the value itself, as requestCarrier.QueryArg reads it.
+func peekQueryArg(q []byte, name string) (v []byte, ok bool) {
+	start, end, ok := queryArgAt(q, name)
+	if !ok || start < 0 {
+		return nil, ok
+	}
+	return q[start:end], true
+}
