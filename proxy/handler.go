@@ -46,10 +46,10 @@ func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx) {
 	s.countSessionBytes(ctx, sc)
 	// The decision and request point into this request's buffers; drop them before the scratch is reused.
 	sc.areq, sc.decision = authz.Request{}, authz.Decision{}
-	s.bufs.Put(sc)
 	status := ctx.Response.StatusCode()
 	elapsed := time.Since(start)
-	sc.stripe.record(k, status, elapsed.Seconds())
+	sc.stripe.record(k, status, elapsed)
+	s.bufs.Put(sc)
 	if s.cfg.Log.Access {
 		// Only the path is logged, never the query: tokens travel there.
 		s.log.Info("access", "method", string(ctx.Method()), "path", string(ctx.Request.URI().PathOriginal()),

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -14,10 +15,10 @@ import (
 type edgeMetrics struct {
 	set *metrics.Set
 
-	// requests, latency and cacheHit are what /metrics shows of the per-request metrics, which the hot path
-	// writes into stripes instead; collect sums the stripes into them.
+	// requests and cacheHit are what /metrics shows of the per-request counters, which the hot path writes into
+	// stripes instead; collect sums the stripes into them. The durations are summed as /metrics is written
+	// (writeLatency).
 	requests [kindKey + 2][len(trackedStatuses) + 1]*metrics.Counter
-	latency  [kindKey + 2]*metrics.Histogram
 	cacheHit *metrics.Counter
 
 	stripes    [metricStripes]metricStripe
@@ -37,17 +38,20 @@ type edgeMetrics struct {
 
 var trackedStatuses = [...]int{200, 204, 206, 304, 400, 401, 403, 404, 405, 410, 416, 429, 502, 503, 504}
 
+// routeNames are the route labels of the per-request metrics, by kind.
+var routeNames = [kindKey + 2]string{"other", "playlist", "segment", "key", "none"}
+
 // routeAdmin is the index for requests that matched no HLS route (health, embed pages, 404s).
 const routeAdmin = kindKey + 1
 
 // metricStripe is one share of the per-request metrics. Every request writes a counter and a histogram, and a
-// shared one (an atomic add; a histogram's mutex) moves its cache line from core to core on every request: on 2
+// shared one (an atomic add) moves its cache line from core to core on every request: on 2
 // cores that cost the parallel playlist benchmark a quarter of its time. Each pooled scratch writes its own
 // stripe instead, and a scratch mostly stays on the core that pooled it (sync.Pool is per core).
 type metricStripe struct {
 	requests [kindKey + 2][len(trackedStatuses) + 1]atomic.Uint64
 	cacheHit atomic.Uint64
-	latency  [kindKey + 2]metrics.Histogram
+	latency  [kindKey + 2]latencyCounts
 	// Keeps the next stripe's counters off this one's last cache line.
 	_ [64]byte
 }
@@ -62,9 +66,9 @@ func (m *edgeMetrics) stripe() *metricStripe {
 }
 
 // record counts a served request into st.
-func (st *metricStripe) record(k kind, status int, seconds float64) {
+func (st *metricStripe) record(k kind, status int, d time.Duration) {
 	st.requests[k][statusIndex(status)].Add(1)
-	st.latency[k].Update(seconds)
+	st.latency[k].observe(d)
 }
 
 // collect sums the stripes into the registered metrics; the caller holds collectMu.
@@ -76,10 +80,6 @@ func (m *edgeMetrics) collect() {
 				n += m.stripes[st].requests[k][i].Load()
 			}
 			m.requests[k][i].Set(n)
-		}
-		m.latency[k].Reset()
-		for st := range m.stripes {
-			m.latency[k].Merge(&m.stripes[st].latency[k])
 		}
 	}
 	m.cacheHit.Set(m.cacheHits())
@@ -96,14 +96,13 @@ func (m *edgeMetrics) cacheHits() uint64 {
 // newEdgeMetrics registers the edge's metrics in set, which signaling may share.
 func newEdgeMetrics(set *metrics.Set) *edgeMetrics {
 	m := &edgeMetrics{set: set}
-	routes := [...]string{"other", "playlist", "segment", "key", "none"}
-	for r, name := range routes {
+	for r, name := range routeNames {
 		for i, st := range trackedStatuses {
 			m.requests[r][i] = m.set.NewCounter(`hlsedge_requests_total{route="` + name + `",status="` + strconv.Itoa(st) + `"}`)
 		}
 		m.requests[r][len(trackedStatuses)] = m.set.NewCounter(`hlsedge_requests_total{route="` + name + `",status="other"}`)
-		m.latency[r] = m.set.NewHistogram(`hlsedge_request_duration_seconds{route="` + name + `"}`)
 	}
+	set.RegisterMetricsWriter(m.writeLatency)
 	m.cacheHit = m.set.NewCounter(`hlsedge_cache_requests_total{result="hit"}`)
 	m.cacheMiss = m.set.NewCounter(`hlsedge_cache_requests_total{result="miss"}`)
 	m.cacheBypass = m.set.NewCounter(`hlsedge_cache_requests_total{result="bypass"}`)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -37,10 +38,10 @@ func TestStripedMetricsSumOnEveryScrape(t *testing.T) {
 			defer wg.Done()
 			st := m.stripe()
 			for range each {
-				st.record(kindPlaylist, 200, 0.001)
+				st.record(kindPlaylist, 200, time.Millisecond)
 				st.cacheHit.Add(1)
 			}
-			st.record(kindSegment, 418, 2)
+			st.record(kindSegment, 418, 2*time.Second)
 		}()
 	}
 	wg.Wait()
@@ -51,7 +52,7 @@ func TestStripedMetricsSumOnEveryScrape(t *testing.T) {
 		`hlsedge_request_duration_seconds_sum{route="segment"} 80`,
 		`hlsedge_cache_requests_total{result="hit"} 10000`)
 	// A second scrape sums afresh rather than adding the stripes again.
-	m.stripe().record(kindPlaylist, 200, 0.001)
+	m.stripe().record(kindPlaylist, 200, time.Millisecond)
 	f(`hlsedge_requests_total{route="playlist",status="200"} 10001`,
 		`hlsedge_request_duration_seconds_count{route="playlist"} 10001`,
 		`hlsedge_cache_requests_total{result="hit"} 10000`)
