@@ -31,7 +31,11 @@ const (
 // latencyCounts is one route's request durations in one stripe.
 type latencyCounts struct {
 	lower atomic.Uint64 // durations under 1 ns: a clock that did not move
-	nanos atomic.Int64  // the sum of the durations
+	// nanos is the sum of the durations. Unsigned, and one per stripe, so it wraps only after 584 years of request
+	// time in one stripe (ten thousand viewers waiting on a slow origin add about an hour per second, spread
+	// over the stripes); a wrapped sum reads as a restart to Prometheus. /metrics adds the stripes up in float
+	// seconds, as the library keeps its sum.
+	nanos atomic.Uint64
 	// A request writes nanos and one bucket: two cache lines, where a Histogram writes three.
 	buckets [latencyBuckets]atomic.Uint64
 }
@@ -42,7 +46,7 @@ func (c *latencyCounts) observe(d time.Duration) {
 	if d < 0 {
 		return
 	}
-	c.nanos.Add(int64(d))
+	c.nanos.Add(uint64(d))
 	if i := latencyBucket(d); i >= 0 {
 		c.buckets[i].Add(1)
 		return
@@ -148,7 +152,8 @@ func (m *edgeMetrics) writeLatency(w io.Writer) {
 	t := latencyTab()
 	metrics.WriteMetadataIfNeeded(w, family, "histogram")
 	for k, route := range routeNames {
-		var total, nanos uint64
+		var total uint64
+		var sum float64
 		bucket := func(vmrange string, count uint64) {
 			if count > 0 {
 				fmt.Fprintf(w, "%s_bucket{route=%q,vmrange=%q} %d\n", family, route, vmrange, count)
@@ -158,7 +163,7 @@ func (m *edgeMetrics) writeLatency(w io.Writer) {
 		var lower uint64
 		for st := range m.stripes {
 			lower += m.stripes[st].latency[k].lower.Load()
-			nanos += uint64(m.stripes[st].latency[k].nanos.Load())
+			sum += float64(m.stripes[st].latency[k].nanos.Load()) / 1e9
 		}
 		bucket(t.lower, lower)
 		for i := range t.ranges {
@@ -171,7 +176,7 @@ func (m *edgeMetrics) writeLatency(w io.Writer) {
 		if total == 0 {
 			continue
 		}
-		if sum := time.Duration(nanos).Seconds(); float64(int64(sum)) == sum {
+		if float64(int64(sum)) == sum {
 			fmt.Fprintf(w, "%s_sum{route=%q} %d\n", family, route, int64(sum))
 		} else {
 			fmt.Fprintf(w, "%s_sum{route=%q} %g\n", family, route, sum)

@@ -45,9 +45,9 @@ var routeNames = [kindKey + 2]string{"other", "playlist", "segment", "key", "non
 const routeAdmin = kindKey + 1
 
 // metricStripe is one share of the per-request metrics. Every request writes a counter and a histogram, and a
-// shared one (an atomic add) moves its cache line from core to core on every request: on 2
-// cores that cost the parallel playlist benchmark a quarter of its time. Each pooled scratch writes its own
-// stripe instead, and a scratch mostly stays on the core that pooled it (sync.Pool is per core).
+// shared one moves its cache lines from core to core on every request: on 2 cores that cost the parallel
+// playlist benchmark a quarter of its time. Each pooled scratch writes its own stripe instead, and a scratch
+// mostly stays on the core that pooled it (sync.Pool is per core).
 type metricStripe struct {
 	requests [kindKey + 2][len(trackedStatuses) + 1]atomic.Uint64
 	cacheHit atomic.Uint64
