@@ -239,7 +239,20 @@ func (c *conn) sioOpen(ws *websocket.Conn) bool {
 			return true
 		}
 		if c.isClosing() {
+			c.awaitClose(ws)
 			return false
+		}
+	}
+}
+
+// awaitClose discards what the client sends until it answers the close frame or the read deadline passes.
+// Returning at once would let end close the TCP connection before closeWith has written the close frame, and
+// the client would see a bare EOF instead of the reason.
+func (c *conn) awaitClose(ws *websocket.Conn) {
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			c.readFailed(err)
+			return
 		}
 	}
 }
