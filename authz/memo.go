@@ -15,6 +15,34 @@ type Memo struct {
 	hits uint32
 	// track is the session of the connection's last tracked request (TrackHint).
 	track TrackHint
+	// sid is the session id of the connection's last allowed request (sessionOf).
+	sid sessionIDMemo
+}
+
+// sessionIDMemo is a session id and what it was derived from.
+type sessionIDMemo struct {
+	base uint64
+	ip   netip.Addr
+	ua   []byte // the connection's own copy, reused
+	id   uint64 // 0: none yet
+}
+
+// sessionOf is the session id of base for ip and ua, answered without hashing when the connection's last request
+// had the same ones. A connection comes from one address and nearly always one user agent, but its entry's memo
+// (entry.sessionOf) is its first viewer's: another device behind the address with the same token, or a prober
+// that asked first, would otherwise hash on every request. m and e may be nil.
+func (m *Memo) sessionOf(e *entry, base uint64, ip netip.Addr, ua []byte) uint64 {
+	if m == nil {
+		return e.sessionOf(base, ip, ua)
+	}
+	ua = sessionUA(ua)
+	if c := &m.sid; c.id != 0 && c.base == base && c.ip == ip && string(c.ua) == string(ua) {
+		// Fast path: the connection's viewer again.
+		return c.id
+	}
+	id := e.sessionOf(base, ip, ua)
+	m.sid = sessionIDMemo{base: base, ip: ip, ua: append(m.sid.ua[:0], ua...), id: id}
+	return id
 }
 
 // count counts an answer and reports whether the memo may give it (false: look it up in the cache this time).

@@ -37,7 +37,7 @@ func sessionUA(ua []byte) []byte {
 // kicked, or refused by the session limit since a middleware last decided.
 func (a *Authorizer) ownSession(d *Decision, g *group, req *Request, rev *Revocations, now int64) {
 	d.base = d.SessionID
-	d.SessionID = d.entry.sessionOf(d.SessionID, req.ClientIP, req.UserAgent)
+	d.SessionID = req.Memo.sessionOf(d.entry, d.SessionID, req.ClientIP, req.UserAgent)
 	if rev.sessionKicked(d.SessionID, now) {
 		*d = deny(ErrKicked, d.Kind, g.name)
 		return
