@@ -394,58 +394,47 @@ func TestReadsPageHeaders(t *testing.T) {
 	f("middleware", backendConfig(BackendConfig{Protocol: ProtocolAstra, URL: "http://127.0.0.1:1/check"}), true)
 }
 
-// A connection's memo answers its last session id; whatever it answers must be sessionOf's, whichever viewer the
-// entry's own memo holds.
-func TestMemoSessionOfIsSessionOf(t *testing.T) {
-	e := &entry{}
+// A connection's memo answers its last session id without hashing (TestEntrySessionOfIsSessionOf holds its
+// answers to the hash).
+func TestMemoSessionOfAnswersTheRepeat(t *testing.T) {
 	var m Memo
-	ip4, ip6 := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")
-	long := strings.Repeat("u", 3*maxSessionUA)
-	f := func(base uint64, ip netip.Addr, ua string) {
-		t.Helper()
-		for range 2 {
-			if got, want := m.sessionOf(e, base, ip, []byte(ua)), sessionOf(base, ip, []byte(ua)); got != want {
-				t.Errorf("sessionOf(%d, %v, %.20q): memo %x, hash %x", base, ip, ua, got, want)
-			}
-		}
-	}
-	f(1, ip4, "curl") // the entry's first viewer: a prober
-	f(1, ip4, "TV")
-	f(1, ip4, "Phone")
-	f(2, ip4, "Phone")
-	f(2, ip6, "Phone")
-	f(1, ip4, long)
-	f(1, ip4, long+"x") // differs past the part sessions keep
-	f(1, ip4, "")
-	var nilMemo *Memo
-	if nilMemo.sessionOf(e, 1, ip4, []byte("TV")) != sessionOf(1, ip4, []byte("TV")) {
+	ip4 := netip.MustParseAddr("192.0.2.7")
+	if nilMemo := (*Memo)(nil); nilMemo.sessionOf(&entry{}, 1, ip4, []byte("TV")) != sessionOf(1, ip4, []byte("TV")) {
 		t.Error("a request without a memo got another id")
 	}
-
-	// The repeat is the memo's: it answers without the entry.
-	m.sessionOf(e, 3, ip4, []byte("TV"))
+	m.sessionOf(nil, 3, ip4, []byte("TV"))
 	m.sid.id ^= 1
 	if got := m.sessionOf(nil, 3, ip4, []byte("TV")); got != sessionOf(3, ip4, []byte("TV"))^1 {
 		t.Errorf("the connection's last viewer again was hashed: %x", got)
 	}
 }
 
-// An entry answers its first viewer's session id from a memo; whatever it answers must be sessionOf's, for that
-// viewer and for the others sharing the entry.
+// An entry answers its first viewer's session id from a memo, and a connection's memo its last request's;
+// whatever either answers must be sessionOf's, for the entry's first viewer and for the others sharing it.
 func TestEntrySessionOfIsSessionOf(t *testing.T) {
 	e := &entry{}
+	var m Memo
 	ip4, ip6 := netip.MustParseAddr("192.0.2.7"), netip.MustParseAddr("2001:db8::7")
 	long := strings.Repeat("u", 3*maxSessionUA)
 	f := func(base uint64, ip netip.Addr, ua string) {
 		t.Helper()
-		if got, want := e.sessionOf(base, ip, []byte(ua)), sessionOf(base, ip, []byte(ua)); got != want {
-			t.Errorf("sessionOf(%d, %v, %.20q): memo %x, hash %x", base, ip, ua, got, want)
+		want := sessionOf(base, ip, []byte(ua))
+		if got := e.sessionOf(base, ip, []byte(ua)); got != want {
+			t.Errorf("sessionOf(%d, %v, %.20q): entry memo %x, hash %x", base, ip, ua, got, want)
+		}
+		for range 2 {
+			if got := m.sessionOf(e, base, ip, []byte(ua)); got != want {
+				t.Errorf("sessionOf(%d, %v, %.20q): connection memo %x, hash %x", base, ip, ua, got, want)
+			}
 		}
 	}
 	for range 2 {
+		// Each differs from the one before in one thing only: the user agent, the base, the address.
 		f(1, ip4, "TV")
 		f(1, ip4, "Phone")
+		f(2, ip4, "Phone")
 		f(2, ip4, "TV")
+		f(2, ip6, "TV")
 		f(1, ip6, "TV")
 		f(1, ip4, long)
 		f(1, ip4, long+"x") // differs past the part sessions keep
