@@ -350,7 +350,8 @@ func (c *conn) readLoop(ws *websocket.Conn) {
 		}
 		c.touch()
 		if c.isClosing() {
-			continue // waiting for the client's close frame; late messages are not handled
+			c.awaitClose(ws) // late messages are not handled
+			return
 		}
 		// The frame buffer is borrowed per message: an idle socket holds none.
 		bp := s.readBufs.Get().(*[]byte)
@@ -369,6 +370,18 @@ func (c *conn) readLoop(ws *websocket.Conn) {
 		if cap(buf) <= 16<<10 {
 			*bp = buf // one large frame must not pin a large buffer in the pool
 			s.readBufs.Put(bp)
+		}
+	}
+}
+
+// awaitClose discards what the client sends until it answers the close frame or the read deadline passes; every
+// reader that finds its socket closing ends here. Returning at once would let end close the TCP connection before
+// closeWith has written the close frame, and the client would see a bare EOF instead of the reason.
+func (c *conn) awaitClose(ws *websocket.Conn) {
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			c.readFailed(err)
+			return
 		}
 	}
 }

@@ -245,18 +245,6 @@ func (c *conn) sioOpen(ws *websocket.Conn) bool {
 	}
 }
 
-// awaitClose discards what the client sends until it answers the close frame or the read deadline passes.
-// Returning at once would let end close the TCP connection before closeWith has written the close frame, and
-// the client would see a bare EOF instead of the reason.
-func (c *conn) awaitClose(ws *websocket.Conn) {
-	for {
-		if _, _, err := ws.NextReader(); err != nil {
-			c.readFailed(err)
-			return
-		}
-	}
-}
-
 // sioNamespace handles one packet of the namespace handshake and reports whether the client is now connected to
 // the main namespace. Anything else than a connect costs a strike, as the handshake wait is not rate limited.
 func (c *conn) sioNamespace(frame []byte) bool {
