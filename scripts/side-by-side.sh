@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench-anchors/nginx-side-by-side.sh with hlsedge as the candidate, all on loopback.
 # The anchor starts nginx as the origin on 127.0.0.1:18000; the edge is started here in front of it.
-#   scripts/side-by-side.sh [--auth] [--limit [--same-stack]] [anchor args...]
+#   scripts/side-by-side.sh [--auth] [--limit [--same-stack] [--calibrate]] [anchor args...]
 # --auth protects the edge with an HS256 JWT and measures the authorized, per-viewer rewritten playlist.
 # --limit also runs the anchor's ceiling server (../shared/bench-anchors/limit) holding the edge's own response
 # bytes, so the edge is measured against this machine's HTTP capacity in the same run.
 # --same-stack builds that ceiling with the edge's fasthttp version instead of the one the anchor pins, so that
 # edge and ceiling run the same HTTP server code and only the edge's own work differs.
+# --calibrate (with --limit) measures the ceiling against itself: a second copy of it, holding the same bytes,
+# takes the edge's place as the candidate. Its candidate/limit ratio shows how far one run moves on this machine
+# when nothing differs (an A/A run); it should be read beside the edge's ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-edge.sh
 anchor=${ANCHOR:-../shared/bench-anchors/nginx-side-by-side.sh}
-auth=0 limit=0 same=0
+auth=0 limit=0 same=0 calibrate=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --auth) auth=1; shift;; --limit) limit=1; shift;; --same-stack) same=1; shift;; *) break;;
+    --auth) auth=1; shift;; --limit) limit=1; shift;; --same-stack) same=1; shift;;
+    --calibrate) calibrate=1; shift;; *) break;;
   esac
 done
 make -s build
@@ -43,6 +47,13 @@ if [ "$limit" = 1 ]; then
   fi
   "$WORK/limit" --playlist "$pl" --segment "$seg" --listen 127.0.0.1:18095 2>"$WORK/limit.log" &
   set -- --limit http://127.0.0.1:18095 "$@"
+  if [ "$calibrate" = 1 ]; then
+    "$WORK/limit" --playlist "$pl" --segment "$seg" --listen 127.0.0.1:18096 2>"$WORK/limit-a.log" &
+    pl=http://127.0.0.1:18096/playlist seg=http://127.0.0.1:18096/segment
+    echo "calibration: the candidate is a second copy of the ceiling (127.0.0.1:18096), not hlsedge"
+  fi
+elif [ "$calibrate" = 1 ]; then
+  echo "side-by-side: --calibrate needs --limit" >&2; exit 2
 fi
 # The anchor writes its origin files on first run; the candidate URLs are checked with curl after nginx starts.
 "$anchor" --playlist "$pl" --segment "$seg" "$@"
