@@ -4,7 +4,7 @@
 # side-by-side.sh compares req/s, which on a 2-core machine moves by 10% or more between rounds because wrk shares
 # the machine with the server. This measures what each server process spends per request instead: its CPU ticks
 # (/proc/PID/task/*/stat) over one wrk run, the ceiling (../shared/bench-anchors/limit, holding the edge's own
-# response bytes) and the edge alternating. The origin is the synthetic one with hour-long segments, so the
+# response bytes) and the edge alternating in ABBA order, and prints the medians of the per-round ratios. The origin is the synthetic one with hour-long segments, so the
 # playlist does not change during a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,9 +37,21 @@ run() { # pid url: prints "req/s us-per-request"
   echo "$r $(echo "($b - $a) * 1000000 / $hz / ($r * $seconds)" | bc -l)"
 }
 wrk -t2 -c64 -d1s "$pl" >/dev/null
+rates="" cpus=""
 for r in $(seq "$rounds"); do
-  read -r lr lu < <(run $limit http://127.0.0.1:18195/playlist)
-  read -r er eu < <(run $edge "$pl")
+  # ABBA: odd rounds measure the ceiling first, even rounds the edge, so that a machine speeding up or slowing down
+  # within a round does not favour one side.
+  if [ $((r % 2)) = 1 ]; then
+    read -r lr lu < <(run $limit http://127.0.0.1:18195/playlist)
+    read -r er eu < <(run $edge "$pl")
+  else
+    read -r er eu < <(run $edge "$pl")
+    read -r lr lu < <(run $limit http://127.0.0.1:18195/playlist)
+  fi
+  rr=$(echo "$er / $lr" | bc -l) cr=$(echo "$eu / $lu" | bc -l)
+  rates="$rates $rr" cpus="$cpus $cr"
   printf 'round %d: ceiling %6.0f req/s %5.2f us/req   edge %6.0f req/s %5.2f us/req   edge/ceiling req/s %.2f, CPU per request %.2fx\n' \
-    "$r" "$lr" "$lu" "$er" "$eu" "$(echo "$er / $lr" | bc -l)" "$(echo "$eu / $lu" | bc -l)"
+    "$r" "$lr" "$lu" "$er" "$eu" "$rr" "$cr"
 done
+median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+printf 'medians of %d rounds: edge/ceiling req/s %.3f, CPU per request %.3fx\n' "$rounds" "$(median "$rates")" "$(median "$cpus")"
