@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs ../shared/bench-anchors/nginx-side-by-side.sh with hlsedge as the candidate, all on loopback.
 # The anchor starts nginx as the origin on 127.0.0.1:18000; the edge is started here in front of it.
-#   scripts/side-by-side.sh [--auth] [--limit [--same-stack] [--calibrate]] [anchor args...]
+#   scripts/side-by-side.sh [--auth] [--limit [--same-stack] [--calibrate]] [--runs N] [anchor args...]
 # --auth protects the edge with an HS256 JWT and measures the authorized, per-viewer rewritten playlist.
 # --limit also runs the anchor's ceiling server (../shared/bench-anchors/limit) holding the edge's own response
 # bytes, so the edge is measured against this machine's HTTP capacity in the same run.
@@ -10,17 +10,20 @@
 # --calibrate (with --limit) measures the ceiling against itself: a second copy of it, holding the same bytes,
 # takes the edge's place as the candidate. Its candidate/limit ratio shows how far one run moves on this machine
 # when nothing differs (an A/A run); it should be read beside the edge's ratios.
+# --runs N runs the anchor N times against the same edge (and ceiling), then prints each run's ratios and their
+# medians: one run of two identical servers moves by 0.1 or more on a 2-core machine, a median of N far less.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-edge.sh
 anchor=${ANCHOR:-../shared/bench-anchors/nginx-side-by-side.sh}
-auth=0 limit=0 same=0 calibrate=0
+auth=0 limit=0 same=0 calibrate=0 runs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --auth) auth=1; shift;; --limit) limit=1; shift;; --same-stack) same=1; shift;;
-    --calibrate) calibrate=1; shift;; *) break;;
+    --calibrate) calibrate=1; shift;; --runs) runs=${2:-}; shift $(( $# > 1 ? 2 : 1 ));; *) break;;
   esac
 done
+case "$runs" in ''|*[!0-9]*|0) echo "side-by-side: --runs takes a positive number, not '$runs'" >&2; exit 2;; esac
 make -s build
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -56,4 +59,21 @@ elif [ "$calibrate" = 1 ]; then
   echo "side-by-side: --calibrate needs --limit" >&2; exit 2
 fi
 # The anchor writes its origin files on first run; the candidate URLs are checked with curl after nginx starts.
-"$anchor" --playlist "$pl" --segment "$seg" "$@"
+if [ "$runs" = 1 ]; then
+  "$anchor" --playlist "$pl" --segment "$seg" "$@"
+  exit
+fi
+for i in $(seq "$runs"); do
+  echo "== run $i of $runs, $(date +%T)"
+  "$anchor" --playlist "$pl" --segment "$seg" "$@" | tee "$WORK/run$i.out"
+done
+# The ratio lines: "ceiling playlist: candidate/limit 0.91" and "ratio playlist: candidate/nginx-auth 8.38 ...".
+median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+echo "== $runs runs"
+for kind in playlist segment; do
+  for ratio in "ceiling $kind: candidate/limit" "ratio $kind: candidate/nginx-auth"; do
+    vals=$(for i in $(seq "$runs"); do grep -F "$ratio " "$WORK/run$i.out" | awk -v k="${ratio##* }" '{for (f = 1; f < NF; f++) if ($f == k) print $(f + 1)}'; done)
+    [ -n "$vals" ] || continue
+    echo "$ratio: runs $(echo $vals) median $(echo "$vals" | median)"
+  done
+done
