@@ -4,8 +4,8 @@
 # side-by-side.sh compares req/s, which on a 2-core machine moves by 10% or more between rounds because wrk shares
 # the machine with the server. This measures what each server process spends per request instead: its CPU ticks
 # (/proc/PID/task/*/stat) over one wrk run, the ceiling (../shared/bench-anchors/limit, holding the edge's own
-# response bytes) and the edge alternating in ABBA order, and prints the medians of the per-round ratios. The origin is the synthetic one with hour-long segments, so the
-# playlist does not change during a run.
+# response bytes) and the edge alternating in ABBA order, and prints the medians of the per-round ratios. The
+# origin is the synthetic one with hour-long segments, so the playlist does not change during a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/bench-edge.sh
@@ -53,5 +53,5 @@ for r in $(seq "$rounds"); do
   printf 'round %d: ceiling %6.0f req/s %5.2f us/req   edge %6.0f req/s %5.2f us/req   edge/ceiling req/s %.2f, CPU per request %.2fx\n' \
     "$r" "$lr" "$lu" "$er" "$eu" "$rr" "$cr"
 done
-median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-printf 'medians of %d rounds: edge/ceiling req/s %.3f, CPU per request %.3fx\n' "$rounds" "$(median "$rates")" "$(median "$cpus")"
+printf 'medians of %d rounds: edge/ceiling req/s %.3f, CPU per request %.3fx\n' "$rounds" \
+  "$(printf '%s\n' $rates | bench_median)" "$(printf '%s\n' $cpus | bench_median)"

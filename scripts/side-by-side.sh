@@ -68,12 +68,11 @@ for i in $(seq "$runs"); do
   "$anchor" --playlist "$pl" --segment "$seg" "$@" | tee "$WORK/run$i.out"
 done
 # The ratio lines: "ceiling playlist: candidate/limit 0.91" and "ratio playlist: candidate/nginx-auth 8.38 ...".
-median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "== $runs runs"
 for kind in playlist segment; do
   for ratio in "ceiling $kind: candidate/limit" "ratio $kind: candidate/nginx-auth"; do
     vals=$(for i in $(seq "$runs"); do grep -F "$ratio " "$WORK/run$i.out" | awk -v k="${ratio##* }" '{for (f = 1; f < NF; f++) if ($f == k) print $(f + 1)}'; done)
     [ -n "$vals" ] || continue
-    echo "$ratio: runs $(echo $vals) median $(echo "$vals" | median)"
+    echo "$ratio: runs $(echo $vals) median $(echo "$vals" | bench_median)"
   done
 done

@@ -123,10 +123,9 @@ for r in $(seq "$rounds"); do
     runs[$name]="${runs[$name]:-} $rps"
   done
 done
-median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 declare -A med
 for name in $(printf '%s\n' "${!url[@]}" | sort); do
-  med[$name]=$(median "${runs[$name]}")
+  med[$name]=$(printf '%s\n' ${runs[$name]} | bench_median)
   printf '%-22s median %10.0f req/s   runs:%s\n' "$name" "${med[$name]}" "${runs[$name]}"
 done
 for kind in playlist segment; do

@@ -28,3 +28,8 @@ CONF
 
 # bench_token SECRET: a day-long JWT for channel a001 under SECRET, as the viewer of bench_edge_config carries.
 bench_token() { ./bin/hlsedge token --kind jwt --secret "$1" --stream a001 --ttl 24h; }
+
+# bench_median: the median of the numbers on stdin, one per line (the mean of the middle two for an even count).
+bench_median() {
+  sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
