@@ -173,6 +173,16 @@ type ServerConfig struct {
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// ShutdownTimeout bounds the graceful shutdown on SIGTERM. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// YieldAfterResponse lets a keep-alive connection yield the processor once after a response that went out
+	// in one write, before it reads the next request: on a busy edge a close client's next request has often
+	// arrived by then, and one read(2) gets it instead of a failed read, a wait in the poller and a second read.
+	// Each connection backs off from yields that do not pay (proxy/yield.go); TLS connections do not yield.
+	// Default true; false measures the edge without it.
+	YieldAfterResponse *bool `yaml:"yield_after_response"`
+}
+
+func (c *ServerConfig) yieldAfterResponse() bool {
+	return c.YieldAfterResponse == nil || *c.YieldAfterResponse
 }
 
 // CORSConfig is the cross-origin policy of playlists and segments.
@@ -301,6 +311,10 @@ func (c *Config) SetDefaults() {
 	def(&c.Server.WriteTimeout, 60*time.Second)
 	def(&c.Server.IdleTimeout, 60*time.Second)
 	def(&c.Server.ShutdownTimeout, 10*time.Second)
+	if c.Server.YieldAfterResponse == nil {
+		// Set rather than read as nil, so that a reload compares the value and not whether it was written.
+		c.Server.YieldAfterResponse = new(true)
+	}
 	if c.Server.ReadBufferSize == 0 {
 		c.Server.ReadBufferSize = 8192
 	}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,8 +29,13 @@ import (
 // deadlines it is given.
 //
 // perIP caps the open connections of one client address (nil: no cap); see perIPLimit.
-func timedListener(ln net.Listener, read, idle, write time.Duration, perIP *perIPLimit) net.Listener {
+//
+// yield: see yield.go.
+func timedListener(ln net.Listener, read, idle, write time.Duration, perIP *perIPLimit, yield bool) net.Listener {
 	l := &connListener{Listener: ln, read: read, idle: idle, write: write, stop: make(chan struct{}), perIP: perIP}
+	if yield {
+		l.yield = runtime.Gosched
+	}
 	l.now.Store(time.Now().UnixNano())
 	go l.tick()
 	return l
@@ -46,6 +52,8 @@ type connListener struct {
 	stopOnce sync.Once
 	// perIP is nil without server.max_conns_per_ip.
 	perIP *perIPLimit
+	// yield is called before the first read after a one-write response; nil: never (yield.go).
+	yield func()
 }
 
 func (l *connListener) tick() {
@@ -81,6 +89,9 @@ func (l *connListener) Accept() (net.Conn, error) {
 			continue
 		}
 		tc := &timedConn{Conn: c, l: l, peer: peer}
+		if l.yield != nil {
+			tc.yields.init(c)
+		}
 		tc.auto.Store(true)
 		tc.rd.setLocked(l.deadline(l.read), tc.Conn.SetReadDeadline)
 		return tc, nil
@@ -108,8 +119,11 @@ type timedConn struct {
 	peer netip.Addr
 	// auto is true while the connection applies the timeouts itself. While it is, one goroutine (fasthttp's)
 	// uses the connection, so phase and the deadlines need no lock.
-	auto   atomic.Bool
-	phase  connPhase
+	auto  atomic.Bool
+	phase connPhase
+	// writes counts the Write calls of the response being written, up to 2: only a one-write response yields.
+	writes uint8
+	yields yielder
 	rd, wd lazyDeadline
 	// memo is the connection's last authorization decisions (authz.Memo); fasthttp serves a connection's
 	// requests one at a time, on one goroutine.
@@ -130,12 +144,25 @@ const (
 
 func (c *timedConn) Read(p []byte) (int, error) {
 	auto := c.auto.Load()
+	yielded := false
 	if auto && c.phase == phaseResponse {
 		c.phase = phaseIdle
 		c.rd.setLocked(c.l.deadline(c.l.idle), c.Conn.SetReadDeadline)
+		if c.writes == 1 && c.yields.try() {
+			c.l.yield()
+			yielded = true
+		}
 	}
 	for {
-		n, err := c.Conn.Read(p)
+		var n int
+		var err error
+		if yielded {
+			// Once: a read that had to wait is the answer to whether the yield paid.
+			n, err = c.yields.read(p)
+			yielded = false
+		} else {
+			n, err = c.Conn.Read(p)
+		}
 		if n > 0 && auto && c.phase == phaseIdle {
 			c.phase = phaseRequest
 			c.rd.setLocked(c.l.deadline(c.l.read), c.Conn.SetReadDeadline)
@@ -150,7 +177,11 @@ func (c *timedConn) Write(p []byte) (int, error) {
 	auto := c.auto.Load()
 	if auto && c.phase != phaseResponse {
 		c.phase = phaseResponse
+		c.writes = 0
 		c.wd.setLocked(c.l.deadline(c.l.write), c.Conn.SetWriteDeadline)
+	}
+	if auto && c.writes < 2 {
+		c.writes++
 	}
 	written := 0
 	for {

@@ -6,6 +6,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -252,7 +256,237 @@ func TestTimedListenerCloseStopsItsClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := timedListener(ln, time.Second, time.Second, time.Second, nil).(*connListener)
+	l := timedListener(ln, time.Second, time.Second, time.Second, nil, true).(*connListener)
 	l.Close()
 	<-l.stop
+}
+
+// The connection yields once before it reads the request after a one-write response, and at no other read: not
+// within a request, not after a response of several writes (a segment), not once it no longer times itself (a
+// WebSocket), and never when the listener does not yield.
+func TestTimedConnYieldsOnlyAfterAOneWriteResponse(t *testing.T) {
+	c, peer := timedPair(t, 0, 0, 0, time.Now())
+	yields := 0
+	c.l.yield = func() { yields++ }
+	c.yields.init(c.Conn)
+	f := func(step string, writes []string, next string, want int) {
+		t.Helper()
+		// Whether the last yield paid is yieldBackoff's business (tested below); here none is skipped.
+		c.yields.backoff = yieldBackoff{}
+		for _, w := range writes {
+			if _, err := c.Write([]byte(w)); err != nil {
+				t.Fatalf("%s: write: %v", step, err)
+			}
+			if got, err := readOne(peer); err != nil || got != w {
+				t.Fatalf("%s: peer read %q, %v", step, got, err)
+			}
+		}
+		send(t, peer, next)
+		for i := range next {
+			if got, err := readOne(c); err != nil || got != next[i:i+1] {
+				t.Fatalf("%s: read %q, %v", step, got, err)
+			}
+		}
+		if yields != want {
+			t.Fatalf("%s: %d yields, want %d", step, yields, want)
+		}
+	}
+	f("the first request", nil, "ab", 0)
+	f("after a one-write response, once for a two-byte request", []string{"c"}, "de", 1)
+	f("after a two-write response", []string{"f", "g"}, "h", 1)
+	f("after a one-write response again", []string{"i"}, "j", 2)
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	f("handed to a WebSocket", []string{"k"}, "l", 2)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, yield := range []bool{false, true} {
+		l := timedListener(ln, 0, 0, 0, nil, yield).(*connListener)
+		if (l.yield != nil) != yield {
+			t.Fatalf("timedListener(yield %v) set yield %v", yield, l.yield != nil)
+		}
+		l.Close()
+	}
+}
+
+// readParked reads one byte from c on another goroutine, and sends msg from peer only once that read is parked in
+// the poller: the read then certainly found nothing at first.
+func readParked(t *testing.T, c, peer net.Conn, msg string) string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		b, err := readOne(c)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	waitForParkedRead(t, "readParked.func1")
+	send(t, peer, msg)
+	return <-got
+}
+
+// waitForParkedRead waits until a goroutine whose stack names fn is waiting on the network poller.
+func waitForParkedRead(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, "[IO wait") && strings.Contains(g, fn) {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// waitForData waits until c's socket holds data (or the peer's close) for the next read.
+func waitForData(t *testing.T, c net.Conn) {
+	t.Helper()
+	raw, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	for {
+		ready := false
+		raw.Control(func(fd uintptr) {
+			_, _, err := syscall.Recvfrom(int(fd), b, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			ready = err != syscall.EAGAIN
+		})
+		if ready {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// A connection whose yields do not pay yields less and less often: after responses 1, 2, 4, 8, 16 and so on, then
+// after every 64th. Every read here is parked before its request is sent, so no yield pays.
+func TestTimedConnBacksOffYieldsThatDoNotPay(t *testing.T) {
+	c, peer := timedPair(t, 0, 0, 0, time.Now())
+	var yieldedAt []int
+	response := 0
+	c.l.yield = func() { yieldedAt = append(yieldedAt, response) }
+	c.yields.init(c.Conn)
+	for response = 1; response <= 70; response++ {
+		if _, err := c.Write([]byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := readOne(peer); err != nil {
+			t.Fatal(err)
+		}
+		if got := readParked(t, c, peer, "q"); got != "q" {
+			t.Fatalf("read %q", got)
+		}
+	}
+	if want := []int{1, 2, 4, 8, 16, 32, 64}; !slices.Equal(yieldedAt, want) {
+		t.Fatalf("yielded after responses %v, want %v", yieldedAt, want)
+	}
+}
+
+// The read after a yield answers as the connection's own read does, and tells whether the request was waiting.
+func TestYielderReadIsTheConnectionsRead(t *testing.T) {
+	c, peer := timedPair(t, 0, 0, 0, time.Now())
+	var y yielder
+	y.init(c.Conn)
+	if y.raw == nil {
+		t.Fatal("a TCP connection has a raw socket")
+	}
+	y.backoff.level = 3
+	send(t, peer, "ab")
+	waitForData(t, c.Conn)
+	buf := make([]byte, 8)
+	if n, err := y.read(buf); err != nil || string(buf[:n]) != "ab" {
+		t.Fatalf("read %q, %v", buf[:n], err)
+	}
+	if y.backoff != (yieldBackoff{}) {
+		t.Fatalf("a request that was waiting: backoff %+v, want it reset", y.backoff)
+	}
+
+	y.backoff.level = 1 // as if one yield had not paid already
+	got := make(chan string, 1)
+	go func() {
+		n, err := y.read(buf)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- string(buf[:n])
+	}()
+	waitForParkedRead(t, "TestYielderReadIsTheConnectionsRead.func1")
+	send(t, peer, "c")
+	if s := <-got; s != "c" {
+		t.Fatalf("read %q", s)
+	}
+	if y.backoff != (yieldBackoff{skip: 1, level: 2}) {
+		t.Fatalf("a request that was not there, twice in a row: backoff %+v, want the next yield skipped", y.backoff)
+	}
+
+	peer.Close()
+	waitForData(t, c.Conn)
+	if n, err := y.read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("after the peer closed: %d, %v, want io.EOF", n, err)
+	}
+	c.Conn.SetReadDeadline(longAgo())
+	if _, err := y.read(buf); !isTimeout(err) {
+		t.Fatalf("past the deadline: %v, want the deadline exceeded", err)
+	}
+
+	var tlsLike yielder
+	tlsLike.init(struct{ net.Conn }{c.Conn})
+	if tlsLike.raw != nil || tlsLike.try() {
+		t.Fatal("a connection without a raw socket must not yield")
+	}
+}
+
+func TestYieldBackoff(t *testing.T) {
+	// outcomes: per yield, y for one that paid, n for one that did not; want: per response, whether it yielded.
+	f := func(outcomes, want string) {
+		t.Helper()
+		var b yieldBackoff
+		got := ""
+		i := 0
+		for range want {
+			if !b.try() {
+				got += "-"
+				continue
+			}
+			got += "Y"
+			b.paid(outcomes[i] == 'y')
+			i++
+		}
+		if got != want {
+			t.Fatalf("outcomes %s: yields %s, want %s", outcomes, got, want)
+		}
+	}
+	f("yyyy", "YYYY")
+	f("nnnn", "YY-Y---Y")
+	f("nnnyy", "YY-Y---YY")
+	f("nnnyny", "YY-Y---YYY")
+	f("nynynyny", "YYYYYYYY")
+	f("nnnnnnnnn", "YY-Y---Y-------Y"+strings.Repeat("-", 15)+"Y"+strings.Repeat("-", 31)+"Y"+strings.Repeat("-", 63)+"Y"+
+		strings.Repeat("-", 63)+"Y")
+}
+
+// server.yield_after_response is on unless the config turns it off.
+func TestYieldAfterResponseDefaultsOn(t *testing.T) {
+	f := func(yaml string, want bool) {
+		t.Helper()
+		var c ServerConfig
+		if yaml != "" {
+			v := yaml == "true"
+			c.YieldAfterResponse = &v
+		}
+		if got := c.yieldAfterResponse(); got != want {
+			t.Fatalf("yield_after_response %q: %v, want %v", yaml, got, want)
+		}
+	}
+	f("", true)
+	f("true", true)
+	f("false", false)
 }

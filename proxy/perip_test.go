@@ -68,7 +68,7 @@ func TestMaxConnsPerIPRefusesOverTheCapAndReleasesOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	refusals := make(chan netip.Addr, 2)
-	l := timedListener(ln, 0, 0, 0, newPerIPLimit(2, func(a netip.Addr) { refusals <- a })).(*connListener)
+	l := timedListener(ln, 0, 0, 0, newPerIPLimit(2, func(a netip.Addr) { refusals <- a }), false).(*connListener)
 	defer l.Close()
 	dial := func() net.Conn {
 		t.Helper()

@@ -241,7 +241,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			"max", s.cfg.Server.MaxConnsPerIP)
 	})
 	return s.public.Serve(timedListener(ln, s.cfg.Server.ReadTimeout, s.cfg.Server.IdleTimeout, s.cfg.Server.WriteTimeout,
-		perIP))
+		perIP, s.cfg.Server.yieldAfterResponse()))
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests, up to ctx's deadline.
