@@ -367,7 +367,7 @@ func waitForData(t *testing.T, c net.Conn) {
 }
 
 // A connection whose yields do not pay yields less and less often: after responses 1, 2, 4, 8, 16 and so on, then
-// after every 64th. Every read here is parked before its request is sent, so no yield pays.
+// after every 256th. Every read here is parked before its request is sent, so no yield pays.
 func TestTimedConnBacksOffYieldsThatDoNotPay(t *testing.T) {
 	c, peer := timedPair(t, 0, 0, 0, time.Now())
 	var yieldedAt []int
@@ -469,8 +469,8 @@ func TestYieldBackoff(t *testing.T) {
 	f("nnnyy", "YY-Y---YY")
 	f("nnnyny", "YY-Y---YYY")
 	f("nynynyny", "YYYYYYYY")
-	f("nnnnnnnnn", "YY-Y---Y-------Y"+strings.Repeat("-", 15)+"Y"+strings.Repeat("-", 31)+"Y"+strings.Repeat("-", 63)+"Y"+
-		strings.Repeat("-", 63)+"Y")
+	f("nnnnnnnnnnn", "YY-Y---Y-------Y"+strings.Repeat("-", 15)+"Y"+strings.Repeat("-", 31)+"Y"+strings.Repeat("-", 63)+"Y"+
+		strings.Repeat("-", 127)+"Y"+strings.Repeat("-", 255)+"Y"+strings.Repeat("-", 255)+"Y")
 }
 
 // server.yield_after_response is on unless the config turns it off.
