@@ -158,7 +158,7 @@ func (c *timedConn) Read(p []byte) (int, error) {
 		var err error
 		if yielded {
 			// Once: a read that had to wait is the answer to whether the yield paid.
-			n, err = c.yields.read(p)
+			n, err = c.yields.read(c.Conn, p)
 			yielded = false
 		} else {
 			n, err = c.Conn.Read(p)

@@ -402,7 +402,7 @@ func TestYielderReadIsTheConnectionsRead(t *testing.T) {
 	send(t, peer, "ab")
 	waitForData(t, c.Conn)
 	buf := make([]byte, 8)
-	if n, err := y.read(buf); err != nil || string(buf[:n]) != "ab" {
+	if n, err := y.read(c.Conn, buf); err != nil || string(buf[:n]) != "ab" {
 		t.Fatalf("read %q, %v", buf[:n], err)
 	}
 	if y.backoff != (yieldBackoff{}) {
@@ -412,7 +412,7 @@ func TestYielderReadIsTheConnectionsRead(t *testing.T) {
 	y.backoff.level = 1 // as if one yield had not paid already
 	got := make(chan string, 1)
 	go func() {
-		n, err := y.read(buf)
+		n, err := y.read(c.Conn, buf)
 		if err != nil {
 			t.Error(err)
 		}
@@ -429,11 +429,11 @@ func TestYielderReadIsTheConnectionsRead(t *testing.T) {
 
 	peer.Close()
 	waitForData(t, c.Conn)
-	if n, err := y.read(buf); n != 0 || err != io.EOF {
+	if n, err := y.read(c.Conn, buf); n != 0 || err != io.EOF {
 		t.Fatalf("after the peer closed: %d, %v, want io.EOF", n, err)
 	}
 	c.Conn.SetReadDeadline(longAgo())
-	if _, err := y.read(buf); !isTimeout(err) {
+	if _, err := y.read(c.Conn, buf); !isTimeout(err) {
 		t.Fatalf("past the deadline: %v, want the deadline exceeded", err)
 	}
 

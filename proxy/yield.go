@@ -30,7 +30,6 @@ type yielder struct {
 	n       int
 	errno   error
 	waited  bool
-	conn    net.Conn
 	backoff yieldBackoff
 }
 
@@ -44,15 +43,16 @@ func (y *yielder) init(c net.Conn) {
 	if err != nil {
 		return
 	}
-	y.raw, y.conn = raw, c
+	y.raw = raw
 	y.readRaw = y.readFD
 }
 
 // try reports whether to yield before this read.
 func (y *yielder) try() bool { return y.raw != nil && y.backoff.try() }
 
-// read is the read after a yield: what net.Conn.Read does, and whether it had to wait for the request.
-func (y *yielder) read(p []byte) (int, error) {
+// read is the read after a yield from c, the connection init was given: what c.Read does, and whether it had to
+// wait for the request.
+func (y *yielder) read(c net.Conn, p []byte) (int, error) {
 	y.buf, y.n, y.errno, y.waited = p, 0, nil, false
 	err := y.raw.Read(y.readRaw)
 	n, errno, waited := y.n, y.errno, y.waited
@@ -63,7 +63,7 @@ func (y *yielder) read(p []byte) (int, error) {
 		// The poller's own errors (the deadline, a closed connection), wrapped as the connection's reads wrap them.
 		return 0, err
 	case errno != nil:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: y.conn.LocalAddr(), Addr: y.conn.RemoteAddr(),
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(),
 			Err: os.NewSyscallError("read", errno)}
 	case n == 0 && len(p) > 0:
 		return 0, io.EOF
